@@ -1,1 +1,5 @@
-fn main() {}
+//! `avail-server`: thin entry point; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    avail_server::main()
+}

@@ -9,6 +9,7 @@ mod builder;
 mod framing;
 mod headers;
 mod message;
+mod syntax;
 mod uri;
 
 pub use builder::{default_reason, response_to, MessageWriter};

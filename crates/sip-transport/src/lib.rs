@@ -1,1 +1,375 @@
-//! placeholder
+//! SIP over UDP, TCP and TLS on tokio: the I/O shell that moves SIP bytes (RFC 3261 §18).
+//!
+//! This crate knows framing and keepalives and nothing else of SIP:
+//!
+//! - **UDP** (RFC 3261 §18.1.1, §18.2.1): one datagram is one message. Datagrams consisting only
+//!   of CR/LF are keepalives and are dropped here, as are datagrams larger than the configured
+//!   [`Limits`]. Replies leave from the listener socket, so NATs that opened a pinhole for the
+//!   client's request let them back in.
+//! - **TCP and TLS** (RFC 3261 §18.3): messages are delimited by Content-Length, using
+//!   [`sip_message::StreamDecoder`]. A framing error loses the stream position, so the
+//!   connection is closed; a malformed *framed* message is handed up, since rejecting it
+//!   (e.g. with a 400) is the server's decision.
+//! - **Keepalive** (RFC 5626 §3.5.1): a CRLFCRLF ping is answered with a single CRLF pong on
+//!   the same connection; pongs are ignored. Blink pings every 90 s, so the idle timeout
+//!   must stay well above that.
+//! - **Connection reuse** (RFC 3261 §18.2.2, §18.1.1): responses go back on the connection
+//!   the request arrived on ([`Target::Connection`]); requests to a registered contact reuse
+//!   the connection its REGISTER came on, since NATed clients (Blink uses no RFC 5626
+//!   Outbound) cannot accept new connections.
+//! - **TLS** (RFC 5246 TLS 1.2, RFC 8446 TLS 1.3) via rustls with the *ring* provider;
+//!   certificates come from [`tls::load_or_generate`].
+//!
+//! Received traffic and connection closures arrive on one bounded channel of
+//! [`TransportEvent`]s. When it is full, UDP datagrams are dropped (a datagram sender must
+//! cope with loss anyway) while stream readers wait, which pushes back on the peer through
+//! TCP flow control.
+
+mod stream;
+pub mod tls;
+mod udp;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sip_message::Limits;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use stream::Shared;
+
+/// The transport a message travelled on (RFC 3261 §18; the `transport` URI parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        })
+    }
+}
+
+/// Identifies one TCP or TLS connection for its whole life; never reused within a process,
+/// so a stale id held by the server can only fail, never hit another peer's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(u64);
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
+
+/// One received SIP message: a UDP datagram or one framed message from a stream.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub transport: Transport,
+    /// Source address, as needed for the Via `received`/`rport` parameters (RFC 3261 §18.2.1,
+    /// RFC 3581).
+    pub peer: SocketAddr,
+    /// The local address the message arrived on. For UDP this is the listener's bound
+    /// address, which may be a wildcard address.
+    pub local: SocketAddr,
+    /// Set for TCP and TLS: where responses and later requests to this peer must go.
+    pub connection: Option<ConnectionId>,
+    pub data: Bytes,
+}
+
+/// What the transport reports to the server.
+#[derive(Debug, Clone)]
+pub enum TransportEvent {
+    Message(Inbound),
+    /// The connection is gone (peer closed, idle, framing error, send budget exceeded,
+    /// or [`TransportHandle::close`]); sent exactly once per connection, after its last
+    /// message, so the server can drop flow references held by bindings.
+    Closed(ConnectionId),
+}
+
+/// Where [`TransportHandle::send`] delivers bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An existing TCP/TLS connection: responses (RFC 3261 §18.2.2) and requests to a
+    /// contact registered over that connection.
+    Connection(ConnectionId),
+    /// A datagram from the UDP listener socket.
+    Udp(SocketAddr),
+    /// A transport address: reuses a live connection to `addr` (including one the peer
+    /// opened to us from that address), otherwise connects. `server_name` is the name the
+    /// TLS certificate must match (RFC 5922); without it the IP address is checked.
+    /// With [`Transport::Udp`] this is the same as [`Target::Udp`].
+    Connect {
+        transport: Transport,
+        addr: SocketAddr,
+        server_name: Option<String>,
+    },
+}
+
+/// Listeners and limits. Every listener is optional; bind port 0 and ask
+/// [`TransportHandle::local_addr`] for the port actually used.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+    /// Required when `tls` is set; see [`tls::load_or_generate`].
+    pub tls_server_config: Option<Arc<rustls::ServerConfig>>,
+    /// Needed only to open outgoing TLS connections; see [`tls::client_config`].
+    pub tls_client_config: Option<Arc<rustls::ClientConfig>>,
+    /// A connection that receives no bytes for this long is closed. Keep it above the
+    /// clients' keepalive interval (Blink: 90 s).
+    pub idle_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Message size limits for stream framing; UDP datagrams larger than header plus body
+    /// limit are dropped.
+    pub limits: Limits,
+    /// Open TCP + TLS connections (inbound and outbound, including TLS handshakes in
+    /// progress). Connections over the cap are accepted and closed at once.
+    pub max_connections: usize,
+    /// Bytes queued for one connection but not yet written. Exceeding it closes the
+    /// connection, so a peer that stops reading cannot make us buffer without bound.
+    pub max_queued_bytes_per_connection: usize,
+    /// Capacity of the [`TransportEvent`] channel.
+    pub inbound_queue: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            udp: None,
+            tcp: None,
+            tls: None,
+            tls_server_config: None,
+            tls_client_config: None,
+            idle_timeout: Duration::from_secs(300),
+            tls_handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            limits: Limits::default(),
+            max_connections: 4096,
+            max_queued_bytes_per_connection: 4 * 1024 * 1024,
+            inbound_queue: 1024,
+        }
+    }
+}
+
+/// Failure to start the transports.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot bind the {transport} listener on {addr}: {source}")]
+    Bind {
+        transport: Transport,
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("TLS listener on {0} has no server certificate configured")]
+    MissingTlsServerConfig(SocketAddr),
+}
+
+/// Failure of one [`TransportHandle::send`].
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("{0} is closed")]
+    ConnectionClosed(ConnectionId),
+    #[error("{connection} has more than {budget} bytes queued; the connection was closed")]
+    QueueFull {
+        connection: ConnectionId,
+        budget: usize,
+    },
+    #[error("the {0} transport is not enabled")]
+    NotEnabled(Transport),
+    #[error("no TLS client configuration for outgoing TLS connections")]
+    NoTlsClientConfig,
+    #[error("invalid TLS server name {0:?}")]
+    InvalidServerName(String),
+    #[error("connection limit of {0} reached")]
+    TooManyConnections(usize),
+    #[error("connecting to {addr} over {transport} failed: {source}")]
+    Connect {
+        transport: Transport,
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("UDP send to {addr} failed: {source}")]
+    Udp {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Entry point: binds the configured listeners and starts their tasks.
+pub struct Transports;
+
+impl Transports {
+    /// Binds every configured listener, then spawns the receive loops. Must run inside a
+    /// tokio runtime. Nothing is spawned unless all binds succeed.
+    pub async fn start(
+        config: TransportConfig,
+    ) -> Result<(TransportHandle, mpsc::Receiver<TransportEvent>), TransportError> {
+        let acceptor = match (config.tls, &config.tls_server_config) {
+            (Some(addr), None) => return Err(TransportError::MissingTlsServerConfig(addr)),
+            (Some(_), Some(server)) => Some(TlsAcceptor::from(server.clone())),
+            (None, _) => None,
+        };
+        let udp = match config.udp {
+            Some(addr) => Some(bind_udp(addr).await?),
+            None => None,
+        };
+        let tcp = match config.tcp {
+            Some(addr) => Some(bind_tcp(Transport::Tcp, addr).await?),
+            None => None,
+        };
+        let tls = match config.tls {
+            Some(addr) => Some(bind_tcp(Transport::Tls, addr).await?),
+            None => None,
+        };
+
+        let (events, receiver) = mpsc::channel(config.inbound_queue.max(1));
+        let connector = config.tls_client_config.clone().map(TlsConnector::from);
+        let shared = Arc::new(Shared::new(
+            config,
+            events,
+            udp.as_ref().map(|(socket, addr)| (socket.clone(), *addr)),
+            [tcp.as_ref().map(|l| l.1), tls.as_ref().map(|l| l.1)],
+            connector,
+        ));
+
+        let mut tasks = Vec::new();
+        if let Some((socket, addr)) = udp {
+            tracing::info!(%addr, "SIP UDP listening");
+            tasks.push(tokio::spawn(udp::receive_loop(
+                shared.clone(),
+                socket,
+                addr,
+            )));
+        }
+        if let Some((listener, addr)) = tcp {
+            tracing::info!(%addr, "SIP TCP listening");
+            tasks.push(tokio::spawn(stream::accept_loop(
+                shared.clone(),
+                listener,
+                addr,
+                None,
+            )));
+        }
+        if let Some((listener, addr)) = tls {
+            tracing::info!(%addr, "SIP TLS listening");
+            tasks.push(tokio::spawn(stream::accept_loop(
+                shared.clone(),
+                listener,
+                addr,
+                acceptor,
+            )));
+        }
+        shared.set_listener_tasks(tasks);
+        Ok((TransportHandle { shared }, receiver))
+    }
+}
+
+async fn bind_udp(addr: SocketAddr) -> Result<(Arc<UdpSocket>, SocketAddr), TransportError> {
+    let bind_error = |source| TransportError::Bind {
+        transport: Transport::Udp,
+        addr,
+        source,
+    };
+    let socket = UdpSocket::bind(addr).await.map_err(bind_error)?;
+    let local = socket.local_addr().map_err(bind_error)?;
+    Ok((Arc::new(socket), local))
+}
+
+async fn bind_tcp(
+    transport: Transport,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), TransportError> {
+    let bind_error = |source| TransportError::Bind {
+        transport,
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
+}
+
+/// Cheap, cloneable access to the running transports.
+#[derive(Clone)]
+pub struct TransportHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for TransportHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportHandle").finish_non_exhaustive()
+    }
+}
+
+impl TransportHandle {
+    /// Queues `data` (one complete serialized message) for `target`.
+    ///
+    /// For a connection this only enqueues and returns at once; [`Target::Connect`] without a
+    /// live connection waits for the TCP connect and TLS handshake (bounded by the configured
+    /// timeouts), so callers that must not wait should spawn the send.
+    pub async fn send(&self, target: Target, data: Bytes) -> Result<(), SendError> {
+        match target {
+            Target::Connection(id) => self.shared.enqueue(id, data),
+            Target::Udp(addr)
+            | Target::Connect {
+                transport: Transport::Udp,
+                addr,
+                ..
+            } => self.shared.send_udp(addr, &data).await,
+            Target::Connect {
+                transport,
+                addr,
+                server_name,
+            } => {
+                let id = match self.shared.find(transport, addr) {
+                    Some(id) => id,
+                    None => self.shared.connect(transport, addr, server_name).await?,
+                };
+                self.shared.enqueue(id, data)
+            }
+        }
+    }
+
+    /// Whether the connection is still open (a binding's flow is usable).
+    pub fn is_connected(&self, id: ConnectionId) -> bool {
+        self.shared.is_connected(id)
+    }
+
+    /// Closes the connection after writing what is already queued (bounded by a short
+    /// linger). A [`TransportEvent::Closed`] follows.
+    pub fn close(&self, id: ConnectionId) {
+        self.shared.close(id);
+    }
+
+    /// The bound address of a listener, `None` if that transport is not enabled.
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.shared.local_addr(transport)
+    }
+
+    /// UDP datagrams dropped because the event channel was full.
+    pub fn dropped_datagrams(&self) -> u64 {
+        self.shared.udp_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting and receiving, and closes all connections gracefully.
+    pub fn shutdown(&self) {
+        self.shared.shutdown();
+    }
+}

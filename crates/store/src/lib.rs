@@ -1,1 +1,606 @@
-//! placeholder
+//! Avail's persistent state in SQLite: accounts (digest HA1 values, RFC 7616 §3.4.2 and §5.2:
+//! never passwords), registrar bindings (RFC 3261 §10.3, with RFC 5627 GRUU and RFC 3327
+//! Path data) and server secrets.
+//!
+//! Every write runs in one `BEGIN IMMEDIATE` transaction, so a crash leaves either the old
+//! or the new state. The database is in WAL mode; accounts and secrets go through a
+//! connection with `synchronous=FULL` (a committed account survives power loss), bindings
+//! through connections with `synchronous=NORMAL` (a power loss may lose the last refreshes,
+//! which clients repeat anyway, and REGISTER traffic is not slowed by an fsync each).
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+/// Name of the database file inside the data directory.
+pub const DATABASE_FILE: &str = "avail.db";
+
+/// Ordered schema migrations; the version of each is its position plus one.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+
+/// How long a connection waits for another writer (this process or another) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("not found")]
+    NotFound,
+    #[error("invalid data: {0}")]
+    Invalid(String),
+    #[error("cannot create data directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// An account as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub user: String,
+    pub domain: String,
+    /// Lower-case hex `MD5(user:domain:password)`.
+    pub ha1_md5: String,
+    /// Lower-case hex `SHA-256(user:domain:password)`.
+    pub ha1_sha256: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Bindings are persisted exactly as the registrar keeps them: the registrar owns the
+/// type, the store only maps it to rows.
+pub use registrar::Binding;
+
+/// Handle to the database. Cheap to clone; clones share the connection pools.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// `synchronous=NORMAL`: reads and binding writes.
+    pool: SqlitePool,
+    /// One `synchronous=FULL` connection: accounts and secrets.
+    durable: SqlitePool,
+}
+
+impl Store {
+    /// Open (creating if needed) `data_dir/avail.db` and bring its schema up to date.
+    pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join(DATABASE_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let durable = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().synchronous(SqliteSynchronous::Full))
+            .await?;
+        migrate(&durable).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await?;
+        Ok(Store { pool, durable })
+    }
+
+    /// Wait for pending work and close every connection (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.durable.close().await;
+    }
+
+    /// Add an account; `domain` should be lower-case, as AOR keys are.
+    pub async fn add_account(
+        &self,
+        user: &str,
+        domain: &str,
+        ha1_md5: &str,
+        ha1_sha256: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = begin(&self.durable).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO accounts (user, domain, ha1_md5, ha1_sha256, created_at)
+             VALUES (?, ?, ?, ?, CAST(strftime('%s', 'now') AS INTEGER))
+             ON CONFLICT (user, domain) DO NOTHING",
+        )
+        .bind(user)
+        .bind(domain)
+        .bind(ha1_md5)
+        .bind(ha1_sha256)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replace an account's hashes (password change).
+    pub async fn set_account_hashes(
+        &self,
+        user: &str,
+        domain: &str,
+        ha1_md5: &str,
+        ha1_sha256: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = begin(&self.durable).await?;
+        let updated = sqlx::query(
+            "UPDATE accounts SET ha1_md5 = ?, ha1_sha256 = ? WHERE user = ? AND domain = ?",
+        )
+        .bind(ha1_md5)
+        .bind(ha1_sha256)
+        .bind(user)
+        .bind(domain)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Remove an account and its registrations (AOR `user@domain`).
+    pub async fn remove_account(&self, user: &str, domain: &str) -> Result<(), StoreError> {
+        let mut tx = begin(&self.durable).await?;
+        let removed = sqlx::query("DELETE FROM accounts WHERE user = ? AND domain = ?")
+            .bind(user)
+            .bind(domain)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM bindings WHERE aor = ?")
+            .bind(format!("{user}@{domain}"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every `(user, domain)`, sorted by domain, then user.
+    pub async fn list_accounts(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT user, domain FROM accounts ORDER BY domain, user")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("user")?, row.try_get("domain")?)))
+            .collect()
+    }
+
+    pub async fn get_account(
+        &self,
+        user: &str,
+        domain: &str,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT user, domain, ha1_md5, ha1_sha256, created_at FROM accounts WHERE user = ? AND domain = ?",
+        )
+        .bind(user)
+        .bind(domain)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(AccountRecord {
+            user: row.try_get("user")?,
+            domain: row.try_get("domain")?,
+            ha1_md5: row.try_get("ha1_md5")?,
+            ha1_sha256: row.try_get("ha1_sha256")?,
+            created_at: row.try_get("created_at")?,
+        }))
+    }
+
+    /// Atomically make `bindings` the complete binding set of `aor` (empty removes them all).
+    /// Every record's `aor` must equal `aor`.
+    pub async fn replace_bindings(
+        &self,
+        aor: &str,
+        bindings: &[Binding],
+    ) -> Result<(), StoreError> {
+        if let Some(other) = bindings.iter().find(|b| b.aor != aor) {
+            return Err(StoreError::Invalid(format!(
+                "binding for {} given for {aor}",
+                other.aor
+            )));
+        }
+        let mut tx = begin(&self.pool).await?;
+        sqlx::query("DELETE FROM bindings WHERE aor = ?")
+            .bind(aor)
+            .execute(&mut *tx)
+            .await?;
+        for (position, binding) in (0i64..).zip(bindings) {
+            insert_binding(&mut tx, position, binding).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Delete bindings that expired at or before `now`; returns how many were removed.
+    pub async fn remove_expired_bindings(&self, now: i64) -> Result<u64, StoreError> {
+        let mut tx = begin(&self.pool).await?;
+        let removed = sqlx::query("DELETE FROM bindings WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// For start-up: purge expired bindings, then return the rest, grouped by AOR in their
+    /// stored order.
+    pub async fn load_bindings(&self, now: i64) -> Result<Vec<Binding>, StoreError> {
+        self.remove_expired_bindings(now).await?;
+        let rows = sqlx::query(
+            "SELECT aor, contact, instance, q, call_id, cseq, expires_at, path, transport, source,
+                    user_agent, temp_gruus
+             FROM bindings ORDER BY aor, position",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(binding_from_row).collect()
+    }
+
+    /// The secret stored under `name`, created with `generate` (and stored) the first time.
+    pub async fn get_or_create_secret(
+        &self,
+        name: &str,
+        generate: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut tx = begin(&self.durable).await?;
+        let existing: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let secret = match existing {
+            Some(secret) => secret,
+            None => {
+                let secret = generate();
+                sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?)")
+                    .bind(name)
+                    .bind(&secret)
+                    .execute(&mut *tx)
+                    .await?;
+                secret
+            }
+        };
+        tx.commit().await?;
+        Ok(secret)
+    }
+}
+
+/// `BEGIN IMMEDIATE` takes the write lock up front: a deferred transaction that reads and
+/// then writes can fail with SQLITE_BUSY at once, bypassing the busy timeout, when another
+/// connection wrote in between.
+async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let mut tx = begin(pool).await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+        .fetch_one(&mut *tx)
+        .await?;
+    let current = current.unwrap_or(0);
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if current > known {
+        return Err(StoreError::Invalid(format!(
+            "database schema version {current} is newer than this program ({known})"
+        )));
+    }
+    for (version, sql) in (1i64..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_binding(
+    tx: &mut Transaction<'static, Sqlite>,
+    position: i64,
+    b: &Binding,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO bindings (aor, position, contact, instance, q, call_id, cseq, expires_at, path,
+                               transport, source, user_agent, temp_gruus)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&b.aor)
+    .bind(position)
+    .bind(&b.contact)
+    .bind(&b.instance)
+    .bind(b.q)
+    .bind(&b.call_id)
+    .bind(i64::from(b.cseq))
+    .bind(b.expires_at)
+    .bind(b.path.join("\n"))
+    .bind(&b.transport)
+    .bind(&b.source)
+    .bind(&b.user_agent)
+    .bind(b.temp_gruus.join("\n"))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn binding_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Binding, StoreError> {
+    let cseq: i64 = row.try_get("cseq")?;
+    let path: String = row.try_get("path")?;
+    let temp_gruus: String = row.try_get("temp_gruus")?;
+    Ok(Binding {
+        aor: row.try_get("aor")?,
+        contact: row.try_get("contact")?,
+        instance: row.try_get("instance")?,
+        q: row.try_get("q")?,
+        call_id: row.try_get("call_id")?,
+        cseq: u32::try_from(cseq)
+            .map_err(|_| StoreError::Invalid(format!("CSeq {cseq} out of range")))?,
+        expires_at: row.try_get("expires_at")?,
+        path: split_lines(&path),
+        transport: row.try_get("transport")?,
+        source: row.try_get("source")?,
+        user_agent: row.try_get("user_agent")?,
+        temp_gruus: split_lines(&temp_gruus),
+    })
+}
+
+fn split_lines(text: &str) -> Vec<String> {
+    text.split('\n')
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(aor: &str, contact: &str, expires_at: i64) -> Binding {
+        Binding {
+            aor: aor.to_owned(),
+            contact: contact.to_owned(),
+            instance: Some("<urn:uuid:00000000-0000-0000-0000-000000000001>".to_owned()),
+            q: Some(0.5),
+            call_id: "call-1".to_owned(),
+            cseq: 7,
+            expires_at,
+            path: vec![
+                "<sip:edge1.example.com;lr>".to_owned(),
+                "<sip:edge2.example.com;lr>".to_owned(),
+            ],
+            transport: "tls".to_owned(),
+            source: "192.0.2.10:50123".to_owned(),
+            user_agent: Some("Blink Qt 6.0".to_owned()),
+            temp_gruus: vec!["aa11".to_owned(), "bb22".to_owned()],
+        }
+    }
+
+    #[tokio::test]
+    async fn accounts_add_list_get_update_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("nested")).await.unwrap();
+        assert!(dir.path().join("nested").join(DATABASE_FILE).exists());
+
+        store
+            .add_account("bob", "example.com", "m1", "s1")
+            .await
+            .unwrap();
+        store
+            .add_account("alice", "example.com", "m2", "s2")
+            .await
+            .unwrap();
+        store
+            .add_account("alice", "a.org", "m3", "s3")
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.add_account("bob", "example.com", "x", "y").await,
+            Err(StoreError::AlreadyExists)
+        ));
+        assert_eq!(
+            store.list_accounts().await.unwrap(),
+            vec![
+                ("alice".to_owned(), "a.org".to_owned()),
+                ("alice".to_owned(), "example.com".to_owned()),
+                ("bob".to_owned(), "example.com".to_owned()),
+            ]
+        );
+
+        let bob = store
+            .get_account("bob", "example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (bob.ha1_md5.as_str(), bob.ha1_sha256.as_str()),
+            ("m1", "s1")
+        );
+        assert!(bob.created_at > 1_600_000_000);
+        assert_eq!(
+            store.get_account("carol", "example.com").await.unwrap(),
+            None
+        );
+
+        store
+            .set_account_hashes("bob", "example.com", "m9", "s9")
+            .await
+            .unwrap();
+        let bob = store
+            .get_account("bob", "example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (bob.ha1_md5.as_str(), bob.ha1_sha256.as_str()),
+            ("m9", "s9")
+        );
+        assert!(matches!(
+            store
+                .set_account_hashes("carol", "example.com", "m", "s")
+                .await,
+            Err(StoreError::NotFound)
+        ));
+
+        store.remove_account("bob", "example.com").await.unwrap();
+        assert!(matches!(
+            store.remove_account("bob", "example.com").await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(store.list_accounts().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn removing_an_account_removes_its_bindings_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        store
+            .add_account("bob", "example.com", "m", "s")
+            .await
+            .unwrap();
+        let bob = "bob@example.com";
+        let alice = "alice@example.com";
+        store
+            .replace_bindings(bob, &[binding(bob, "sip:bob@192.0.2.1", 2000)])
+            .await
+            .unwrap();
+        store
+            .replace_bindings(alice, &[binding(alice, "sip:alice@192.0.2.2", 2000)])
+            .await
+            .unwrap();
+        store.remove_account("bob", "example.com").await.unwrap();
+        let left = store.load_bindings(1000).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].aor, alice);
+    }
+
+    #[tokio::test]
+    async fn bindings_are_replaced_whole_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let aor = "alice@example.com";
+        let first = vec![
+            binding(aor, "sip:a@192.0.2.1", 2000),
+            binding(aor, "sip:a@192.0.2.2", 2000),
+        ];
+        let mut second = vec![binding(aor, "sip:a@192.0.2.3;transport=tls", 3000)];
+        second[0].instance = None;
+        second[0].q = None;
+        second[0].path = Vec::new();
+        second[0].user_agent = None;
+        second[0].temp_gruus = Vec::new();
+        second[0].cseq = u32::MAX;
+        {
+            let store = Store::open(dir.path()).await.unwrap();
+            store.replace_bindings(aor, &first).await.unwrap();
+            assert_eq!(store.load_bindings(1000).await.unwrap(), first);
+            store.replace_bindings(aor, &second).await.unwrap();
+            store.close().await;
+        }
+        let store = Store::open(dir.path()).await.unwrap();
+        assert_eq!(store.load_bindings(1000).await.unwrap(), second);
+        store.replace_bindings(aor, &[]).await.unwrap();
+        assert!(store.load_bindings(1000).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn bindings_for_another_aor_are_rejected_without_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let aor = "alice@example.com";
+        store
+            .replace_bindings(aor, &[binding(aor, "sip:a@192.0.2.1", 2000)])
+            .await
+            .unwrap();
+        let mixed = [
+            binding(aor, "sip:a@192.0.2.9", 2000),
+            binding("bob@example.com", "sip:b@192.0.2.2", 2000),
+        ];
+        assert!(matches!(
+            store.replace_bindings(aor, &mixed).await,
+            Err(StoreError::Invalid(_))
+        ));
+        let kept = store.load_bindings(1000).await.unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].contact, "sip:a@192.0.2.1");
+    }
+
+    #[tokio::test]
+    async fn expired_bindings_are_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let aor = "alice@example.com";
+        let bindings = [
+            binding(aor, "sip:a@192.0.2.1", 1000),
+            binding(aor, "sip:a@192.0.2.2", 1001),
+        ];
+        store.replace_bindings(aor, &bindings).await.unwrap();
+        assert_eq!(store.remove_expired_bindings(999).await.unwrap(), 0);
+        let live = store.load_bindings(1000).await.unwrap();
+        assert_eq!(live, vec![bindings[1].clone()]);
+        assert_eq!(store.remove_expired_bindings(1001).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn secret_is_created_once_and_stable_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = {
+            let store = Store::open(dir.path()).await.unwrap();
+            let secret = store
+                .get_or_create_secret("nonce", || vec![1, 2, 3])
+                .await
+                .unwrap();
+            let other = store
+                .get_or_create_secret("gruu", || vec![9])
+                .await
+                .unwrap();
+            assert_eq!(other, vec![9]);
+            store.close().await;
+            secret
+        };
+        assert_eq!(first, vec![1, 2, 3]);
+        let store = Store::open(dir.path()).await.unwrap();
+        let again = store
+            .get_or_create_secret("nonce", || panic!("secret must not be regenerated"))
+            .await
+            .unwrap();
+        assert_eq!(again, first);
+    }
+
+    #[tokio::test]
+    async fn reopening_does_not_rerun_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::open(dir.path()).await.unwrap().close().await;
+        let store = Store::open(dir.path()).await.unwrap();
+        let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_version")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(versions, vec![1]);
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+}

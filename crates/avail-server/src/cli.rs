@@ -1,0 +1,224 @@
+//! Command line: `avail-server [run]` and `avail-server user add|list|remove|passwd`.
+//! Every configuration setting has a flag; flags override the TOML file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "avail-server",
+    version,
+    about = "Avail SIP SIMPLE presence server"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default when no command is given).
+    Run,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. Without --password, the password is read from standard input.
+    Add {
+        address: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// List accounts, one `user@domain` per line.
+    List,
+    /// Delete an account and its registrations.
+    Remove { address: String },
+    /// Create accounts in bulk from a file of `user@domain password` lines (`-` for stdin).
+    Import { file: PathBuf },
+    /// Change an account's password. Without --password it is read from standard input.
+    Passwd {
+        address: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+}
+
+/// Flags shared by every command (global, so `avail-server user add --data-dir D ...` works).
+#[derive(Debug, Args, Default)]
+pub struct Settings {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "AVAIL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the database and generated certificates.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// A domain this server serves (repeatable; replaces the configured list).
+    #[arg(long = "domain", global = true)]
+    pub domains: Vec<String>,
+    /// SIP over UDP listen address, or `off`.
+    #[arg(long, global = true, value_parser = parse_listen)]
+    pub sip_udp: Option<Listen>,
+    /// SIP over TCP listen address, or `off`.
+    #[arg(long, global = true, value_parser = parse_listen)]
+    pub sip_tcp: Option<Listen>,
+    /// SIP over TLS listen address, or `off`.
+    #[arg(long, global = true, value_parser = parse_listen)]
+    pub sip_tls: Option<Listen>,
+    /// XCAP over HTTP listen address, or `off`.
+    #[arg(long, global = true, value_parser = parse_listen)]
+    pub http: Option<Listen>,
+    /// XCAP over HTTPS listen address, or `off`.
+    #[arg(long, global = true, value_parser = parse_listen)]
+    pub https: Option<Listen>,
+    /// PEM certificate chain for SIP over TLS and HTTPS.
+    #[arg(long, global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, global = true)]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds without traffic after which a TCP/TLS connection is closed.
+    #[arg(long, global = true)]
+    pub idle_timeout: Option<u64>,
+    /// Smallest registration interval accepted (423 below it).
+    #[arg(long, global = true)]
+    pub min_expires: Option<u32>,
+    /// Digest algorithms offered, in order (comma-separated: `MD5,SHA-256`).
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub auth_algorithms: Vec<String>,
+    /// Largest registration interval granted.
+    #[arg(long, global = true)]
+    pub max_expires: Option<u32>,
+}
+
+/// A listen address, or `off` to disable that listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Listen(None));
+    }
+    text.parse()
+        .map(|addr| Listen(Some(addr)))
+        .map_err(|_| format!("`{text}` is not `IP:PORT` or `off`"))
+}
+
+impl Settings {
+    /// The file (or defaults) with these flags applied, validated.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if !self.domains.is_empty() {
+            config.domains = self.domains.clone();
+        }
+        let listeners = [
+            (self.sip_udp, &mut config.sip.udp),
+            (self.sip_tcp, &mut config.sip.tcp),
+            (self.sip_tls, &mut config.sip.tls),
+            (self.http, &mut config.http.http),
+            (self.https, &mut config.http.https),
+        ];
+        for (flag, slot) in listeners {
+            if let Some(Listen(addr)) = flag {
+                *slot = addr;
+            }
+        }
+        if self.tls_cert.is_some() {
+            config.tls.cert = self.tls_cert.clone();
+        }
+        if self.tls_key.is_some() {
+            config.tls.key = self.tls_key.clone();
+        }
+        if let Some(secs) = self.idle_timeout {
+            config.sip.idle_timeout_secs = secs;
+        }
+        if let Some(secs) = self.min_expires {
+            config.registrar.min_expires = secs;
+        }
+        if !self.auth_algorithms.is_empty() {
+            config.auth.algorithms = self.auth_algorithms.clone();
+        }
+        if let Some(secs) = self.max_expires {
+            config.registrar.max_expires = secs;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("avail-server").chain(args.iter().copied()))
+            .expect("valid flags")
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let cli = parse(&[
+            "--data-dir",
+            "/tmp/a",
+            "--domain",
+            "example.com",
+            "--domain",
+            "example.org",
+            "--sip-udp",
+            "off",
+            "--sip-tcp",
+            "127.0.0.1:5070",
+            "--min-expires",
+            "30",
+        ]);
+        let config = cli.settings.resolve().expect("valid");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/a"));
+        assert_eq!(config.domains, ["example.com", "example.org"]);
+        assert_eq!(config.sip.udp, None);
+        assert_eq!(config.sip.tcp, Some("127.0.0.1:5070".parse().unwrap()));
+        assert_eq!(config.sip.tls, Config::default().sip.tls);
+        assert_eq!(config.registrar.min_expires, 30);
+        assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn user_commands_take_global_flags_after_the_subcommand() {
+        let cli = parse(&[
+            "user",
+            "add",
+            "alice@example.com",
+            "--password",
+            "pw",
+            "--data-dir",
+            "/tmp/d",
+        ]);
+        assert_eq!(cli.settings.data_dir, Some(PathBuf::from("/tmp/d")));
+        match cli.command {
+            Some(Command::User(UserCommand::Add { address, password })) => {
+                assert_eq!(address, "alice@example.com");
+                assert_eq!(password.as_deref(), Some("pw"));
+            }
+            other => panic!("unexpected command {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_listen_address_is_reported() {
+        let error = Cli::try_parse_from(["avail-server", "--sip-tcp", "5060"]).unwrap_err();
+        assert!(error.to_string().contains("IP:PORT"), "{error}");
+    }
+}

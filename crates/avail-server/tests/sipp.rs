@@ -1,0 +1,93 @@
+//! SIPp (Debian's sip-tester) as the third-party peer: digest registration, refresh and
+//! unregistration over UDP and TCP, 1,000 users registering with zero failures, and a wrong
+//! password refused.
+
+mod common;
+
+use common::{sipp, users_csv, Server};
+
+fn users(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("user{i}"), format!("pw-{i}-x")))
+        .collect()
+}
+
+fn as_refs(users: &[(String, String)]) -> Vec<(&str, &str)> {
+    users
+        .iter()
+        .map(|(u, p)| (u.as_str(), p.as_str()))
+        .collect()
+}
+
+#[test]
+fn register_refresh_unregister_over_udp_and_tcp() {
+    let accounts = users(10);
+    let server = Server::start(&as_refs(&accounts));
+    let csv = users_csv(&as_refs(&accounts));
+    for transport in ["u1", "t1", "tn"] {
+        let run = sipp("register.xml", transport, server.tcp_addr(), &csv, 10, 50);
+        assert_eq!(
+            (run.successful, run.failed),
+            (10, 0),
+            "over {transport}: {run:?}"
+        );
+    }
+}
+
+#[test]
+fn a_thousand_users_register_without_failure() {
+    let accounts = users(1000);
+    let temp = tempfile::tempdir().unwrap();
+    let lines: String = accounts
+        .iter()
+        .map(|(u, p)| format!("{u}@{} {p}\n", common::DOMAIN))
+        .collect();
+    let file = temp.path().join("accounts.txt");
+    std::fs::write(&file, lines).unwrap();
+    let out = common::run_cli(temp.path(), &["user", "import", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data_dir = temp.path().to_owned();
+    let server = Server::launch(data_dir, Some(temp), &[]);
+    let csv = users_csv(&as_refs(&accounts));
+    for transport in ["t1", "u1"] {
+        let run = sipp(
+            "register_only.xml",
+            transport,
+            server.tcp_addr(),
+            &csv,
+            1000,
+            500,
+        );
+        assert_eq!(
+            (run.successful, run.failed),
+            (1000, 0),
+            "over {transport}: {run:?}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_password_is_refused() {
+    let accounts = users(3);
+    let server = Server::start(&as_refs(&accounts));
+    let csv = users_csv(&as_refs(&accounts));
+    for transport in ["u1", "t1"] {
+        let run = sipp(
+            "register_wrong_password.xml",
+            transport,
+            server.tcp_addr(),
+            &csv,
+            3,
+            10,
+        );
+        assert_eq!(
+            (run.successful, run.failed),
+            (3, 0),
+            "over {transport}: {run:?}"
+        );
+    }
+}

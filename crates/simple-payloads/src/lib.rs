@@ -1,0 +1,16 @@
+//! SIP SIMPLE and XCAP XML payloads, independent of SIP and HTTP.
+//!
+//! - [`validate`]: schema validation of every XCAP application usage document (RFC 4825 §8.2.1),
+//!   hand-written over roxmltree and kept as strict as the XSDs, with libxml2 as the test oracle.
+//! - [`uri`]: the percent-encoding Blink applies to every xs:anyURI value (blink-compat §0.1).
+//! - [`xcap_error`]: `application/xcap-error+xml` bodies (RFC 4825 §11).
+
+pub mod uri;
+pub mod validate;
+pub mod xcap_error;
+
+pub use uri::{decode_any_uri, encode_any_uri};
+pub use validate::{
+    validate, validate_bytes, validate_schema, validate_with, Constraints, Usage, ValidationError,
+};
+pub use xcap_error::{XcapError, XcapErrorKind};

@@ -1,0 +1,530 @@
+//! TCP and TLS connections (RFC 3261 §18.3 framing, RFC 5626 §3.5.1 CRLF keepalive) and the
+//! connection registry shared by all tasks.
+//!
+//! Each connection has a reader task (decodes frames, answers pings, enforces the idle
+//! timeout, and owns the connection's teardown) and a writer task fed by an unbounded
+//! channel whose size is bounded in bytes by a counter checked on every enqueue.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustls::pki_types::ServerName;
+use sip_message::{FramingError, StreamDecoder, StreamItem};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::timeout;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tracing::{debug, info, warn};
+
+use crate::{ConnectionId, Inbound, SendError, Transport, TransportConfig, TransportEvent};
+
+/// Read granularity; the decoder bounds how much is buffered overall.
+const READ_CHUNK: usize = 16 * 1024;
+/// How long a gracefully closed connection may take to flush what was queued before it.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Pause after a failed accept, so fd exhaustion does not turn into a busy loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// RFC 5626 §3.5.1 pong.
+const PONG: &[u8] = b"\r\n";
+
+/// What the registry holds for one open connection.
+struct Entry {
+    transport: Transport,
+    peer: SocketAddr,
+    queue: mpsc::UnboundedSender<Bytes>,
+    queued_bytes: Arc<AtomicUsize>,
+    writer: AbortHandle,
+    stop: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Registry {
+    by_id: HashMap<ConnectionId, Entry>,
+    by_peer: HashMap<(Transport, SocketAddr), ConnectionId>,
+}
+
+impl Registry {
+    fn remove(&mut self, id: ConnectionId) -> Option<Entry> {
+        let entry = self.by_id.remove(&id)?;
+        let key = (entry.transport, entry.peer);
+        if self.by_peer.get(&key) == Some(&id) {
+            self.by_peer.remove(&key);
+        }
+        Some(entry)
+    }
+}
+
+/// State shared by the handle and all tasks.
+pub(crate) struct Shared {
+    config: TransportConfig,
+    events: mpsc::Sender<TransportEvent>,
+    udp: Option<(Arc<UdpSocket>, SocketAddr)>,
+    /// Bound TCP and TLS listener addresses.
+    stream_locals: [Option<SocketAddr>; 2],
+    connector: Option<TlsConnector>,
+    registry: Mutex<Registry>,
+    /// Connections holding a [`Slot`]; counts handshakes in progress, unlike the registry.
+    open: AtomicUsize,
+    next_id: AtomicU64,
+    pub(crate) udp_dropped: AtomicU64,
+    listeners: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        config: TransportConfig,
+        events: mpsc::Sender<TransportEvent>,
+        udp: Option<(Arc<UdpSocket>, SocketAddr)>,
+        stream_locals: [Option<SocketAddr>; 2],
+        connector: Option<TlsConnector>,
+    ) -> Shared {
+        Shared {
+            config,
+            events,
+            udp,
+            stream_locals,
+            connector,
+            registry: Mutex::new(Registry::default()),
+            open: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            udp_dropped: AtomicU64::new(0),
+            listeners: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &TransportConfig {
+        &self.config
+    }
+
+    pub(crate) fn events(&self) -> &mpsc::Sender<TransportEvent> {
+        &self.events
+    }
+
+    pub(crate) fn set_listener_tasks(&self, tasks: Vec<JoinHandle<()>>) {
+        *lock(&self.listeners) = tasks;
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        lock(&self.registry)
+    }
+
+    pub(crate) fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        match transport {
+            Transport::Udp => self.udp.as_ref().map(|(_, addr)| *addr),
+            Transport::Tcp => self.stream_locals[0],
+            Transport::Tls => self.stream_locals[1],
+        }
+    }
+
+    pub(crate) fn is_connected(&self, id: ConnectionId) -> bool {
+        self.registry().by_id.contains_key(&id)
+    }
+
+    pub(crate) fn find(&self, transport: Transport, addr: SocketAddr) -> Option<ConnectionId> {
+        self.registry().by_peer.get(&(transport, addr)).copied()
+    }
+
+    /// Graceful close: dropping the entry drops the queue sender, so the writer drains what
+    /// is queued and then shuts the stream down; the reader is told to stop.
+    pub(crate) fn close(&self, id: ConnectionId) {
+        if let Some(entry) = self.registry().remove(id) {
+            debug!(connection = %id, peer = %entry.peer, "closing on request");
+            entry.stop.notify_one();
+        }
+    }
+
+    pub(crate) fn shutdown(&self) {
+        for task in lock(&self.listeners).drain(..) {
+            task.abort();
+        }
+        let entries: Vec<Entry> = {
+            let mut registry = self.registry();
+            registry.by_peer.clear();
+            registry.by_id.drain().map(|(_, entry)| entry).collect()
+        };
+        for entry in entries {
+            entry.stop.notify_one();
+        }
+    }
+
+    pub(crate) async fn send_udp(&self, addr: SocketAddr, data: &[u8]) -> Result<(), SendError> {
+        let Some((socket, _)) = &self.udp else {
+            return Err(SendError::NotEnabled(Transport::Udp));
+        };
+        socket
+            .send_to(data, addr)
+            .await
+            .map(drop)
+            .map_err(|source| SendError::Udp { addr, source })
+    }
+
+    pub(crate) fn enqueue(&self, id: ConnectionId, data: Bytes) -> Result<(), SendError> {
+        let budget = self.config.max_queued_bytes_per_connection;
+        let mut registry = self.registry();
+        let entry = registry
+            .by_id
+            .get(&id)
+            .ok_or(SendError::ConnectionClosed(id))?;
+        let queued = entry.queued_bytes.fetch_add(data.len(), Ordering::AcqRel) + data.len();
+        if queued <= budget {
+            return entry
+                .queue
+                .send(data)
+                .map_err(|_| SendError::ConnectionClosed(id));
+        }
+        // The peer is not reading: waiting would let it pin our memory, so cut it off
+        // without flushing.
+        if let Some(entry) = registry.remove(id) {
+            warn!(connection = %id, peer = %entry.peer, budget, "send queue over budget; closing");
+            entry.writer.abort();
+            entry.stop.notify_one();
+        }
+        Err(SendError::QueueFull {
+            connection: id,
+            budget,
+        })
+    }
+
+    fn try_slot(self: &Arc<Self>) -> Option<Slot> {
+        let max = self.config.max_connections;
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot {
+                shared: self.clone(),
+            })
+    }
+
+    pub(crate) async fn connect(
+        self: &Arc<Self>,
+        transport: Transport,
+        addr: SocketAddr,
+        server_name: Option<String>,
+    ) -> Result<ConnectionId, SendError> {
+        let tls = match transport {
+            Transport::Tls => {
+                let connector = self.connector.clone().ok_or(SendError::NoTlsClientConfig)?;
+                let name = match server_name {
+                    Some(name) => ServerName::try_from(name.clone())
+                        .map_err(|_| SendError::InvalidServerName(name))?,
+                    None => ServerName::IpAddress(addr.ip().into()),
+                };
+                Some((connector, name))
+            }
+            Transport::Tcp | Transport::Udp => None,
+        };
+        let slot = self
+            .try_slot()
+            .ok_or(SendError::TooManyConnections(self.config.max_connections))?;
+        let connect_error = |source| SendError::Connect {
+            transport,
+            addr,
+            source,
+        };
+        let tcp = timeout(self.config.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| connect_error(timed_out("connect")))?
+            .map_err(connect_error)?;
+        set_nodelay(&tcp, addr);
+        let local = tcp.local_addr().map_err(connect_error)?;
+        let id = match tls {
+            None => spawn_connection(self, tcp, Transport::Tcp, addr, local, slot),
+            Some((connector, name)) => {
+                let stream = timeout(
+                    self.config.tls_handshake_timeout,
+                    connector.connect(name, tcp),
+                )
+                .await
+                .map_err(|_| connect_error(timed_out("TLS handshake")))?
+                .map_err(connect_error)?;
+                spawn_connection(self, stream, Transport::Tls, addr, local, slot)
+            }
+        };
+        debug!(connection = %id, peer = %addr, %transport, "connected");
+        Ok(id)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing under these locks can leave the data half-updated, so a poisoned lock is usable.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn timed_out(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"))
+}
+
+fn set_nodelay(stream: &TcpStream, peer: SocketAddr) {
+    // SIP messages are written whole; Nagle would only delay them.
+    if let Err(error) = stream.set_nodelay(true) {
+        debug!(%peer, %error, "cannot set TCP_NODELAY");
+    }
+}
+
+/// One unit of the connection cap, released when the connection's tasks end.
+struct Slot {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pub(crate) async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    listen_addr: SocketAddr,
+    acceptor: Option<TlsAcceptor>,
+) {
+    let transport = if acceptor.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
+    while !shared.events.is_closed() {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%transport, %listen_addr, %error, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let Some(slot) = shared.try_slot() else {
+            warn!(
+                %transport,
+                %peer,
+                max = shared.config.max_connections,
+                "connection limit reached; closing new connection"
+            );
+            continue;
+        };
+        set_nodelay(&tcp, peer);
+        let local = tcp.local_addr().unwrap_or(listen_addr);
+        match &acceptor {
+            None => {
+                let id = spawn_connection(&shared, tcp, Transport::Tcp, peer, local, slot);
+                debug!(connection = %id, %peer, "TCP connection accepted");
+            }
+            Some(acceptor) => {
+                // The handshake runs in its own task so a slow client cannot stall accepts.
+                let handshake = acceptor.accept(tcp);
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    match timeout(shared.config.tls_handshake_timeout, handshake).await {
+                        Ok(Ok(stream)) => {
+                            let id = spawn_connection(
+                                &shared,
+                                stream,
+                                Transport::Tls,
+                                peer,
+                                local,
+                                slot,
+                            );
+                            debug!(connection = %id, %peer, "TLS connection accepted");
+                        }
+                        Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Registers an established connection and starts its reader and writer.
+fn spawn_connection<S>(
+    shared: &Arc<Shared>,
+    stream: S,
+    transport: Transport,
+    peer: SocketAddr,
+    local: SocketAddr,
+    slot: Slot,
+) -> ConnectionId
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let id = ConnectionId(shared.next_id.fetch_add(1, Ordering::Relaxed));
+    let (read_half, write_half) = tokio::io::split(stream);
+    let (queue, queue_rx) = mpsc::unbounded_channel();
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(Notify::new());
+    let writer = tokio::spawn(write_loop(
+        write_half,
+        queue_rx,
+        queued_bytes.clone(),
+        stop.clone(),
+        id,
+    ));
+    {
+        let mut registry = shared.registry();
+        registry.by_id.insert(
+            id,
+            Entry {
+                transport,
+                peer,
+                queue,
+                queued_bytes,
+                writer: writer.abort_handle(),
+                stop: stop.clone(),
+            },
+        );
+        registry.by_peer.insert((transport, peer), id);
+    }
+    let connection = Connection {
+        shared: shared.clone(),
+        id,
+        transport,
+        peer,
+        local,
+        stop,
+    };
+    tokio::spawn(connection.run(read_half, writer, slot));
+    id
+}
+
+async fn write_loop<S: AsyncWrite>(
+    mut stream: WriteHalf<S>,
+    mut queue: mpsc::UnboundedReceiver<Bytes>,
+    queued_bytes: Arc<AtomicUsize>,
+    stop: Arc<Notify>,
+    id: ConnectionId,
+) {
+    let result: io::Result<()> = async {
+        while let Some(first) = queue.recv().await {
+            stream.write_all(&first).await?;
+            let mut written = first.len();
+            while let Ok(next) = queue.try_recv() {
+                stream.write_all(&next).await?;
+                written += next.len();
+            }
+            // TLS buffers records until flushed.
+            stream.flush().await?;
+            queued_bytes.fetch_sub(written, Ordering::AcqRel);
+        }
+        stream.shutdown().await
+    }
+    .await;
+    if let Err(error) = result {
+        debug!(connection = %id, %error, "write failed; closing");
+        stop.notify_one();
+    }
+}
+
+enum CloseReason {
+    Requested,
+    PeerClosed,
+    Idle,
+    Io(io::Error),
+    Framing(FramingError),
+    /// The event receiver is gone: the server is shutting down.
+    Unwanted,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    id: ConnectionId,
+    transport: Transport,
+    peer: SocketAddr,
+    local: SocketAddr,
+    stop: Arc<Notify>,
+}
+
+impl Connection {
+    async fn run<S: AsyncRead>(
+        self,
+        mut stream: ReadHalf<S>,
+        mut writer: JoinHandle<()>,
+        slot: Slot,
+    ) {
+        let reason = self.read_loop(&mut stream).await;
+        let (id, peer) = (self.id, self.peer);
+        match &reason {
+            CloseReason::Requested | CloseReason::Unwanted => {}
+            CloseReason::PeerClosed => debug!(connection = %id, %peer, "closed by peer"),
+            CloseReason::Idle => info!(connection = %id, %peer, "idle timeout; closing"),
+            CloseReason::Io(error) => debug!(connection = %id, %peer, %error, "read failed"),
+            CloseReason::Framing(error) => {
+                warn!(connection = %id, %peer, %error, "framing error; closing")
+            }
+        }
+        if !matches!(reason, CloseReason::Requested) {
+            // Nobody is listening any more, or the peer is gone or broken: nothing worth
+            // flushing.
+            writer.abort();
+        }
+        drop(self.shared.registry().remove(id));
+        if timeout(CLOSE_LINGER, &mut writer).await.is_err() {
+            writer.abort();
+        }
+        drop(stream);
+        drop(slot);
+        // Ignored if the server is gone.
+        let _ = self.shared.events.send(TransportEvent::Closed(id)).await;
+    }
+
+    async fn read_loop<S: AsyncRead>(&self, stream: &mut ReadHalf<S>) -> CloseReason {
+        let idle_timeout = self.shared.config.idle_timeout;
+        let mut decoder = StreamDecoder::new(self.shared.config.limits);
+        loop {
+            let buffer = decoder.buffer_mut();
+            buffer.reserve(READ_CHUNK);
+            tokio::select! {
+                biased;
+                () = self.stop.notified() => return CloseReason::Requested,
+                read = timeout(idle_timeout, stream.read_buf(buffer)) => match read {
+                    Err(_) => return CloseReason::Idle,
+                    Ok(Err(error)) => return CloseReason::Io(error),
+                    Ok(Ok(0)) => return CloseReason::PeerClosed,
+                    Ok(Ok(_)) => {}
+                },
+            }
+            loop {
+                match decoder.next_item() {
+                    Ok(None) => break,
+                    Ok(Some(StreamItem::Message(data))) => {
+                        let inbound = Inbound {
+                            transport: self.transport,
+                            peer: self.peer,
+                            local: self.local,
+                            connection: Some(self.id),
+                            data,
+                        };
+                        // Waiting here stops reading, which pushes back on the peer.
+                        if self
+                            .shared
+                            .events
+                            .send(TransportEvent::Message(inbound))
+                            .await
+                            .is_err()
+                        {
+                            return CloseReason::Unwanted;
+                        }
+                    }
+                    Ok(Some(StreamItem::Ping)) => {
+                        if self
+                            .shared
+                            .enqueue(self.id, Bytes::from_static(PONG))
+                            .is_err()
+                        {
+                            return CloseReason::Requested;
+                        }
+                    }
+                    Ok(Some(StreamItem::Pong)) => {}
+                    Err(error) => return CloseReason::Framing(error),
+                }
+            }
+        }
+    }
+}
