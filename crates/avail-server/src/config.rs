@@ -294,8 +294,10 @@ mod tests {
         let mut config = Config::default();
         config.registrar.min_expires = 4000;
         assert!(config.validate().is_err());
-        let mut config = Config::default();
-        config.domains = vec!["bad domain".into()];
+        let config = Config {
+            domains: vec!["bad domain".into()],
+            ..Config::default()
+        };
         assert!(config
             .validate()
             .unwrap_err()

@@ -78,7 +78,7 @@ impl SipCore {
 
     async fn on_message(&mut self, data: Bytes, origin: Origin, now: Instant) {
         let message = match Message::parse(data.clone(), &self.limits) {
-            Ok(message) => message,
+            Ok(message) => message.with_source(origin.peer),
             Err(error) => return self.reject_unparsable(data, error, origin).await,
         };
         if !message.is_request() {
@@ -134,6 +134,7 @@ impl SipCore {
     ) {
         if error.respondable {
             if let Ok(request) = Message::parse_headers_only(data, &self.limits) {
+                let request = request.with_source(origin.peer);
                 if request.is_request() && request.method() != Some(&Method::Ack) {
                     info!(peer = %origin.peer, reason = %error.reason, "malformed request answered");
                     let writer = reply::response(&request, error.status, &error.reason, &new_tag());

@@ -93,6 +93,18 @@ fn malformed_requests_get_400_with_a_reason_and_garbage_is_dropped() {
     udp.send(bad_cseq.as_bytes());
     let response = udp.try_recv(Duration::from_secs(5)).expect("a 400");
     assert_eq!(response.status(), Some(400));
+    let local = udp.socket.local_addr().unwrap();
+    let via = response.top_via().unwrap();
+    assert_eq!(
+        via.params.get("rport"),
+        Some(Some(local.port().to_string().as_str())),
+        "rport filled (RFC 3581)"
+    );
+    assert_eq!(
+        via.params.get("received"),
+        Some(Some("127.0.0.1")),
+        "received added (RFC 3261 §18.2.1)"
+    );
     assert!(
         response
             .reason()

@@ -132,24 +132,33 @@ fn digest_md5(challenge: &Message, user: &str, password: &str, uri: &str) -> Str
     )
 }
 
-fn contacts(response: &Message) -> Vec<(String, Option<String>, Option<String>, Option<String>)> {
+/// One Contact of a registrar's 200: the binding's URI, lifetime and GRUUs.
+#[derive(Debug)]
+struct Listed {
+    uri: String,
+    expires: Option<String>,
+    pub_gruu: Option<String>,
+    temp_gruu: Option<String>,
+}
+
+fn contacts(response: &Message) -> Vec<Listed> {
+    let param = |addr: &sip_message::NameAddr, name| {
+        addr.params
+            .get(name)
+            .flatten()
+            .map(|v| sip_message::unquote(v).into_owned())
+    };
     response
         .contacts()
         .expect("valid Contact headers")
         .into_iter()
         .filter_map(|c| match c {
-            ContactValue::Addr(addr) => Some((
-                addr.uri.text.to_string(),
-                addr.params.get("expires").flatten().map(str::to_string),
-                addr.params
-                    .get("pub-gruu")
-                    .flatten()
-                    .map(|v| sip_message::unquote(v).into_owned()),
-                addr.params
-                    .get("temp-gruu")
-                    .flatten()
-                    .map(|v| sip_message::unquote(v).into_owned()),
-            )),
+            ContactValue::Addr(addr) => Some(Listed {
+                uri: addr.uri.text.to_string(),
+                expires: param(&addr, "expires"),
+                pub_gruu: param(&addr, "pub-gruu"),
+                temp_gruu: param(&addr, "temp-gruu"),
+            }),
             ContactValue::Star => None,
         })
         .collect()
@@ -169,13 +178,13 @@ fn gruus_are_returned_and_the_public_one_is_stable() {
     assert_eq!(first.status(), Some(200), "{:?}", first.reason());
     let bindings = contacts(&first);
     assert_eq!(bindings.len(), 1);
-    let (_, expires, pub_gruu, temp_gruu) = &bindings[0];
-    assert_eq!(expires.as_deref(), Some("600"));
-    let pub_gruu = pub_gruu
+    assert_eq!(bindings[0].expires.as_deref(), Some("600"));
+    let pub_gruu = bindings[0]
+        .pub_gruu
         .clone()
         .expect("pub-gruu on the contact with +sip.instance");
     assert_eq!(pub_gruu, format!("sip:alice@{DOMAIN};gr={}", ua.instance));
-    let temp_gruu = temp_gruu.clone().expect("temp-gruu");
+    let temp_gruu = bindings[0].temp_gruu.clone().expect("temp-gruu");
     assert!(
         temp_gruu.starts_with("sip:") && temp_gruu.ends_with(";gr"),
         "{temp_gruu}"
@@ -190,12 +199,12 @@ fn gruus_are_returned_and_the_public_one_is_stable() {
         "a refresh with the same instance replaces, not adds"
     );
     assert_eq!(
-        bindings[0].2.as_deref(),
+        bindings[0].pub_gruu.as_deref(),
         Some(pub_gruu.as_str()),
         "pub-gruu is stable across refreshes"
     );
     assert_ne!(
-        bindings[0].3.as_deref(),
+        bindings[0].temp_gruu.as_deref(),
         Some(temp_gruu.as_str()),
         "each refresh mints a new temp-gruu"
     );
@@ -214,8 +223,8 @@ fn registration_over_tls_gets_gruus() {
     let response = ua.register(Some(300), Some(&contact));
     assert_eq!(response.status(), Some(200));
     let bindings = contacts(&response);
-    assert_eq!(bindings[0].1.as_deref(), Some("300"));
-    assert!(bindings[0].2.is_some() && bindings[0].3.is_some());
+    assert_eq!(bindings[0].expires.as_deref(), Some("300"));
+    assert!(bindings[0].pub_gruu.is_some() && bindings[0].temp_gruu.is_some());
 }
 
 #[test]
@@ -245,7 +254,7 @@ fn bindings_survive_a_restart() {
     let contact = ua.default_contact();
     let registered = ua.register(Some(3600), Some(&contact));
     assert_eq!(registered.status(), Some(200));
-    let pub_gruu = contacts(&registered)[0].2.clone();
+    let pub_gruu = contacts(&registered)[0].pub_gruu.clone();
     let (data_dir, temp) = server.kill();
 
     let server = Server::launch(data_dir, temp, &[]);
@@ -264,17 +273,17 @@ fn bindings_survive_a_restart() {
         "the binding is still there after a kill and restart"
     );
     assert!(
-        bindings[0].0.starts_with("sip:dave@192.0.2.10:5062"),
+        bindings[0].uri.starts_with("sip:dave@192.0.2.10:5062"),
         "{:?}",
         bindings[0]
     );
-    let expires: u32 = bindings[0].1.as_deref().unwrap().parse().unwrap();
+    let expires: u32 = bindings[0].expires.as_deref().unwrap().parse().unwrap();
     assert!(
         (3500..=3600).contains(&expires),
         "remaining lifetime {expires}"
     );
     assert_eq!(
-        contacts(&ua.register(Some(3600), Some(&contact)))[0].2,
+        contacts(&ua.register(Some(3600), Some(&contact)))[0].pub_gruu,
         pub_gruu,
         "pub-gruu stable across restarts"
     );

@@ -85,8 +85,27 @@ pub fn response_to(
 ) -> MessageWriter {
     use crate::HeaderName as H;
     let mut w = MessageWriter::response(code, reason);
-    w.copy_headers(request, &H::Via)
-        .copy_headers(request, &H::From);
+    // Via: RFC 3261 §18.2.1 — the topmost one annotated with where the request came from.
+    let mut vias = request.headers().filter(|h| *h.name == H::Via);
+    match (vias.next(), request.source()) {
+        (Some(top), Some(source)) => {
+            // Only the topmost value of a comma-joined Via field is ours to annotate.
+            let raw_first = crate::syntax::split_top_level(top.value, b',')
+                .next()
+                .unwrap_or_default();
+            let rest = top.value.get(raw_first.len()..).unwrap_or_default();
+            let annotated = annotate_via(raw_first.trim(), source);
+            w.header_fmt(top.name_as_written, format_args!("{annotated}{rest}"));
+        }
+        (Some(top), None) => {
+            w.header(top.name_as_written, top.value);
+        }
+        (None, _) => {}
+    }
+    for via in vias {
+        w.header(via.name_as_written, via.value);
+    }
+    w.copy_headers(request, &H::From);
     for h in request.headers().filter(|h| *h.name == H::To) {
         let has_tag = match crate::NameAddr::parse(h.value) {
             Ok(na) => na.tag().is_some(),
@@ -105,6 +124,54 @@ pub fn response_to(
     w.copy_headers(request, &H::CallId)
         .copy_headers(request, &H::CSeq);
     w
+}
+
+/// The topmost Via as the response must carry it: `received` when the source address
+/// differs from `sent-by` or the client asked for `rport` (RFC 3261 §18.2.1, RFC 3581 §4),
+/// and an empty `rport` filled with the source port. An unparsable Via is left as it is.
+fn annotate_via(via: &str, source: std::net::SocketAddr) -> std::borrow::Cow<'_, str> {
+    let Ok(parsed) = crate::Via::parse(via) else {
+        return via.into();
+    };
+    let wants_rport = parsed.params.get("rport") == Some(None);
+    let same_host = match parsed.host {
+        crate::Host::Ipv4(ip) => std::net::IpAddr::V4(ip) == source.ip(),
+        crate::Host::Ipv6(ip) => std::net::IpAddr::V6(ip) == source.ip(),
+        crate::Host::Name(_) => false,
+    };
+    if same_host && !wants_rport {
+        return via.into();
+    }
+    let params_at = if parsed.params.is_empty() {
+        via.len()
+    } else {
+        (parsed.params.raw.as_ptr() as usize)
+            .saturating_sub(via.as_ptr() as usize)
+            .saturating_sub(1)
+    };
+    let mut out = String::with_capacity(via.len() + 40);
+    out.push_str(via.get(..params_at).unwrap_or(via).trim_end());
+    for param in parsed.params.iter() {
+        if param.name.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        out.push(';');
+        out.push_str(param.name);
+        match param.value {
+            Some(value) => {
+                out.push('=');
+                out.push_str(value);
+            }
+            None if param.name.eq_ignore_ascii_case("rport") => {
+                out.push('=');
+                out.push_str(&source.port().to_string());
+            }
+            None => {}
+        }
+    }
+    out.push_str(";received=");
+    out.push_str(&source.ip().to_string());
+    out.into()
 }
 
 /// The RFC 3261 §21 (and RFC 3265/3903/4662/5626/6665...) reason phrase for a status code.
@@ -248,5 +315,78 @@ mod tests {
         assert_eq!(default_reason(489), "Bad Event");
         assert_eq!(default_reason(412), "Conditional Request Failed");
         assert_eq!(default_reason(599), "Server Error");
+    }
+}
+
+#[cfg(test)]
+mod via_received_tests {
+    use crate::{response_to, Limits, Message};
+    use bytes::Bytes;
+
+    fn request(via: &str) -> Message {
+        let text = format!(
+            "OPTIONS sip:example.com SIP/2.0\r\nVia: {via}\r\nFrom: <sip:a@example.com>;tag=1\r\n\
+             To: <sip:example.com>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        Message::parse(Bytes::from(text), &Limits::default()).expect("valid")
+    }
+
+    fn response_vias(request: Message) -> Vec<String> {
+        let bytes = response_to(&request, 200, "OK", Some("t")).finish(None, b"");
+        let response = Message::parse(bytes, &Limits::default()).expect("valid response");
+        response
+            .header_values(&crate::HeaderName::Via)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn rport_is_filled_and_received_added() {
+        let source = "203.0.113.7:40123".parse().unwrap();
+        let vias = response_vias(
+            request("SIP/2.0/UDP 10.0.0.2:5060;rport;branch=z9hG4bKa").with_source(source),
+        );
+        assert_eq!(
+            vias,
+            ["SIP/2.0/UDP 10.0.0.2:5060;rport=40123;branch=z9hG4bKa;received=203.0.113.7"]
+        );
+    }
+
+    #[test]
+    fn received_only_when_the_host_differs() {
+        let source = "192.0.2.1:5060".parse().unwrap();
+        let same = response_vias(
+            request("SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bKb").with_source(source),
+        );
+        assert_eq!(same, ["SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bKb"]);
+        let named = response_vias(
+            request("SIP/2.0/TCP host.example.com;branch=z9hG4bKc").with_source(source),
+        );
+        assert_eq!(
+            named,
+            ["SIP/2.0/TCP host.example.com;branch=z9hG4bKc;received=192.0.2.1"]
+        );
+    }
+
+    #[test]
+    fn only_the_topmost_of_joined_vias_is_annotated() {
+        let source = "198.51.100.9:5070".parse().unwrap();
+        let vias = response_vias(
+            request("SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKd;rport, SIP/2.0/UDP proxy.example.com;branch=z9hG4bKe")
+                .with_source(source),
+        );
+        assert_eq!(
+            vias,
+            [
+                "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKd;rport=5070;received=198.51.100.9",
+                "SIP/2.0/UDP proxy.example.com;branch=z9hG4bKe"
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_source_vias_are_copied() {
+        let vias = response_vias(request("SIP/2.0/UDP 10.0.0.2;rport;branch=z9hG4bKf"));
+        assert_eq!(vias, ["SIP/2.0/UDP 10.0.0.2;rport;branch=z9hG4bKf"]);
     }
 }

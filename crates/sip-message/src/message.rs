@@ -356,6 +356,9 @@ pub struct Message {
     line_part: Span,
     fields: Vec<Field>,
     body: Span,
+    /// Where the transport received it from, when the caller said so: responses built with
+    /// [`crate::response_to`] then carry `received`/`rport` (RFC 3261 §18.2.1, RFC 3581 §4).
+    source: Option<std::net::SocketAddr>,
 }
 
 /// Byte range into [`Message::buf`]; u32 keeps a header entry at 20 bytes.
@@ -491,6 +494,17 @@ fn missing(name: &HeaderName) -> HeaderError {
 }
 
 impl Message {
+    /// Record the address the transport received this message from (see [`Self::source`]).
+    pub fn with_source(mut self, source: std::net::SocketAddr) -> Message {
+        self.source = Some(source);
+        self
+    }
+
+    /// The transport source recorded with [`Self::with_source`].
+    pub fn source(&self) -> Option<std::net::SocketAddr> {
+        self.source
+    }
+
     /// Parse one complete message (a UDP datagram or a frame from [`crate::StreamDecoder`]) and
     /// validate it: start line, header syntax, the mandatory headers of RFC 3261 §8.1.1 for
     /// requests (To, From, CSeq, Call-ID, Max-Forwards may be absent, Via) and their syntax,
@@ -662,6 +676,7 @@ impl Message {
             fields,
             body: Span::new(body_start, buf.len()),
             buf,
+            source: None,
         };
         Ok((
             msg,

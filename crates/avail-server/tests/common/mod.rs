@@ -408,7 +408,11 @@ pub fn sipp(
     let stats = std::fs::read_to_string(&stats).expect("sipp statistics file");
     let mut rows = stats.lines().filter(|l| !l.trim().is_empty());
     let head: Vec<&str> = rows.next().expect("statistics header").split(';').collect();
-    let last: Vec<&str> = rows.last().expect("statistics row").split(';').collect();
+    let last: Vec<&str> = rows
+        .next_back()
+        .expect("statistics row")
+        .split(';')
+        .collect();
     let counter = |name: &str| -> u64 {
         let index = head
             .iter()
