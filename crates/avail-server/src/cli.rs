@@ -79,6 +79,9 @@ pub struct Settings {
     /// XCAP over HTTPS listen address, or `off`.
     #[arg(long, global = true, value_parser = parse_listen)]
     pub https: Option<Listen>,
+    /// Path of the XCAP root, e.g. `/xcap-root`.
+    #[arg(long, global = true)]
+    pub xcap_root: Option<String>,
     /// PEM certificate chain for SIP over TLS and HTTPS.
     #[arg(long, global = true)]
     pub tls_cert: Option<PathBuf>,
@@ -137,6 +140,9 @@ impl Settings {
                 *slot = addr;
             }
         }
+        if let Some(root) = &self.xcap_root {
+            config.http.root = root.clone();
+        }
         if self.tls_cert.is_some() {
             config.tls.cert = self.tls_cert.clone();
         }
@@ -184,6 +190,10 @@ mod tests {
             "127.0.0.1:5070",
             "--min-expires",
             "30",
+            "--http",
+            "off",
+            "--xcap-root",
+            "/xcap",
         ]);
         let config = cli.settings.resolve().expect("valid");
         assert_eq!(config.data_dir, PathBuf::from("/tmp/a"));
@@ -192,6 +202,9 @@ mod tests {
         assert_eq!(config.sip.tcp, Some("127.0.0.1:5070".parse().unwrap()));
         assert_eq!(config.sip.tls, Config::default().sip.tls);
         assert_eq!(config.registrar.min_expires, 30);
+        assert_eq!(config.http.http, None);
+        assert_eq!(config.http.https, Config::default().http.https);
+        assert_eq!(config.http.root, "/xcap");
         assert!(cli.command.is_none());
     }
 

@@ -37,13 +37,15 @@ pub struct SipConfig {
     pub max_connections: usize,
 }
 
-/// XCAP listeners (served by the XCAP issue's code; accepted here so operators and scripts
-/// can use the final flag names from the start).
+/// XCAP listeners (RFC 4825); HTTPS uses the SIP TLS certificate.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
+    /// Path of the XCAP root (RFC 4825 §6.1): clients are configured with
+    /// `http(s)://host:port` + this path.
+    pub root: String,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -118,6 +120,7 @@ impl Default for HttpConfig {
         HttpConfig {
             http: Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
             https: Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
+            root: "/xcap-root".to_string(),
         }
     }
 }
@@ -227,6 +230,16 @@ impl Config {
                 "tls cert and key must be given together".into(),
             ));
         }
+        let root = &self.http.root;
+        if !root.starts_with('/')
+            || root
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b"?#%".contains(&b))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "http root `{root}` must be a path starting with `/` (no query, fragment or escapes)"
+            )));
+        }
         if self.sip.udp.is_none() && self.sip.tcp.is_none() && self.sip.tls.is_none() {
             return Err(ConfigError::Invalid("no SIP listener is enabled".into()));
         }
@@ -306,6 +319,11 @@ mod tests {
         let mut config = Config::default();
         config.tls.cert = Some("cert.pem".into());
         assert!(config.validate().is_err());
+        for root in ["xcap-root", "/a?b", "/a b", ""] {
+            let mut config = Config::default();
+            config.http.root = root.into();
+            assert!(config.validate().is_err(), "{root:?}");
+        }
     }
 
     #[test]

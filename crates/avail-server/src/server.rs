@@ -1,11 +1,15 @@
-//! `avail-server run`: opens storage, starts the transports, and runs the SIP core's event
-//! loop, feeding it received messages and timer expiries.
+//! `avail-server run`: opens storage, starts the transports and the XCAP server (RFC 4825
+//! over HTTP and HTTPS), and runs the SIP core's event loop, feeding it received messages
+//! and timer expiries.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sip_auth::{Algorithm, Nonces};
 use sip_transport::{tls, Transport, TransportConfig, Transports};
-use tracing::info;
+use tokio::net::TcpListener;
+use tracing::{error, info};
+use xcap_http::{XcapConfig, XcapService};
 
 use crate::config::Config;
 use crate::register::Registration;
@@ -16,7 +20,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub async fn run(config: Config) -> Result<(), BoxError> {
     let config = Arc::new(config);
     let store = store::Store::open(&config.data_dir).await?;
-    let tls_server_config = match config.sip.tls {
+    // One certificate for SIP over TLS and for HTTPS.
+    let tls_server_config = match config.sip.tls.or(config.http.https) {
         Some(_) => Some(tls::load_or_generate(
             config.tls.cert.as_deref(),
             config.tls.key.as_deref(),
@@ -29,7 +34,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         udp: config.sip.udp,
         tcp: config.sip.tcp,
         tls: config.sip.tls,
-        tls_server_config,
+        tls_server_config: tls_server_config.clone(),
         idle_timeout: Duration::from_secs(config.sip.idle_timeout_secs),
         limits: config.limits.sip(),
         max_connections: config.sip.max_connections,
@@ -41,8 +46,9 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
             info!("SIP over {kind} on {addr}");
         }
     }
+    start_xcap(&config, &store, tls_server_config).await?;
     info!(domains = ?config.domains, data_dir = %config.data_dir.display(), "avail-server started");
-    let registration = Registration::start(config.clone(), store).await?;
+    let (registration, mut persisted) = Registration::start(config.clone(), store).await?;
     let mut core = SipCore::new(config, registration, transport.clone());
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -55,6 +61,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
                 Some(event) => core.on_transport_event(event, Instant::now()).await,
                 None => break,
             },
+            Some(batch) = persisted.recv() => core.on_persisted(batch, Instant::now()).await,
             _ = tokio::time::sleep_until(deadline.into()) => core.on_timer(Instant::now()).await,
             _ = &mut shutdown => {
                 info!("shutting down");
@@ -63,6 +70,69 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         }
     }
     transport.shutdown();
+    Ok(())
+}
+
+/// Binds the configured XCAP listeners and serves them in background tasks. Binding
+/// happens here, so a port that is in use fails the start instead of a background task.
+async fn start_xcap(
+    config: &Config,
+    store: &store::Store,
+    tls_server_config: Option<Arc<rustls::ServerConfig>>,
+) -> Result<(), BoxError> {
+    if config.http.http.is_none() && config.http.https.is_none() {
+        return Ok(());
+    }
+    // Its own secret: SIP and HTTP nonces are never interchangeable.
+    let secret = store
+        .get_or_create_secret("http-digest-nonce", sip_auth::generate_secret)
+        .await?;
+    let nonces = Nonces::new(&secret).with_lifetime(config.auth.nonce_lifetime_secs);
+    let xcap_config = XcapConfig {
+        root: config.http.root.clone(),
+        domains: config.domains.clone(),
+        algorithms: config
+            .auth
+            .algorithms
+            .iter()
+            .filter_map(|a| Algorithm::from_param(Some(a)))
+            .collect(),
+        ..XcapConfig::default()
+    };
+    let service = XcapService::new(
+        xcap_config,
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        nonces,
+    );
+    if let Some(addr) = config.http.http {
+        let listener = TcpListener::bind(addr).await?;
+        info!(
+            "XCAP root http://{}{}",
+            listener.local_addr()?,
+            service.root()
+        );
+        let router = service.router(false);
+        tokio::spawn(async move {
+            if let Err(e) = xcap_http::serve(listener, router).await {
+                error!(error = %e, "XCAP over HTTP stopped");
+            }
+        });
+    }
+    if let (Some(addr), Some(tls)) = (config.http.https, tls_server_config) {
+        let listener = TcpListener::bind(addr).await?;
+        info!(
+            "XCAP root https://{}{}",
+            listener.local_addr()?,
+            service.root()
+        );
+        let router = service.router(true);
+        tokio::spawn(async move {
+            if let Err(e) = xcap_http::serve_tls(listener, tls, router).await {
+                error!(error = %e, "XCAP over HTTPS stopped");
+            }
+        });
+    }
     Ok(())
 }
 

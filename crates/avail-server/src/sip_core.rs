@@ -14,7 +14,7 @@ use sip_transport::{Target, TransportEvent, TransportHandle};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::register::Registration;
+use crate::register::{Persisted, Registration};
 use crate::reply::{self, Origin};
 
 pub struct SipCore {
@@ -57,7 +57,15 @@ impl SipCore {
     pub async fn on_timer(&mut self, now: Instant) {
         let actions = self.transactions.on_timer(now);
         self.execute(actions).await;
-        self.registration.on_timer().await;
+        self.registration.on_timer(now);
+    }
+
+    /// Bindings a writer batch stored (or failed to): send the REGISTER responses.
+    pub async fn on_persisted(&mut self, persisted: Persisted, now: Instant) {
+        for reply in self.registration.on_persisted(persisted) {
+            self.respond_with(reply.id, reply.response, reply.status, now)
+                .await;
+        }
     }
 
     pub async fn on_transport_event(&mut self, event: TransportEvent, now: Instant) {
@@ -180,8 +188,11 @@ impl SipCore {
         }
         match method {
             Method::Register => {
-                let (status, response) = self.registration.handle(&request, origin, now).await;
-                self.respond_with(id, response, status, now).await
+                if let Some((status, response)) =
+                    self.registration.handle(id, request, origin, now).await
+                {
+                    self.respond_with(id, response, status, now).await
+                }
             }
             Method::Options => {
                 let mut writer = reply::response(&request, 200, "OK", &new_tag());

@@ -349,3 +349,38 @@ fn a_user_cannot_register_someone_else() {
     ua.conn.send(&second);
     assert_eq!(ua.conn.recv().status(), Some(403));
 }
+
+/// Two authenticated REGISTERs for one AOR sent back to back: the second is computed from
+/// the bindings the first stored, so the last 200 lists both contacts.
+#[test]
+fn pipelined_registers_for_one_aor_build_on_each_other() {
+    let server = Server::start(&[("heidi", "pw")]);
+    let mut ua = Ua::new(
+        SipConn::tcp(server.tcp_addr()).unwrap(),
+        "heidi",
+        "pw",
+        "TCP",
+    );
+    let uri = format!("sip:{DOMAIN}");
+    let mut authorizations = Vec::new();
+    for _ in 0..2 {
+        let probe = ua.register_request(Some(600), Some("<sip:heidi@192.0.2.1>"), None);
+        ua.conn.send(&probe);
+        let challenge = ua.conn.recv();
+        authorizations.push(digest_md5(&challenge, "heidi", "pw", &uri));
+    }
+    let mut burst = String::new();
+    for (contact, authorization) in ["<sip:heidi@192.0.2.1>", "<sip:heidi@192.0.2.2>"]
+        .iter()
+        .zip(authorizations)
+    {
+        burst.push_str(&ua.register_request(Some(600), Some(contact), Some(authorization)));
+    }
+    ua.conn.send(&burst);
+    let first = ua.conn.recv();
+    let second = ua.conn.recv();
+    assert_eq!((first.status(), second.status()), (Some(200), Some(200)));
+    let mut listed: Vec<String> = contacts(&second).into_iter().map(|c| c.uri).collect();
+    listed.sort();
+    assert_eq!(listed, ["sip:heidi@192.0.2.1", "sip:heidi@192.0.2.2"]);
+}

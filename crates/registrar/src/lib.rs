@@ -12,7 +12,7 @@ mod date;
 mod gruu;
 mod register;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use sip_message::Uri;
@@ -101,6 +101,9 @@ pub struct Registrar {
     by_aor: HashMap<String, Vec<Binding>>,
     /// Temporary GRUU token → (AOR, instance).
     temp_gruus: HashMap<String, (String, String)>,
+    /// (earliest expiry, AOR) for every AOR: the server asks for the next expiry on every
+    /// event-loop turn, so it must not cost a scan of all bindings.
+    expiries: BTreeSet<(i64, String)>,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -121,6 +124,7 @@ impl Registrar {
             gruu_key: gruu_key.to_vec(),
             by_aor: HashMap::new(),
             temp_gruus: HashMap::new(),
+            expiries: BTreeSet::new(),
         }
     }
 
@@ -160,10 +164,14 @@ impl Registrar {
             for token in old.iter().flat_map(|b| &b.temp_gruus) {
                 self.temp_gruus.remove(token);
             }
+            if let Some(earliest) = earliest_expiry(&old) {
+                self.expiries.remove(&(earliest, aor.to_owned()));
+            }
         }
-        if bindings.is_empty() {
+        let Some(earliest) = earliest_expiry(&bindings) else {
             return;
-        }
+        };
+        self.expiries.insert((earliest, aor.to_owned()));
         for binding in &bindings {
             if let Some(instance) = &binding.instance {
                 for token in &binding.temp_gruus {
@@ -187,19 +195,24 @@ impl Registrar {
     /// Remove every binding that has expired; returns the AORs whose set changed, with
     /// their remaining bindings (to persist, or use `store`'s bulk expiry instead).
     pub fn expire(&mut self, now: i64) -> Vec<(String, Vec<Binding>)> {
-        let changed: Vec<(String, Vec<Binding>)> = self
-            .by_aor
+        let due: Vec<String> = self
+            .expiries
             .iter()
-            .filter(|(_, bindings)| bindings.iter().any(|b| b.expires_at <= now))
-            .map(|(aor, bindings)| {
-                (
-                    aor.clone(),
-                    bindings
-                        .iter()
-                        .filter(|b| b.expires_at > now)
-                        .cloned()
-                        .collect(),
-                )
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, aor)| aor.clone())
+            .collect();
+        let changed: Vec<(String, Vec<Binding>)> = due
+            .into_iter()
+            .map(|aor| {
+                let remaining = self
+                    .by_aor
+                    .get(&aor)
+                    .into_iter()
+                    .flatten()
+                    .filter(|b| b.expires_at > now)
+                    .cloned()
+                    .collect();
+                (aor, remaining)
             })
             .collect();
         for (aor, remaining) in &changed {
@@ -210,7 +223,7 @@ impl Registrar {
 
     /// When the next binding expires, for the server's timer.
     pub fn next_expiry(&self) -> Option<i64> {
-        self.by_aor.values().flatten().map(|b| b.expires_at).min()
+        self.expiries.first().map(|(at, _)| *at)
     }
 
     /// The instance a GRUU designates (RFC 5627 §5.3 — the proxy's question). Public GRUUs
@@ -230,5 +243,77 @@ impl Registrar {
                 });
         }
         gruu::parse_public_gruu(uri)
+    }
+}
+
+fn earliest_expiry(bindings: &[Binding]) -> Option<i64> {
+    bindings.iter().map(|b| b.expires_at).min()
+}
+
+#[cfg(test)]
+mod expiry_index_tests {
+    use super::*;
+
+    fn binding(aor: &str, contact: &str, expires_at: i64) -> Binding {
+        Binding {
+            aor: aor.into(),
+            contact: contact.into(),
+            instance: None,
+            q: None,
+            call_id: "c".into(),
+            cseq: 1,
+            expires_at,
+            path: Vec::new(),
+            transport: "tcp".into(),
+            source: "192.0.2.1:5060".into(),
+            user_agent: None,
+            temp_gruus: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn next_expiry_follows_every_change() {
+        let mut registrar = Registrar::new(Config::default(), b"key");
+        assert_eq!(registrar.next_expiry(), None);
+        registrar.apply(
+            "a@x",
+            vec![
+                binding("a@x", "sip:a@h1", 500),
+                binding("a@x", "sip:a@h2", 300),
+            ],
+        );
+        registrar.apply("b@x", vec![binding("b@x", "sip:b@h", 400)]);
+        assert_eq!(registrar.next_expiry(), Some(300));
+        // a refresh moves a's earliest expiry past b's
+        registrar.apply("a@x", vec![binding("a@x", "sip:a@h1", 900)]);
+        assert_eq!(registrar.next_expiry(), Some(400));
+        let expired = registrar.expire(400);
+        assert_eq!(expired, vec![("b@x".to_string(), Vec::new())]);
+        assert_eq!(registrar.next_expiry(), Some(900));
+        registrar.apply("a@x", Vec::new());
+        assert_eq!(registrar.next_expiry(), None);
+    }
+
+    #[test]
+    fn expire_keeps_the_live_bindings_of_an_aor() {
+        let mut registrar = Registrar::new(Config::default(), b"key");
+        registrar.apply(
+            "a@x",
+            vec![
+                binding("a@x", "sip:a@h1", 100),
+                binding("a@x", "sip:a@h2", 200),
+            ],
+        );
+        let expired = registrar.expire(150);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(
+            expired[0]
+                .1
+                .iter()
+                .map(|b| b.contact.as_str())
+                .collect::<Vec<_>>(),
+            ["sip:a@h2"]
+        );
+        assert_eq!(registrar.next_expiry(), Some(200));
     }
 }

@@ -4,9 +4,15 @@
 //!   hand-written over roxmltree and kept as strict as the XSDs, with libxml2 as the test oracle.
 //! - [`uri`]: the percent-encoding Blink applies to every xs:anyURI value (blink-compat §0.1).
 //! - [`xcap_error`]: `application/xcap-error+xml` bodies (RFC 4825 §11).
+//! - [`pidf`]: PIDF publications (RFC 3863, RFC 4479) read and composed into one document.
+//! - [`watcherinfo`]: `application/watcherinfo+xml` documents (RFC 3858).
+//! - [`common_policy`]: pres-rules documents (RFC 4745, RFC 5025, OMA common-policy).
 
+pub mod common_policy;
+pub mod pidf;
 pub mod uri;
 pub mod validate;
+pub mod watcherinfo;
 pub mod xcap_error;
 
 pub use uri::{decode_any_uri, encode_any_uri};

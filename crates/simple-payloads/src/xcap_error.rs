@@ -130,7 +130,7 @@ pub fn to_xml(error: &XcapError) -> String {
 
 /// Escapes markup characters; in attributes also whitespace that normalisation would lose.
 /// Characters XML 1.0 cannot carry at all are replaced by U+FFFD so the body stays well-formed.
-fn escape_into(out: &mut String, text: &str, attribute: bool) {
+pub(crate) fn escape_into(out: &mut String, text: &str, attribute: bool) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

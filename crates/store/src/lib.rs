@@ -1,6 +1,7 @@
 //! Avail's persistent state in SQLite: accounts (digest HA1 values, RFC 7616 §3.4.2 and §5.2:
 //! never passwords), registrar bindings (RFC 3261 §10.3, with RFC 5627 GRUU and RFC 3327
-//! Path data) and server secrets.
+//! Path data), server secrets, and XCAP documents behind the [`DocumentStore`] trait
+//! (RFC 4825, see [`documents`]).
 //!
 //! Every write runs in one `BEGIN IMMEDIATE` transaction, so a crash leaves either the old
 //! or the new state. The database is in WAL mode; accounts and secrets go through a
@@ -16,11 +17,21 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+pub mod documents;
+
+pub use documents::{
+    BoxFuture, DocumentInfo, DocumentKey, DocumentStore, DocumentWrite, RemoveOutcome,
+    StoredDocument, WriteOutcome,
+};
+
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "avail.db";
 
 /// Ordered schema migrations; the version of each is its position plus one.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_documents.sql"),
+];
 
 /// How long a connection waits for another writer (this process or another) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,7 +72,7 @@ pub use registrar::Binding;
 pub struct Store {
     /// `synchronous=NORMAL`: reads and binding writes.
     pool: SqlitePool,
-    /// One `synchronous=FULL` connection: accounts and secrets.
+    /// One `synchronous=FULL` connection: accounts, secrets and XCAP documents.
     durable: SqlitePool,
 }
 
@@ -208,19 +219,33 @@ impl Store {
         aor: &str,
         bindings: &[Binding],
     ) -> Result<(), StoreError> {
-        if let Some(other) = bindings.iter().find(|b| b.aor != aor) {
-            return Err(StoreError::Invalid(format!(
-                "binding for {} given for {aor}",
-                other.aor
-            )));
+        self.replace_binding_sets(&[(aor, bindings)]).await
+    }
+
+    /// [`Self::replace_bindings`] for several AORs in one transaction: the server commits a
+    /// burst of registrations together (group commit) instead of paying one transaction each.
+    /// All sets are stored, or none.
+    pub async fn replace_binding_sets(
+        &self,
+        sets: &[(&str, &[Binding])],
+    ) -> Result<(), StoreError> {
+        for (aor, bindings) in sets {
+            if let Some(other) = bindings.iter().find(|b| b.aor != *aor) {
+                return Err(StoreError::Invalid(format!(
+                    "binding for {} given for {aor}",
+                    other.aor
+                )));
+            }
         }
         let mut tx = begin(&self.pool).await?;
-        sqlx::query("DELETE FROM bindings WHERE aor = ?")
-            .bind(aor)
-            .execute(&mut *tx)
-            .await?;
-        for (position, binding) in (0i64..).zip(bindings) {
-            insert_binding(&mut tx, position, binding).await?;
+        for (aor, bindings) in sets {
+            sqlx::query("DELETE FROM bindings WHERE aor = ?")
+                .bind(aor)
+                .execute(&mut *tx)
+                .await?;
+            for (position, binding) in (0i64..).zip(bindings.iter()) {
+                insert_binding(&mut tx, position, binding).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -546,6 +571,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn binding_sets_commit_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let (alice, bob) = ("alice@example.com", "bob@example.com");
+        let alice_set = [binding(alice, "sip:a@192.0.2.1", 2000)];
+        let bob_set = [binding(bob, "sip:b@192.0.2.2", 2000)];
+        store
+            .replace_binding_sets(&[(alice, &alice_set[..]), (bob, &bob_set[..])])
+            .await
+            .unwrap();
+        let stored = store.load_bindings(1000).await.unwrap();
+        assert_eq!(stored, [alice_set[0].clone(), bob_set[0].clone()]);
+
+        // One invalid set refuses the whole batch: alice's removal is not applied either.
+        let wrong = [binding(alice, "sip:x@192.0.2.9", 2000)];
+        let result = store
+            .replace_binding_sets(&[(alice, &[][..]), (bob, &wrong[..])])
+            .await;
+        assert!(matches!(result, Err(StoreError::Invalid(_))));
+        assert_eq!(store.load_bindings(1000).await.unwrap(), stored);
+    }
+
+    #[tokio::test]
     async fn expired_bindings_are_purged() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
@@ -596,7 +644,7 @@ mod tests {
             .fetch_all(&store.pool)
             .await
             .unwrap();
-        assert_eq!(versions, vec![1]);
+        assert_eq!(versions, vec![1, 2]);
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&store.pool)
             .await

@@ -1,0 +1,1165 @@
+//! The notifier state machine: SUBSCRIBE processing (RFC 6665 §4.2.1), subscription and
+//! dialog state (RFC 6665 §4.1.2, §4.3; RFC 3261 §12.1.1, §12.2.2), NOTIFY scheduling and
+//! failure handling (RFC 6665 §4.2.2, RFC 5057 §5.1), expiry (RFC 6665 §4.2.1.2).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use sip_message::{ContactValue, HeaderName, Limits, Message, Method};
+
+use crate::notify::{self, DialogView, NotifySpec};
+use crate::{
+    Action, Body, Config, ContentMode, Decided, Decision, EndCause, Flow, Gone, NewSubscription,
+    PackageConfig, Reason, Resource, SubId, SubState, SubscribeOutcome, SubscriptionRecord,
+};
+
+/// Dialog identifier (RFC 3261 §12): Call-ID, our tag, the subscriber's tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct DialogKey {
+    call_id: String,
+    local_tag: String,
+    remote_tag: String,
+}
+
+/// Dialog state shared by the subscriptions of one dialog: NOTIFYs of all of them draw from
+/// one local CSeq space, and SUBSCRIBEs from one remote CSeq space.
+#[derive(Debug)]
+struct Dialog<D> {
+    local_uri: String,
+    remote_uri: String,
+    remote_target: String,
+    route_set: Vec<String>,
+    local_cseq: u32,
+    remote_cseq: u32,
+    flow: Flow<D>,
+    subs: Vec<SubId>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    cseq: u32,
+    body: Option<Body>,
+}
+
+/// One subscription (a dialog usage, RFC 6665 §4.3).
+#[derive(Debug)]
+pub struct Subscription {
+    dialog: DialogKey,
+    package: usize,
+    event: String,
+    event_id: Option<String>,
+    subscriber: String,
+    subscriber_key: String,
+    resource: String,
+    resource_key: String,
+    accept: Vec<String>,
+    state: SubState,
+    expires_at: Instant,
+    /// The body of the most recent NOTIFY sent; None until one was (after import, too).
+    last: Option<Option<Body>>,
+    /// Bodies waiting for the in-flight NOTIFY to finish (full-state mode: at most one).
+    queue: VecDeque<Option<Body>>,
+    /// A NOTIFY is due even without a new body (refresh, retry after a soft failure).
+    resend: bool,
+    /// Partial mode: waiting bodies were dropped, the next one must be full state.
+    need_full: bool,
+    /// [`Action::ContentNeeded`] was emitted and not yet answered.
+    awaiting: bool,
+    /// The terminated NOTIFY has been sent.
+    final_sent: bool,
+    in_flight: Option<InFlight>,
+    hold_until: Option<Instant>,
+    failures: u32,
+    timer: Option<Instant>,
+}
+
+impl Subscription {
+    pub fn event(&self) -> &str {
+        &self.event
+    }
+    pub fn event_id(&self) -> Option<&str> {
+        self.event_id.as_deref()
+    }
+    /// From URI of the SUBSCRIBE (the watcher).
+    pub fn subscriber(&self) -> &str {
+        &self.subscriber
+    }
+    /// Request-URI of the SUBSCRIBE (the presentity or list).
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+    /// Accept values of the creating SUBSCRIBE, as written.
+    pub fn accept(&self) -> &[String] {
+        &self.accept
+    }
+    pub fn state(&self) -> SubState {
+        self.state
+    }
+    pub fn expires_at(&self) -> Instant {
+        self.expires_at
+    }
+    pub fn call_id(&self) -> &str {
+        &self.dialog.call_id
+    }
+}
+
+/// A refusal of a SUBSCRIBE before any state exists.
+struct Rejection {
+    code: u16,
+    reason: Option<String>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Rejection {
+    fn new(code: u16) -> Rejection {
+        Rejection {
+            code,
+            reason: None,
+            headers: Vec::new(),
+        }
+    }
+    fn bad(reason: impl ToString) -> Rejection {
+        Rejection {
+            reason: Some(reason.to_string()),
+            ..Rejection::new(400)
+        }
+    }
+    fn with(mut self, name: &'static str, value: String) -> Rejection {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// Our own NOTIFYs are re-parsed only to hand the transaction layer a [`Message`]; their
+/// size was bounded by the SUBSCRIBE and the package's body, not by inbound limits.
+const OWN_MESSAGES: Limits = Limits {
+    max_header_bytes: usize::MAX,
+    max_headers: usize::MAX,
+    max_body_bytes: usize::MAX,
+};
+
+/// The RFC 6665 notifier for every configured event package.
+#[derive(Debug)]
+pub struct SubscriptionEngine<D> {
+    config: Config,
+    rng: StdRng,
+    next_id: u64,
+    subs: HashMap<SubId, Subscription>,
+    dialogs: HashMap<DialogKey, Dialog<D>>,
+    per_subscriber: HashMap<String, usize>,
+    per_resource: HashMap<String, usize>,
+    timers: BTreeSet<(Instant, SubId)>,
+}
+
+impl<D: Clone> SubscriptionEngine<D> {
+    /// `rng` makes tags and branches; seed it from entropy in the server.
+    pub fn new(config: Config, rng: StdRng) -> SubscriptionEngine<D> {
+        SubscriptionEngine {
+            config,
+            rng,
+            next_id: 1,
+            subs: HashMap::new(),
+            dialogs: HashMap::new(),
+            per_subscriber: HashMap::new(),
+            per_resource: HashMap::new(),
+            timers: BTreeSet::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Subscriptions held, including terminated ones whose final NOTIFY is still going.
+    pub fn len(&self) -> usize {
+        self.subs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+    }
+
+    pub fn subscription(&self, id: SubId) -> Option<&Subscription> {
+        self.subs.get(&id)
+    }
+
+    pub fn subscriptions(&self) -> impl Iterator<Item = (SubId, &Subscription)> + '_ {
+        self.subs.iter().map(|(id, s)| (*id, s))
+    }
+
+    // ------------------------------------------------------------------ SUBSCRIBE
+
+    /// Process a SUBSCRIBE the transaction layer delivered. `flow` is where it came from;
+    /// `resource` says whether its Request-URI is a resource list.
+    pub fn on_subscribe(
+        &mut self,
+        request: &Message,
+        flow: Flow<D>,
+        resource: Resource,
+        now: Instant,
+    ) -> SubscribeOutcome<D> {
+        match self.subscribe(request, flow, resource, now) {
+            Ok(outcome) => outcome,
+            Err(rejection) => SubscribeOutcome::Respond {
+                response: self.reject(request, &rejection),
+                actions: Vec::new(),
+            },
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        request: &Message,
+        flow: Flow<D>,
+        resource: Resource,
+        now: Instant,
+    ) -> Result<SubscribeOutcome<D>, Rejection> {
+        if request.method() != Some(&Method::Subscribe) {
+            return Err(Rejection::new(405).with("Allow", "SUBSCRIBE".to_owned()));
+        }
+        let call_id = request.call_id().map_err(Rejection::bad)?;
+        let cseq = request.cseq().map_err(Rejection::bad)?;
+        let from = request.from_header().map_err(Rejection::bad)?;
+        let from_tag = from
+            .tag()
+            .ok_or_else(|| Rejection::bad("Missing From tag"))?;
+        let to = request.to_header().map_err(Rejection::bad)?;
+        let event = request.event().map_err(Rejection::bad)?;
+        let expires = request
+            .u32_header(&HeaderName::Expires)
+            .map_err(Rejection::bad)?;
+        let contact = match request.contacts().map_err(Rejection::bad)?.as_slice() {
+            [] => None,
+            [ContactValue::Addr(addr)] => Some(addr.uri.text.to_owned()),
+            _ => return Err(Rejection::bad("Invalid Contact header")),
+        };
+        // RFC 6665 §8.2.1 makes Event mandatory; without one no package can be meant.
+        let event = event.ok_or_else(|| self.bad_event())?;
+
+        let Some(to_tag) = to.tag() else {
+            let package = self
+                .find_package(event.package, resource)
+                .ok_or_else(|| self.bad_event())?;
+            let remote_target = contact.ok_or_else(|| Rejection::bad("Missing Contact header"))?;
+            // RFC 3261 §12.1.1: the UAS keeps Record-Route in the order received (only the
+            // UAC reverses it), so the first entry is the proxy nearest to us.
+            let route_set = request
+                .name_addrs(&HeaderName::RecordRoute)
+                .map_err(Rejection::bad)?
+                .iter()
+                .map(|na| na.text.to_owned())
+                .collect();
+            let new = self.new_subscription(
+                request,
+                flow,
+                package,
+                event.id,
+                expires,
+                None,
+                remote_target,
+                route_set,
+            )?;
+            return Ok(SubscribeOutcome::Decide(Box::new(new)));
+        };
+
+        let key = DialogKey {
+            call_id: call_id.to_owned(),
+            local_tag: to_tag.to_owned(),
+            remote_tag: from_tag.to_owned(),
+        };
+        let dialog = self
+            .dialogs
+            .get_mut(&key)
+            .ok_or_else(|| Rejection::new(481))?;
+        // RFC 3261 §12.2.2: a lower (or repeated, since retransmissions never get here)
+        // sequence number is out of order.
+        if cseq.seq <= dialog.remote_cseq {
+            return Err(Rejection {
+                reason: Some("CSeq Out of Order".to_owned()),
+                ..Rejection::new(500)
+            });
+        }
+        dialog.remote_cseq = cseq.seq;
+        // SUBSCRIBE is a target refresh request (RFC 6665 §4.1.2.1); the flow follows the
+        // latest SUBSCRIBE too, since the subscriber may have reconnected.
+        if let Some(target) = &contact {
+            dialog.remote_target.clone_from(target);
+        }
+        dialog.flow = flow;
+        let found = dialog.subs.iter().copied().find(|id| {
+            self.subs.get(id).is_some_and(|s| {
+                s.event.eq_ignore_ascii_case(event.package) && s.event_id.as_deref() == event.id
+            })
+        });
+        let Some(id) = found else {
+            // A further usage of the dialog (RFC 6665 §4.5.2): a new subscription like any.
+            let (flow, remote_target, route_set) = (
+                dialog.flow.clone(),
+                dialog.remote_target.clone(),
+                dialog.route_set.clone(),
+            );
+            let package = self
+                .find_package(event.package, resource)
+                .ok_or_else(|| self.bad_event())?;
+            let new = self.new_subscription(
+                request,
+                flow,
+                package,
+                event.id,
+                expires,
+                Some(key),
+                remote_target,
+                route_set,
+            )?;
+            return Ok(SubscribeOutcome::Decide(Box::new(new)));
+        };
+        self.refresh(request, id, expires, now)
+    }
+
+    /// In-dialog SUBSCRIBE for an existing subscription: refresh or unsubscribe.
+    fn refresh(
+        &mut self,
+        request: &Message,
+        id: SubId,
+        expires: Option<u32>,
+        now: Instant,
+    ) -> Result<SubscribeOutcome<D>, Rejection> {
+        let sub = self.subs.get(&id).ok_or_else(|| Rejection::new(481))?;
+        if matches!(sub.state, SubState::Terminated(_)) {
+            return Err(Rejection::new(481));
+        }
+        let package = sub.package;
+        let granted = self.grant(package, expires)?;
+        let mut actions = Vec::new();
+        if granted == 0 {
+            self.end(
+                id,
+                Reason::Timeout,
+                EndCause::Unsubscribed,
+                None,
+                now,
+                &mut actions,
+            );
+        } else if let Some(sub) = self.subs.get_mut(&id) {
+            sub.expires_at = now + Duration::from_secs(u64::from(granted));
+            // RFC 6665 §4.2.1.2: a refresh is answered with a NOTIFY too.
+            sub.resend = true;
+            self.flush(id, now, &mut actions);
+        }
+        let response = self.accept_response(request, id, 200, granted);
+        Ok(SubscribeOutcome::Respond { response, actions })
+    }
+
+    // The arguments are the parsed pieces of one SUBSCRIBE; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
+    fn new_subscription(
+        &self,
+        request: &Message,
+        flow: Flow<D>,
+        package: usize,
+        event_id: Option<&str>,
+        expires: Option<u32>,
+        in_dialog: Option<DialogKey>,
+        remote_target: String,
+        route_set: Vec<String>,
+    ) -> Result<NewSubscription<D>, Rejection> {
+        let pkg = self.package(package)?;
+        if pkg.list && !request.has_token(&HeaderName::Supported, "eventlist") {
+            return Err(Rejection::new(421).with("Require", "eventlist".to_owned()));
+        }
+        let (accept, fits) = notify::negotiate(request, &pkg.accept);
+        if !fits {
+            return Err(Rejection::new(406).with("Accept", pkg.accept.join(", ")));
+        }
+        let granted = self.grant(package, expires)?;
+        let subscriber = request
+            .from_header()
+            .map_err(Rejection::bad)?
+            .uri
+            .text
+            .to_owned();
+        let resource = request.request_uri().unwrap_or_default().to_owned();
+        self.check_limits(&notify::uri_key(&subscriber), &notify::uri_key(&resource))?;
+        Ok(NewSubscription {
+            request: request.clone(),
+            flow,
+            package,
+            event: pkg.event.clone(),
+            event_id: event_id.map(str::to_owned),
+            expires: granted,
+            subscriber,
+            resource,
+            accept,
+            in_dialog,
+            remote_target,
+            route_set,
+        })
+    }
+
+    /// Create the subscription the package decided on, answer the SUBSCRIBE and send the
+    /// immediate NOTIFY (RFC 6665 §4.2.1.2) with `body` (the current state; None for none,
+    /// e.g. while pending).
+    pub fn decide(
+        &mut self,
+        new: Box<NewSubscription<D>>,
+        decision: Decision,
+        body: Option<Body>,
+        now: Instant,
+    ) -> Decided<D> {
+        match self.create(&new, decision, body, now) {
+            Ok(decided) => decided,
+            Err(rejection) => Decided {
+                response: self.reject(&new.request, &rejection),
+                id: None,
+                actions: Vec::new(),
+            },
+        }
+    }
+
+    fn create(
+        &mut self,
+        new: &NewSubscription<D>,
+        decision: Decision,
+        body: Option<Body>,
+        now: Instant,
+    ) -> Result<Decided<D>, Rejection> {
+        let state = match decision {
+            Decision::Accept => SubState::Active,
+            Decision::Pending => SubState::Pending,
+            Decision::Reject(code) => {
+                return Err(Rejection::new(if (300..=699).contains(&code) {
+                    code
+                } else {
+                    403
+                }))
+            }
+        };
+        let subscriber_key = notify::uri_key(&new.subscriber);
+        let resource_key = notify::uri_key(&new.resource);
+        // Checked again: other subscriptions may have been created while the package decided.
+        self.check_limits(&subscriber_key, &resource_key)?;
+        let request = &new.request;
+        let key = match &new.in_dialog {
+            Some(key) => {
+                if !self.dialogs.contains_key(key) {
+                    return Err(Rejection::new(481));
+                }
+                key.clone()
+            }
+            None => {
+                let call_id = request.call_id().map_err(Rejection::bad)?.to_owned();
+                let from = request.from_header().map_err(Rejection::bad)?;
+                let remote_tag = from.tag().unwrap_or_default().to_owned();
+                let cseq = request.cseq().map_err(Rejection::bad)?.seq;
+                let local_tag = notify::token(&mut self.rng, 10);
+                let to_value = request.header(&HeaderName::To).unwrap_or_default();
+                let from_value = request.header(&HeaderName::From).unwrap_or_default();
+                let key = DialogKey {
+                    call_id,
+                    local_tag,
+                    remote_tag,
+                };
+                self.dialogs.insert(
+                    key.clone(),
+                    Dialog {
+                        local_uri: format!("{};tag={}", to_value, key.local_tag),
+                        remote_uri: from_value.to_owned(),
+                        remote_target: new.remote_target.clone(),
+                        route_set: new.route_set.clone(),
+                        local_cseq: 0,
+                        remote_cseq: cseq,
+                        flow: new.flow.clone(),
+                        subs: Vec::new(),
+                    },
+                );
+                key
+            }
+        };
+        let id = SubId(self.next_id);
+        self.next_id += 1;
+        if let Some(dialog) = self.dialogs.get_mut(&key) {
+            dialog.subs.push(id);
+        }
+        let mut sub = Subscription {
+            dialog: key,
+            package: new.package,
+            event: new.event.clone(),
+            event_id: new.event_id.clone(),
+            subscriber: new.subscriber.clone(),
+            subscriber_key,
+            resource: new.resource.clone(),
+            resource_key,
+            accept: new.accept.clone(),
+            state,
+            expires_at: now + Duration::from_secs(u64::from(new.expires)),
+            last: None,
+            queue: VecDeque::new(),
+            resend: false,
+            need_full: false,
+            awaiting: false,
+            final_sent: false,
+            in_flight: None,
+            hold_until: None,
+            failures: 0,
+            timer: None,
+        };
+        sub.queue.push_back(body.clone());
+        self.insert(id, sub);
+        let mut actions = Vec::new();
+        if new.expires == 0 {
+            // A fetch (RFC 6665 §4.4.3): one NOTIFY with the state, which also ends it.
+            self.end(
+                id,
+                Reason::Timeout,
+                EndCause::Unsubscribed,
+                body,
+                now,
+                &mut actions,
+            );
+        } else {
+            self.flush(id, now, &mut actions);
+        }
+        let code = if state == SubState::Pending && self.config.accepted_for_pending {
+            202
+        } else {
+            200
+        };
+        let response = self.accept_response(request, id, code, new.expires);
+        Ok(Decided {
+            response,
+            id: Some(id),
+            actions,
+        })
+    }
+
+    // ------------------------------------------------------------------ package-driven
+
+    /// New state for `id`: sent now, or when the in-flight NOTIFY completes (full-state
+    /// packages keep only the newest waiting body). Also the answer to
+    /// [`Action::ContentNeeded`].
+    pub fn notify(
+        &mut self,
+        id: SubId,
+        body: Option<Body>,
+        now: Instant,
+    ) -> Result<Vec<Action<D>>, Gone> {
+        self.live(id)?;
+        let mut actions = Vec::new();
+        self.push_body(id, body);
+        self.flush(id, now, &mut actions);
+        Ok(actions)
+    }
+
+    /// Pending → active (authorisation granted), with the state the subscriber may now see.
+    pub fn activate(
+        &mut self,
+        id: SubId,
+        body: Option<Body>,
+        now: Instant,
+    ) -> Result<Vec<Action<D>>, Gone> {
+        self.live(id)?;
+        if let Some(sub) = self.subs.get_mut(&id) {
+            sub.state = SubState::Active;
+        }
+        self.notify(id, body, now)
+    }
+
+    /// End `id` with `reason` (RFC 6665 §4.1.3); the final NOTIFY carries `body`, if any.
+    pub fn terminate(
+        &mut self,
+        id: SubId,
+        reason: Reason,
+        body: Option<Body>,
+        now: Instant,
+    ) -> Result<Vec<Action<D>>, Gone> {
+        self.live(id)?;
+        let mut actions = Vec::new();
+        self.end(
+            id,
+            reason,
+            EndCause::Package(reason),
+            body,
+            now,
+            &mut actions,
+        );
+        Ok(actions)
+    }
+
+    // ------------------------------------------------------------------ NOTIFY outcomes
+
+    /// A final response to `id`'s in-flight NOTIFY. Provisional responses and responses to
+    /// an older NOTIFY (CSeq mismatch) are ignored.
+    pub fn on_notify_response(
+        &mut self,
+        id: SubId,
+        response: &Message,
+        now: Instant,
+    ) -> Vec<Action<D>> {
+        let mut actions = Vec::new();
+        let Some(status) = response.status().filter(|s| *s >= 200) else {
+            return actions;
+        };
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return actions;
+        };
+        let matches = match (&sub.in_flight, response.cseq()) {
+            (Some(flight), Ok(cseq)) => cseq.seq == flight.cseq && cseq.method == Method::Notify,
+            _ => false,
+        };
+        let Some(flight) = sub.in_flight.take().filter(|_| matches) else {
+            return actions;
+        };
+        if sub.final_sent {
+            self.remove(id);
+        } else if (200..300).contains(&status) {
+            sub.failures = 0;
+            if !self.config.min_notify_interval.is_zero() {
+                sub.hold_until = Some(now + self.config.min_notify_interval);
+            }
+            self.flush(id, now, &mut actions);
+        } else if destroys_usage(status) {
+            self.fail(id, Some(status), &mut actions);
+        } else {
+            sub.failures += 1;
+            if sub.failures >= self.config.max_notify_failures {
+                self.fail(id, Some(status), &mut actions);
+                return actions;
+            }
+            let delay = notify::retry_after(response)
+                .map(|secs| Duration::from_secs(u64::from(secs)).min(self.config.max_retry_after))
+                .unwrap_or(self.config.notify_retry_delay);
+            sub.hold_until = Some(now + delay);
+            let mode = self.config.packages.get(sub.package).map(|p| p.mode);
+            if !matches!(sub.state, SubState::Terminated(_)) {
+                // Deltas must arrive in order, so the failed one goes first again; a full
+                // state is superseded by whatever is newest.
+                if mode == Some(ContentMode::Partial) {
+                    sub.queue.push_front(flight.body);
+                } else {
+                    sub.resend = true;
+                }
+            }
+            self.flush(id, now, &mut actions);
+        }
+        actions
+    }
+
+    /// `id`'s in-flight NOTIFY got no response (Timer F) or could not be sent: the
+    /// subscription ends without a further NOTIFY (RFC 6665 §4.2.2).
+    pub fn on_notify_failed(&mut self, id: SubId, _now: Instant) -> Vec<Action<D>> {
+        let mut actions = Vec::new();
+        if self
+            .subs
+            .get_mut(&id)
+            .and_then(|s| s.in_flight.take())
+            .is_some()
+        {
+            self.fail(id, None, &mut actions);
+        }
+        actions
+    }
+
+    // ------------------------------------------------------------------ timers
+
+    /// When [`SubscriptionEngine::on_timer`] must next run.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    /// Expire subscriptions (final NOTIFY `terminated;reason=timeout`) and send NOTIFYs
+    /// whose hold (rate limit, Retry-After) has passed.
+    pub fn on_timer(&mut self, now: Instant) -> Vec<Action<D>> {
+        let mut actions = Vec::new();
+        let due: Vec<(Instant, SubId)> = self
+            .timers
+            .range(..=(now, SubId(u64::MAX)))
+            .copied()
+            .collect();
+        for (at, id) in due {
+            self.timers.remove(&(at, id));
+            let Some(sub) = self.subs.get_mut(&id) else {
+                continue;
+            };
+            sub.timer = None;
+            if !matches!(sub.state, SubState::Terminated(_)) && sub.expires_at <= now {
+                self.end(
+                    id,
+                    Reason::Timeout,
+                    EndCause::Expired,
+                    None,
+                    now,
+                    &mut actions,
+                );
+            } else {
+                self.flush(id, now, &mut actions);
+            }
+        }
+        actions
+    }
+
+    // ------------------------------------------------------------------ persistence
+
+    /// Every live (not terminated) subscription as plain data; `now_unix` is `now` in unix
+    /// seconds. In-flight and waiting NOTIFYs are not part of it: after an import the
+    /// package renders the state afresh.
+    pub fn export(&self, now: Instant, now_unix: u64) -> Vec<SubscriptionRecord<D>> {
+        let mut records: Vec<SubscriptionRecord<D>> = self
+            .subs
+            .iter()
+            .filter_map(|(id, sub)| {
+                let active = match sub.state {
+                    SubState::Active => true,
+                    SubState::Pending => false,
+                    SubState::Terminated(_) => return None,
+                };
+                let dialog = self.dialogs.get(&sub.dialog)?;
+                let pkg = self.config.packages.get(sub.package)?;
+                Some(SubscriptionRecord {
+                    id: id.0,
+                    event: pkg.event.clone(),
+                    list: pkg.list,
+                    event_id: sub.event_id.clone(),
+                    active,
+                    expires_at: now_unix
+                        .saturating_add(sub.expires_at.saturating_duration_since(now).as_secs()),
+                    subscriber: sub.subscriber.clone(),
+                    resource: sub.resource.clone(),
+                    accept: sub.accept.clone(),
+                    call_id: sub.dialog.call_id.clone(),
+                    local_tag: sub.dialog.local_tag.clone(),
+                    remote_tag: sub.dialog.remote_tag.clone(),
+                    local_uri: dialog.local_uri.clone(),
+                    remote_uri: dialog.remote_uri.clone(),
+                    remote_target: dialog.remote_target.clone(),
+                    route_set: dialog.route_set.clone(),
+                    local_cseq: dialog.local_cseq,
+                    remote_cseq: dialog.remote_cseq,
+                    dest: dialog.flow.dest.clone(),
+                    reliable: dialog.flow.reliable,
+                    via: dialog.flow.via.clone(),
+                    contact: dialog.flow.contact.clone(),
+                })
+            })
+            .collect();
+        records.sort_by_key(|r| r.id);
+        records
+    }
+
+    /// Restore exported subscriptions. Records that expired meanwhile, name a package no
+    /// longer configured, or reuse a live id are skipped. Every restored subscription gets
+    /// [`Action::ContentNeeded`] with `full_state: true`, so the subscriber learns whatever
+    /// changed while the server was down.
+    pub fn import(
+        &mut self,
+        records: impl IntoIterator<Item = SubscriptionRecord<D>>,
+        now: Instant,
+        now_unix: u64,
+    ) -> Vec<Action<D>> {
+        let mut actions = Vec::new();
+        for r in records {
+            let id = SubId(r.id);
+            let package = self
+                .config
+                .packages
+                .iter()
+                .position(|p| p.event.eq_ignore_ascii_case(&r.event) && p.list == r.list);
+            let (Some(package), true, false) = (
+                package,
+                r.expires_at > now_unix,
+                self.subs.contains_key(&id),
+            ) else {
+                continue;
+            };
+            let key = DialogKey {
+                call_id: r.call_id,
+                local_tag: r.local_tag,
+                remote_tag: r.remote_tag,
+            };
+            let dialog = self.dialogs.entry(key.clone()).or_insert_with(|| Dialog {
+                local_uri: r.local_uri,
+                remote_uri: r.remote_uri,
+                remote_target: r.remote_target,
+                route_set: r.route_set,
+                local_cseq: r.local_cseq,
+                remote_cseq: r.remote_cseq,
+                flow: Flow {
+                    dest: r.dest,
+                    reliable: r.reliable,
+                    via: r.via,
+                    contact: r.contact,
+                },
+                subs: Vec::new(),
+            });
+            dialog.local_cseq = dialog.local_cseq.max(r.local_cseq);
+            dialog.remote_cseq = dialog.remote_cseq.max(r.remote_cseq);
+            dialog.subs.push(id);
+            self.next_id = self.next_id.max(r.id.saturating_add(1));
+            let sub = Subscription {
+                dialog: key,
+                package,
+                event: r.event,
+                event_id: r.event_id,
+                subscriber_key: notify::uri_key(&r.subscriber),
+                subscriber: r.subscriber,
+                resource_key: notify::uri_key(&r.resource),
+                resource: r.resource,
+                accept: r.accept,
+                state: if r.active {
+                    SubState::Active
+                } else {
+                    SubState::Pending
+                },
+                expires_at: now + Duration::from_secs(r.expires_at - now_unix),
+                last: None,
+                queue: VecDeque::new(),
+                resend: true,
+                need_full: false,
+                awaiting: false,
+                final_sent: false,
+                in_flight: None,
+                hold_until: None,
+                failures: 0,
+                timer: None,
+            };
+            self.insert(id, sub);
+            self.flush(id, now, &mut actions);
+        }
+        actions
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    fn live(&self, id: SubId) -> Result<(), Gone> {
+        match self.subs.get(&id) {
+            Some(sub) if !matches!(sub.state, SubState::Terminated(_)) => Ok(()),
+            _ => Err(Gone::NoSubscription),
+        }
+    }
+
+    fn package(&self, index: usize) -> Result<&PackageConfig, Rejection> {
+        self.config
+            .packages
+            .get(index)
+            .ok_or_else(|| Rejection::new(500))
+    }
+
+    fn find_package(&self, event: &str, resource: Resource) -> Option<usize> {
+        let list = resource == Resource::List;
+        self.config
+            .packages
+            .iter()
+            .position(|p| p.event.eq_ignore_ascii_case(event) && p.list == list)
+    }
+
+    /// 489 with every package we serve (RFC 6665 §8.3.2).
+    fn bad_event(&self) -> Rejection {
+        let mut names: Vec<&str> = Vec::new();
+        for p in &self.config.packages {
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(&p.event)) {
+                names.push(&p.event);
+            }
+        }
+        Rejection::new(489).with("Allow-Events", names.join(", "))
+    }
+
+    /// The lifetime to grant (RFC 6665 §4.2.1.1): default when absent, 423 below the
+    /// minimum, shortened to the maximum; 0 stays 0 (unsubscribe or fetch).
+    fn grant(&self, package: usize, requested: Option<u32>) -> Result<u32, Rejection> {
+        let pkg = self.package(package)?;
+        match requested {
+            None => Ok(pkg.default_expires.min(pkg.max_expires)),
+            Some(0) => Ok(0),
+            Some(e) if e < pkg.min_expires => {
+                Err(Rejection::new(423).with("Min-Expires", pkg.min_expires.to_string()))
+            }
+            Some(e) => Ok(e.min(pkg.max_expires)),
+        }
+    }
+
+    fn check_limits(&self, subscriber_key: &str, resource_key: &str) -> Result<(), Rejection> {
+        if self.subs.len() >= self.config.max_subscriptions {
+            return Err(Rejection::new(503)
+                .with("Retry-After", self.config.overload_retry_after.to_string()));
+        }
+        let count = |map: &HashMap<String, usize>, key: &str| map.get(key).copied().unwrap_or(0);
+        if count(&self.per_subscriber, subscriber_key) >= self.config.max_per_subscriber {
+            return Err(Rejection {
+                reason: Some("Too Many Subscriptions From This Subscriber".to_owned()),
+                ..Rejection::new(403)
+            });
+        }
+        if count(&self.per_resource, resource_key) >= self.config.max_per_resource {
+            return Err(Rejection {
+                reason: Some("Too Many Subscriptions To This Resource".to_owned()),
+                ..Rejection::new(403)
+            });
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, request: &Message, rejection: &Rejection) -> Bytes {
+        // A fresh tag is only used when the To has none (RFC 3261 §8.2.6.2).
+        let tag = notify::token(&mut self.rng, 10);
+        let headers: Vec<(&str, &str)> = rejection
+            .headers
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .collect();
+        notify::respond(
+            request,
+            rejection.code,
+            rejection.reason.as_deref(),
+            &tag,
+            &headers,
+        )
+    }
+
+    /// 2xx to a SUBSCRIBE: Contact always (Blink fails without it), Expires, and
+    /// `Require: eventlist` for list packages (RFC 4662 §5).
+    fn accept_response(&self, request: &Message, id: SubId, code: u16, expires: u32) -> Bytes {
+        let sub = self.subs.get(&id);
+        let list = sub
+            .and_then(|s| self.config.packages.get(s.package))
+            .is_some_and(|p| p.list);
+        let dialog = sub.and_then(|s| Some((s, self.dialogs.get(&s.dialog)?)));
+        let (tag, contact) = dialog
+            .map(|(s, d)| (s.dialog.local_tag.as_str(), d.flow.contact.as_str()))
+            .unwrap_or_default();
+        let expires = expires.to_string();
+        let mut headers = vec![("Contact", contact), ("Expires", expires.as_str())];
+        if list {
+            headers.push(("Require", "eventlist"));
+        }
+        notify::respond(request, code, None, tag, &headers)
+    }
+
+    fn insert(&mut self, id: SubId, sub: Subscription) {
+        *self
+            .per_subscriber
+            .entry(sub.subscriber_key.clone())
+            .or_insert(0) += 1;
+        *self
+            .per_resource
+            .entry(sub.resource_key.clone())
+            .or_insert(0) += 1;
+        self.subs.insert(id, sub);
+    }
+
+    fn remove(&mut self, id: SubId) {
+        let Some(sub) = self.subs.remove(&id) else {
+            return;
+        };
+        if let Some(at) = sub.timer {
+            self.timers.remove(&(at, id));
+        }
+        decrement(&mut self.per_subscriber, &sub.subscriber_key);
+        decrement(&mut self.per_resource, &sub.resource_key);
+        if let Some(dialog) = self.dialogs.get_mut(&sub.dialog) {
+            dialog.subs.retain(|s| *s != id);
+            if dialog.subs.is_empty() {
+                self.dialogs.remove(&sub.dialog);
+            }
+        }
+    }
+
+    fn push_body(&mut self, id: SubId, body: Option<Body>) {
+        let max = self.config.max_queued_notifies;
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        if sub.awaiting {
+            sub.awaiting = false;
+            sub.need_full = false;
+            sub.resend = false;
+        }
+        let mode = self.config.packages.get(sub.package).map(|p| p.mode);
+        if mode == Some(ContentMode::Partial) {
+            if sub.queue.len() >= max {
+                sub.queue.clear();
+                sub.need_full = true;
+            } else {
+                sub.queue.push_back(body);
+            }
+        } else {
+            sub.queue.clear();
+            sub.queue.push_back(body);
+        }
+    }
+
+    /// Move `id` to terminated; its final NOTIFY (with `body`) supersedes anything waiting.
+    fn end(
+        &mut self,
+        id: SubId,
+        reason: Reason,
+        cause: EndCause,
+        body: Option<Body>,
+        now: Instant,
+        actions: &mut Vec<Action<D>>,
+    ) {
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        sub.state = SubState::Terminated(reason);
+        sub.queue.clear();
+        sub.queue.push_back(body);
+        sub.need_full = false;
+        sub.awaiting = false;
+        sub.resend = false;
+        self.flush(id, now, actions);
+        actions.push(Action::Terminated { id, cause });
+    }
+
+    /// The subscription cannot be reached any more: drop it without a NOTIFY.
+    fn fail(&mut self, id: SubId, status: Option<u16>, actions: &mut Vec<Action<D>>) {
+        let Some(sub) = self.subs.get(&id) else {
+            return;
+        };
+        let already_ended = matches!(sub.state, SubState::Terminated(_));
+        self.remove(id);
+        if !already_ended {
+            actions.push(Action::Terminated {
+                id,
+                cause: EndCause::NotifyFailed(status),
+            });
+        }
+    }
+
+    /// Send the next NOTIFY of `id` if one is due and nothing holds it back, then re-arm
+    /// its timer.
+    fn flush(&mut self, id: SubId, now: Instant, actions: &mut Vec<Action<D>>) {
+        self.send_next(id, now, actions);
+        self.reschedule(id);
+    }
+
+    fn send_next(&mut self, id: SubId, now: Instant, actions: &mut Vec<Action<D>>) {
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        if sub.in_flight.is_some() {
+            return;
+        }
+        match sub.hold_until {
+            Some(until) if now < until => return,
+            _ => sub.hold_until = None,
+        }
+        let Some(pkg) = self.config.packages.get(sub.package) else {
+            return;
+        };
+        let body = if matches!(sub.state, SubState::Terminated(_)) {
+            if sub.final_sent {
+                return;
+            }
+            sub.final_sent = true;
+            sub.queue.pop_front().flatten()
+        } else if pkg.mode == ContentMode::Partial && sub.need_full {
+            sub.queue.clear();
+            sub.need_full = false;
+            sub.awaiting = true;
+            actions.push(Action::ContentNeeded {
+                id,
+                full_state: true,
+            });
+            return;
+        } else if let Some(body) = sub.queue.pop_front() {
+            body
+        } else if sub.resend && !sub.awaiting {
+            match (&sub.last, pkg.mode) {
+                (Some(last), ContentMode::FullState) => last.clone(),
+                (last, _) => {
+                    sub.awaiting = true;
+                    actions.push(Action::ContentNeeded {
+                        id,
+                        full_state: last.is_none(),
+                    });
+                    return;
+                }
+            }
+        } else {
+            return;
+        };
+        sub.resend = false;
+        let Some(dialog) = self.dialogs.get_mut(&sub.dialog) else {
+            return;
+        };
+        dialog.local_cseq = dialog.local_cseq.saturating_add(1);
+        let cseq = dialog.local_cseq;
+        let branch = format!("z9hG4bK{}", notify::token(&mut self.rng, 16));
+        let bytes = notify::build_notify(
+            &DialogView {
+                call_id: &sub.dialog.call_id,
+                local_uri: &dialog.local_uri,
+                remote_uri: &dialog.remote_uri,
+                remote_target: &dialog.remote_target,
+                route_set: &dialog.route_set,
+                via: &dialog.flow.via,
+                contact: &dialog.flow.contact,
+            },
+            &NotifySpec {
+                event: &sub.event,
+                event_id: sub.event_id.as_deref(),
+                state: sub.state,
+                expires: sub.expires_at.saturating_duration_since(now).as_secs(),
+                list: pkg.list,
+                body: body.as_ref(),
+                cseq,
+                branch: &branch,
+            },
+        );
+        match Message::parse(bytes, &OWN_MESSAGES) {
+            Ok(request) => {
+                actions.push(Action::SendNotify {
+                    id,
+                    request,
+                    dest: dialog.flow.dest.clone(),
+                    reliable: dialog.flow.reliable,
+                });
+                sub.last = Some(body.clone());
+                sub.in_flight = Some(InFlight { cseq, body });
+            }
+            // Only a remote target or route our parser accepted but cannot re-read could get
+            // here; such a subscription could never be notified, so it ends.
+            Err(_) => self.fail(id, None, actions),
+        }
+    }
+
+    fn reschedule(&mut self, id: SubId) {
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        let expiry = (!matches!(sub.state, SubState::Terminated(_))).then_some(sub.expires_at);
+        let hold = sub.hold_until.filter(|_| sub.in_flight.is_none());
+        let due = match (expiry, hold) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if sub.timer != due {
+            if let Some(old) = sub.timer {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(at) = due {
+                self.timers.insert((at, id));
+            }
+            sub.timer = due;
+        }
+    }
+}
+
+fn decrement(map: &mut HashMap<String, usize>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+/// Responses after which the subscription usage is gone (RFC 6665 §4.2.2 for 481; RFC 5057
+/// §5.1 for the rest): retrying would only meet the same answer.
+fn destroys_usage(status: u16) -> bool {
+    matches!(
+        status,
+        404 | 405 | 410 | 416 | 480 | 481 | 482 | 483 | 484 | 485 | 489 | 501 | 604
+    )
+}
