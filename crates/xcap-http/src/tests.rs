@@ -47,11 +47,15 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(XcapConfig::default()).await
+}
+
+async fn fixture_with(config: XcapConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = store::Store::open(dir.path()).await.unwrap();
     let config = XcapConfig {
         domains: vec!["Example.com".into()],
-        ..XcapConfig::default()
+        ..config
     };
     let service = XcapService::new(
         config,
@@ -172,6 +176,25 @@ async fn unknown_paths_and_domains_are_not_found() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("<auid>org.openmobilealliance.pres-rules</auid>"));
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_before_anything_else() {
+    let mut config = XcapConfig::default();
+    config.limits.max_document_bytes = 64;
+    let f = fixture_with(config).await;
+    let big = format!("{LISTS}<!--{}-->", "x".repeat(64));
+    let (status, _, _) = send(
+        &f.service,
+        "PUT",
+        DOC,
+        Some("application/resource-lists+xml"),
+        &big,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _, _) = send(&f.service, "GET", DOC, None, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[test]
