@@ -2,8 +2,10 @@
 //! the sans-IO protocol crates to sockets, timers and storage.
 
 pub mod accounts;
+mod auth;
 pub mod cli;
 pub mod config;
+mod presence;
 mod register;
 mod reply;
 mod server;

@@ -1,5 +1,5 @@
 //! REGISTER in the server: RFC 3261 §10.3 steps 1–5 (domain, digest authentication per
-//! RFC 7616/RFC 8760, authorization of the AOR) around the sans-IO registrar (steps 6–8),
+//! RFC 7616/RFC 8760 in [`crate::auth`], authorization of the AOR) around the sans-IO registrar (steps 6–8),
 //! with the new bindings made durable before the 200 is sent.
 //!
 //! Durability uses group commit: the event loop hands each new binding set to a writer task,
@@ -13,23 +13,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use registrar::{Binding, Registrar};
-use sip_auth::{Algorithm, AuthOutcome, DigestCredentials, Nonces};
-use sip_message::{Challenge, Credentials, HeaderName, Message};
+use sip_message::Message;
 use sip_transaction::ServerTxId;
 use sip_transport::Transport;
-use store::{AccountRecord, Store};
+use store::Store;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::auth::{simple, Authenticator};
 use crate::config::Config;
-use crate::reply::{self, Origin};
+use crate::reply::Origin;
 use crate::server::BoxError;
-use crate::sip_core::new_tag;
 
-/// How long an account looked up in the store is trusted: short, so that `user passwd` and
-/// `user remove` on a running server take effect within seconds.
-const ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(2);
-const ACCOUNT_CACHE_MAX: usize = 100_000;
 /// Binding sets stored per transaction at most.
 const GROUP_COMMIT_MAX: usize = 512;
 /// How often bindings that expired in memory are also deleted from disk. Loading ignores
@@ -67,9 +62,7 @@ struct Waiting {
 pub struct Registration {
     config: Arc<Config>,
     registrar: Registrar,
-    nonces: Nonces,
     store: Store,
-    accounts: HashMap<(String, String), (Option<AccountRecord>, Instant)>,
     writer: mpsc::UnboundedSender<PersistJob>,
     /// AORs with an update being written, and the REGISTERs waiting behind it.
     in_flight: HashMap<String, VecDeque<Waiting>>,
@@ -83,13 +76,9 @@ impl Registration {
         config: Arc<Config>,
         store: Store,
     ) -> Result<(Registration, mpsc::UnboundedReceiver<Persisted>), BoxError> {
-        let nonce_secret = store
-            .get_or_create_secret("digest-nonce", sip_auth::generate_secret)
-            .await?;
         let gruu_secret = store
             .get_or_create_secret("gruu", sip_auth::generate_secret)
             .await?;
-        let nonces = Nonces::new(&nonce_secret).with_lifetime(config.auth.nonce_lifetime_secs);
         let r = &config.registrar;
         let mut registrar = Registrar::new(
             registrar::Config {
@@ -111,9 +100,7 @@ impl Registration {
         let registration = Registration {
             config,
             registrar,
-            nonces,
             store,
-            accounts: HashMap::new(),
             writer,
             in_flight: HashMap::new(),
             last_purge: Instant::now(),
@@ -149,12 +136,13 @@ impl Registration {
     /// [`Self::on_persisted`] once its bindings are stored.
     pub async fn handle(
         &mut self,
+        auth: &mut Authenticator,
         id: ServerTxId,
         request: Message,
         origin: Origin,
         now: Instant,
     ) -> Option<(u16, Bytes)> {
-        let aor = match self.authenticate(&request, origin, now).await {
+        let aor = match self.authenticate(auth, &request, origin, now).await {
             Ok(aor) => aor,
             Err(answer) => return Some(answer),
         };
@@ -253,6 +241,7 @@ impl Registration {
     /// owner's. Returns the AOR key.
     async fn authenticate(
         &mut self,
+        auth: &mut Authenticator,
         request: &Message,
         origin: Origin,
         now: Instant,
@@ -269,55 +258,7 @@ impl Registration {
             .aor_key()
             .ok_or_else(|| simple(request, 400, "To header has no user part"))?;
         let aor_user = aor.rsplit_once('@').map_or("", |(user, _)| user);
-
-        let credentials = self.credentials_for(request, &domain)?;
-        let Some(credentials) = credentials else {
-            return Err(self.challenge(request, &domain, false));
-        };
-        let username = credentials.username.as_deref().unwrap_or_default();
-        // The digest `uri` enters the hash as sent; it is not required to equal the
-        // Request-URI (RFC 3261 §22 does not ask for it, outbound proxies may rewrite the
-        // Request-URI, and UAs such as SIPp put the server's address there). Replay is
-        // prevented by the nonce and nc checks instead.
-        let digest_uri = credentials.uri.as_deref().unwrap_or_default();
-        let Some(account) = self.account(username, &domain, now).await else {
-            info!(%username, %domain, peer = %origin.peer, "REGISTER for an unknown account");
-            return Err(self.challenge(request, &domain, false));
-        };
-        let Some(algorithm) = Algorithm::from_param(credentials.algorithm) else {
-            return Err(self.challenge(request, &domain, false));
-        };
-        let stored_ha1 = match algorithm.base() {
-            Algorithm::Sha256 => &account.ha1_sha256,
-            _ => &account.ha1_md5,
-        };
-        let digest = DigestCredentials {
-            username,
-            realm: &domain,
-            nonce: credentials.nonce.as_deref().unwrap_or_default(),
-            uri: digest_uri,
-            response: credentials.response.as_deref().unwrap_or_default(),
-            algorithm: credentials.algorithm,
-            cnonce: credentials.cnonce.as_deref(),
-            nc: credentials.nc,
-            qop: credentials.qop,
-            opaque: credentials.opaque.as_deref(),
-        };
-        match self
-            .nonces
-            .verify("REGISTER", &digest, stored_ha1, unix_now() as u64)
-        {
-            AuthOutcome::Ok => {}
-            AuthOutcome::Stale => return Err(self.challenge(request, &domain, true)),
-            AuthOutcome::Failed(reason) => {
-                info!(%username, %domain, peer = %origin.peer, reason, "digest authentication failed");
-                return Err(self.challenge(request, &domain, false));
-            }
-            AuthOutcome::Replay => {
-                warn!(%username, %domain, peer = %origin.peer, "replayed digest credentials");
-                return Err(self.challenge(request, &domain, false));
-            }
-        }
+        let username = auth.authenticate(request, &domain, origin, now).await?;
         if username != aor_user {
             return Err(simple(
                 request,
@@ -325,68 +266,7 @@ impl Registration {
                 "Credentials do not match the address of record",
             ));
         }
-
         Ok(aor)
-    }
-
-    /// The Authorization field for our realm (RFC 3261 §22.4: a request may carry
-    /// credentials for several realms), None when there is none.
-    fn credentials_for<'m>(
-        &self,
-        request: &'m Message,
-        realm: &str,
-    ) -> Result<Option<Credentials<'m>>, (u16, Bytes)> {
-        for credentials in request.credentials(&HeaderName::Authorization) {
-            let credentials = credentials.map_err(|e| simple(request, 400, &e.0))?;
-            if credentials.scheme.eq_ignore_ascii_case("Digest")
-                && credentials
-                    .realm
-                    .as_deref()
-                    .is_some_and(|r| r.eq_ignore_ascii_case(realm))
-            {
-                return Ok(Some(credentials));
-            }
-        }
-        Ok(None)
-    }
-
-    /// 401 with one challenge per configured algorithm, in the configured order (RFC 8760 §2.4).
-    fn challenge(&self, request: &Message, realm: &str, stale: bool) -> (u16, Bytes) {
-        let nonce = self.nonces.issue(realm, unix_now() as u64);
-        let mut writer = reply::response(request, 401, "Unauthorized", &new_tag());
-        for algorithm in &self.config.auth.algorithms {
-            let challenge = Challenge {
-                realm: realm.into(),
-                nonce: nonce.as_str().into(),
-                algorithm: Some(algorithm.as_str().into()),
-                qop: Some("auth".into()),
-                stale,
-                ..Challenge::default()
-            };
-            writer.header("WWW-Authenticate", &challenge.to_header_value());
-        }
-        (401, writer.finish(None, b""))
-    }
-
-    async fn account(&mut self, user: &str, domain: &str, now: Instant) -> Option<AccountRecord> {
-        let key = (user.to_owned(), domain.to_owned());
-        if let Some((account, fetched)) = self.accounts.get(&key) {
-            if now.saturating_duration_since(*fetched) < ACCOUNT_CACHE_TTL {
-                return account.clone();
-            }
-        }
-        let account = match self.store.get_account(user, domain).await {
-            Ok(account) => account,
-            Err(error) => {
-                warn!(%error, "account lookup failed");
-                return None;
-            }
-        };
-        if self.accounts.len() >= ACCOUNT_CACHE_MAX {
-            self.accounts.clear();
-        }
-        self.accounts.insert(key, (account.clone(), now));
-        account
     }
 }
 
@@ -427,13 +307,6 @@ async fn write_bindings(
             break;
         }
     }
-}
-
-fn simple(request: &Message, code: u16, reason: &str) -> (u16, Bytes) {
-    (
-        code,
-        reply::response(request, code, reason, &new_tag()).finish(None, b""),
-    )
 }
 
 fn transport_name(transport: Transport) -> &'static str {

@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 use sip_auth::{Algorithm, Nonces};
 use sip_transport::{tls, Transport, TransportConfig, Transports};
 use tokio::net::TcpListener;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tracing::{error, info};
+use xcap::DocumentChange;
 use xcap_http::{XcapConfig, XcapService};
 
+use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::presence::Presence;
 use crate::register::Registration;
 use crate::sip_core::SipCore;
 
@@ -46,10 +50,13 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
             info!("SIP over {kind} on {addr}");
         }
     }
-    start_xcap(&config, &store, tls_server_config).await?;
+    let xcap = start_xcap(&config, &store, tls_server_config).await?;
+    let mut changes = xcap.as_ref().map(|service| service.subscribe());
     info!(domains = ?config.domains, data_dir = %config.data_dir.display(), "avail-server started");
+    let auth = Authenticator::start(config.clone(), store.clone()).await?;
+    let presence = Presence::new(&config, store.clone());
     let (registration, mut persisted) = Registration::start(config.clone(), store).await?;
-    let mut core = SipCore::new(config, registration, transport.clone());
+    let mut core = SipCore::new(config, auth, registration, presence, transport.clone());
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -62,6 +69,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
                 None => break,
             },
             Some(batch) = persisted.recv() => core.on_persisted(batch, Instant::now()).await,
+            change = next_change(&mut changes) => core.on_document_change(change, Instant::now()).await,
             _ = tokio::time::sleep_until(deadline.into()) => core.on_timer(Instant::now()).await,
             _ = &mut shutdown => {
                 info!("shutting down");
@@ -73,15 +81,30 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The next XCAP document change; never ready without XCAP (or once the service is gone).
+async fn next_change(
+    changes: &mut Option<broadcast::Receiver<DocumentChange>>,
+) -> Result<DocumentChange, RecvError> {
+    let Some(receiver) = changes else {
+        return std::future::pending().await;
+    };
+    let change = receiver.recv().await;
+    if matches!(change, Err(RecvError::Closed)) {
+        *changes = None;
+    }
+    change
+}
+
 /// Binds the configured XCAP listeners and serves them in background tasks. Binding
 /// happens here, so a port that is in use fails the start instead of a background task.
+/// Returns the service, whose document changes drive presence policy updates.
 async fn start_xcap(
     config: &Config,
     store: &store::Store,
     tls_server_config: Option<Arc<rustls::ServerConfig>>,
-) -> Result<(), BoxError> {
+) -> Result<Option<Arc<XcapService>>, BoxError> {
     if config.http.http.is_none() && config.http.https.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     // Its own secret: SIP and HTTP nonces are never interchangeable.
     let secret = store
@@ -133,7 +156,7 @@ async fn start_xcap(
             }
         });
     }
-    Ok(())
+    Ok(Some(service))
 }
 
 async fn shutdown_signal() {

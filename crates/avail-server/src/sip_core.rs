@@ -1,19 +1,25 @@
 //! The SIP request dispatcher: drives the sans-IO transaction layer with what the
-//! transports receive, picks the handler by method (RFC 3261 §8.2, §10, §11), and executes
-//! the resulting actions. Time enters only as arguments.
+//! transports receive, picks the handler by method (RFC 3261 §8.2, §10, §11; RFC 3903 for
+//! PUBLISH, RFC 6665 for SUBSCRIBE), authenticates those that change state, and executes the
+//! resulting actions, including the NOTIFY client transactions (RFC 6665 §4.2.2). Time enters
+//! only as arguments.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use presence::Notify;
 use sip_message::{Limits, Message, Method};
 use sip_transaction::{
-    Action, CancelTarget, ClientEvent, ServerEvent, ServerTxId, TransactionLayer,
+    Action, CancelTarget, ClientEvent, ServerEvent, ServerTxId, TransactionLayer, TxId,
 };
 use sip_transport::{Target, TransportEvent, TransportHandle};
 use tracing::{debug, info, warn};
 
+use crate::auth::{simple, Authenticator};
 use crate::config::Config;
+use crate::presence::Presence;
 use crate::register::{Persisted, Registration};
 use crate::reply::{self, Origin};
 
@@ -21,14 +27,18 @@ pub struct SipCore {
     config: Arc<Config>,
     limits: Limits,
     transactions: TransactionLayer<Target>,
+    auth: Authenticator,
     registration: Registration,
+    presence: Presence,
     transport: TransportHandle,
 }
 
 impl SipCore {
     pub fn new(
         config: Arc<Config>,
+        auth: Authenticator,
         registration: Registration,
+        presence: Presence,
         transport: TransportHandle,
     ) -> SipCore {
         let limits = config.limits.sip();
@@ -40,24 +50,30 @@ impl SipCore {
             config,
             limits,
             transactions,
+            auth,
             registration,
+            presence,
             transport,
         }
     }
 
     pub fn next_deadline(&mut self) -> Option<Instant> {
-        let transactions = self.transactions.next_deadline();
-        let registrar = self.registration.next_deadline();
-        match (transactions, registrar) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.transactions.next_deadline(),
+            self.registration.next_deadline(),
+            self.presence.agent().next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub async fn on_timer(&mut self, now: Instant) {
         let actions = self.transactions.on_timer(now);
-        self.execute(actions).await;
+        self.execute(actions, now).await;
         self.registration.on_timer(now);
+        let notifies = self.presence.agent().on_timer(now);
+        self.send_notifies(notifies, now).await;
     }
 
     /// Bindings a writer batch stored (or failed to): send the REGISTER responses.
@@ -90,11 +106,25 @@ impl SipCore {
             Err(error) => return self.reject_unparsable(data, error, origin).await,
         };
         if !message.is_request() {
-            // We send no requests yet; a response can only be stray (RFC 3261 §18.1.2).
             match self.transactions.on_response(message, now) {
-                ClientEvent::Response { actions, .. } | ClientEvent::Retransmission(actions) => {
-                    self.execute(actions).await
+                ClientEvent::Response {
+                    id,
+                    response,
+                    actions,
+                } => {
+                    // Our only requests are NOTIFYs; their final response goes to the agent.
+                    if response.status().is_some_and(|s| s >= 200) {
+                        if let Some(sub) = self.presence.finished(id) {
+                            let notifies = self
+                                .presence
+                                .agent()
+                                .on_notify_response(sub, &response, now);
+                            self.send_notifies(notifies, now).await;
+                        }
+                    }
+                    self.execute(actions, now).await
                 }
+                ClientEvent::Retransmission(actions) => self.execute(actions, now).await,
                 ClientEvent::Stray(response) => {
                     debug!(peer = %origin.peer, status = ?response.status(), "stray response dropped")
                 }
@@ -115,7 +145,7 @@ impl SipCore {
                 target,
             } => self.on_cancel(id, request, target, now).await,
             ServerEvent::Retransmission(actions) | ServerEvent::AckForFinal { actions, .. } => {
-                self.execute(actions).await
+                self.execute(actions, now).await
             }
             // We answer INVITE with an error, so there is no 2xx to acknowledge; an ACK that
             // matches nothing is dropped (RFC 3261 §17.2.3).
@@ -188,16 +218,27 @@ impl SipCore {
         }
         match method {
             Method::Register => {
-                if let Some((status, response)) =
-                    self.registration.handle(id, request, origin, now).await
+                if let Some((status, response)) = self
+                    .registration
+                    .handle(&mut self.auth, id, request, origin, now)
+                    .await
                 {
                     self.respond_with(id, response, status, now).await
                 }
+            }
+            Method::Publish | Method::Subscribe => {
+                self.on_presence(id, &method, &request, origin, now).await
+            }
+            // We hold no subscriptions as a subscriber (RFC 6665 §4.1.3).
+            Method::Notify => {
+                self.respond(id, &request, 481, "Subscription Does Not Exist", now)
+                    .await
             }
             Method::Options => {
                 let mut writer = reply::response(&request, 200, "OK", &new_tag());
                 writer
                     .header("Allow", reply::ALLOW)
+                    .header("Allow-Events", reply::ALLOW_EVENTS)
                     .header("Accept", "application/sdp")
                     .header("Accept-Encoding", "identity")
                     .header("Accept-Language", "en")
@@ -220,6 +261,82 @@ impl SipCore {
                 writer.header("Allow", reply::ALLOW);
                 self.respond_with(id, writer.finish(None, b""), 405, now)
                     .await
+            }
+        }
+    }
+
+    /// PUBLISH and SUBSCRIBE: the sender authenticates as a user of its From domain (the
+    /// realm), the presentity's policy is loaded, then the agent answers.
+    async fn on_presence(
+        &mut self,
+        id: ServerTxId,
+        method: &Method,
+        request: &Message,
+        origin: Origin,
+        now: Instant,
+    ) {
+        let domain = match request.from_header() {
+            Ok(from) => from.uri.host_text.to_ascii_lowercase(),
+            Err(error) => return self.respond(id, request, 400, &error.0, now).await,
+        };
+        if !self.config.serves(&domain) {
+            let (status, response) = simple(request, 403, "Domain not served here");
+            return self.respond_with(id, response, status, now).await;
+        }
+        let user = match self.auth.authenticate(request, &domain, origin, now).await {
+            Ok(user) => user,
+            Err((status, response)) => return self.respond_with(id, response, status, now).await,
+        };
+        let identity = format!("sip:{user}@{domain}");
+        let mut notifies = Vec::new();
+        if let Some(presentity) = request.request_uri().and_then(presence::aor) {
+            notifies = self.presence.ensure_policy(&presentity, now).await;
+        }
+        let answer = if *method == Method::Publish {
+            self.presence.agent().on_publish(request, &identity, now)
+        } else {
+            let dest = origin.response_target(request);
+            let local = self.transport.local_addr(origin.transport);
+            let flow = self.presence.flow(origin, dest, local);
+            self.presence
+                .agent()
+                .on_subscribe(request, flow, &identity, now)
+        };
+        self.respond_with(id, answer.response, answer.status, now)
+            .await;
+        notifies.extend(answer.notifies);
+        self.send_notifies(notifies, now).await;
+    }
+
+    /// An XCAP write: the agent re-evaluates what depends on it.
+    pub async fn on_document_change(
+        &mut self,
+        change: Result<xcap::DocumentChange, tokio::sync::broadcast::error::RecvError>,
+        now: Instant,
+    ) {
+        let notifies = self.presence.on_document_change(change, now).await;
+        self.send_notifies(notifies, now).await;
+    }
+
+    /// Starts a client transaction per NOTIFY; a NOTIFY that cannot even be sent fails its
+    /// subscription like a timeout would.
+    async fn send_notifies(&mut self, notifies: Vec<Notify<Target>>, now: Instant) {
+        let mut queue = VecDeque::from(notifies);
+        while let Some(notify) = queue.pop_front() {
+            match self
+                .transactions
+                .send_request(notify.request, notify.dest, notify.reliable, now)
+            {
+                Ok((tx, actions)) => {
+                    self.presence.sent(tx, notify.id);
+                    for action in actions {
+                        queue.extend(self.execute_one(action, now).await);
+                    }
+                }
+                Err(error) => {
+                    warn!(?error, "NOTIFY not sent");
+                    queue.extend(self.presence.agent().on_notify_failed(notify.id, now));
+                }
             }
         }
     }
@@ -258,20 +375,40 @@ impl SipCore {
 
     async fn respond_with(&mut self, id: ServerTxId, data: Bytes, code: u16, now: Instant) {
         match self.transactions.respond(id, data, code, now) {
-            Ok(actions) => self.execute(actions).await,
+            Ok(actions) => self.execute(actions, now).await,
             Err(error) => warn!(%error, "response not sent"),
         }
     }
 
-    async fn execute(&mut self, actions: Vec<Action<Target>>) {
+    async fn execute(&mut self, actions: Vec<Action<Target>>, now: Instant) {
+        let mut notifies = Vec::new();
         for action in actions {
-            match action {
-                Action::Send { dest, data } => self.send(dest, data).await,
-                Action::Timeout(id) => debug!(?id, "transaction timed out"),
-                Action::TransportError(id) => debug!(?id, "transaction transport error"),
-                Action::Terminated(_) => {}
-            }
+            notifies.extend(self.execute_one(action, now).await);
         }
+        if !notifies.is_empty() {
+            self.send_notifies(notifies, now).await;
+        }
+    }
+
+    /// One transaction action; a failed NOTIFY transaction may end its subscription, which
+    /// can produce further NOTIFYs (watcher info), returned to the caller to send.
+    async fn execute_one(&mut self, action: Action<Target>, now: Instant) -> Vec<Notify<Target>> {
+        match action {
+            Action::Send { dest, data } => self.send(dest, data).await,
+            Action::Timeout(TxId::Client(tx)) | Action::TransportError(TxId::Client(tx)) => {
+                if let Some(sub) = self.presence.finished(tx) {
+                    debug!(?sub, "NOTIFY failed");
+                    return self.presence.agent().on_notify_failed(sub, now);
+                }
+            }
+            Action::Timeout(id) => debug!(?id, "transaction timed out"),
+            Action::TransportError(id) => debug!(?id, "transaction transport error"),
+            Action::Terminated(TxId::Client(tx)) => {
+                self.presence.finished(tx);
+            }
+            Action::Terminated(_) => {}
+        }
+        Vec::new()
     }
 
     async fn send(&self, target: Target, data: Bytes) {

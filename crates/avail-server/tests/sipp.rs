@@ -1,6 +1,6 @@
 //! SIPp (Debian's sip-tester) as the third-party peer: digest registration, refresh and
-//! unregistration over UDP and TCP, 1,000 users registering with zero failures, and a wrong
-//! password refused.
+//! unregistration over UDP and TCP, 1,000 users registering with zero failures, a wrong
+//! password refused, and the bench's presence publisher and watcher scenarios.
 
 mod common;
 
@@ -88,6 +88,62 @@ fn a_wrong_password_is_refused() {
             (run.successful, run.failed),
             (3, 0),
             "over {transport}: {run:?}"
+        );
+    }
+}
+
+/// The bench's presence scenarios (copies adapted for digest authentication): a publisher
+/// modifying its state while a watcher subscribed to that AOR receives every change, ends on
+/// the `bench-end` note and unsubscribes; over TCP and UDP (NOTIFYs retransmitted there).
+#[test]
+fn publisher_and_watcher_scenarios_over_tcp_and_udp() {
+    let server = Server::start(&[("alice", "secret")]);
+    let credentials = "[authentication username=alice password=secret]";
+    let target = server.tcp_addr();
+    for transport in ["t1", "u1"] {
+        let watcher = std::thread::spawn(move || {
+            let csv = format!("SEQUENTIAL\nalice;alice;{};{credentials}\n", common::DOMAIN);
+            common::sipp_with(
+                "watcher.xml",
+                transport,
+                target,
+                &csv,
+                1,
+                1,
+                &["-aa", "-key", "hold_s", "30"],
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let csv = format!("SEQUENTIAL\nalice;{};{credentials}\n", common::DOMAIN);
+        let publisher = common::sipp_with(
+            "publisher.xml",
+            transport,
+            target,
+            &csv,
+            1,
+            1,
+            &[
+                "-key",
+                "pub_s",
+                "2",
+                "-key",
+                "period_ms",
+                "200",
+                "-key",
+                "pub_expires",
+                "600",
+            ],
+        );
+        assert_eq!(
+            (publisher.successful, publisher.failed),
+            (1, 0),
+            "over {transport}: {publisher:?}"
+        );
+        let watcher = watcher.join().expect("watcher thread");
+        assert_eq!(
+            (watcher.successful, watcher.failed),
+            (1, 0),
+            "over {transport}: {watcher:?}"
         );
     }
 }

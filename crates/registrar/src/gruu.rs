@@ -141,20 +141,6 @@ fn unescape(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A quoted-string for a header parameter (RFC 3261 §25.1 `quoted-pair` for `"` and `\`).
-pub(crate) fn quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,8 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn quoting_and_unescaping() {
-        assert_eq!(quote(r#"<urn:"x"\>"#), r#""<urn:\"x\"\\>""#);
+    fn unescaping() {
         assert_eq!(unescape("a%3Bb").as_deref(), Some("a;b"));
         assert_eq!(unescape("a%3"), None);
         assert_eq!(unescape("%ff"), None);

@@ -2,10 +2,10 @@
 //! GRUU assignment), RFC 3327 §5.3 (storing and echoing Path).
 
 use sha2::{Digest, Sha256};
-use sip_message::{response_to, ContactValue, HeaderName, Message, NameAddr, Uri};
+use sip_message::{quote, response_to, ContactValue, HeaderName, Message, NameAddr, Uri};
 
 use crate::date::http_date;
-use crate::gruu::{public_gruu, quote, temp_gruu_token, temporary_gruu};
+use crate::gruu::{public_gruu, temp_gruu_token, temporary_gruu};
 use crate::{Binding, Origin, RegisterOutcome, Registrar};
 
 /// Why a REGISTER is refused.

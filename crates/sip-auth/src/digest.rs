@@ -99,6 +99,30 @@ pub struct DigestCredentials<'a> {
     pub opaque: Option<&'a str>,
 }
 
+impl<'a> DigestCredentials<'a> {
+    /// The fields of a parsed `Authorization` / `Proxy-Authorization` header (SIP and HTTP
+    /// share the syntax), checked against `realm`, the one this server challenged with.
+    /// The digest `uri` enters the hash as sent: reverse proxies and outbound proxies may
+    /// rewrite the request target, and replay is prevented by the nonce and nc checks.
+    pub fn from_header(
+        header: &'a sip_message::Credentials<'_>,
+        realm: &'a str,
+    ) -> DigestCredentials<'a> {
+        DigestCredentials {
+            username: header.username.as_deref().unwrap_or_default(),
+            realm,
+            nonce: header.nonce.as_deref().unwrap_or_default(),
+            uri: header.uri.as_deref().unwrap_or_default(),
+            response: header.response.as_deref().unwrap_or_default(),
+            algorithm: header.algorithm,
+            cnonce: header.cnonce.as_deref(),
+            nc: header.nc,
+            qop: header.qop,
+            opaque: header.opaque.as_deref(),
+        }
+    }
+}
+
 /// Why a response cannot even be computed; mapped to a failure reason by the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Malformed {

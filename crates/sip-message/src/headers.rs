@@ -522,6 +522,14 @@ fn auth_params(value: &str) -> Option<(&str, impl Iterator<Item = (&str, &str)>)
     Some((scheme, pairs))
 }
 
+/// `text` as a quoted-string (RFC 3261 §25.1: `"` and `\` escaped as quoted-pairs); the
+/// inverse of [`unquote`].
+pub fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    push_quoted(&mut out, text);
+    out
+}
+
 fn push_quoted(out: &mut String, v: &str) {
     out.push('"');
     for c in v.chars() {
@@ -702,5 +710,18 @@ mod tests {
             (c.qop.as_deref(), c.stale, c.algorithm),
             (Some("auth,auth-int"), false, None)
         );
+    }
+}
+
+#[cfg(test)]
+mod quote_tests {
+    use super::{quote, unquote};
+
+    #[test]
+    fn quote_escapes_and_unquote_reverses_it() {
+        let text = r#"<urn:"x"\>"#;
+        let quoted = quote(text);
+        assert_eq!(quoted, r#""<urn:\"x\"\\>""#);
+        assert_eq!(unquote(&quoted), text);
     }
 }

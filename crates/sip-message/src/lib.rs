@@ -15,8 +15,8 @@ mod uri;
 pub use builder::{default_reason, response_to, MessageWriter};
 pub use framing::{FramingError, StreamDecoder, StreamItem};
 pub use headers::{
-    unquote, CSeq, Challenge, ContactValue, Credentials, Event, HeaderError, MediaType, NameAddr,
-    Param, Params, SubscriptionState, Via,
+    quote, unquote, CSeq, Challenge, ContactValue, Credentials, Event, HeaderError, MediaType,
+    NameAddr, Param, Params, SubscriptionState, Via,
 };
 pub use message::{HeaderName, HeaderRef, Limits, Message, Method, ParseError, StartLine};
 pub use uri::{Host, Uri, UriError};

@@ -566,6 +566,22 @@ impl<D: Clone> SubscriptionEngine<D> {
         self.notify(id, body, now)
     }
 
+    /// Active → pending (authorisation withdrawn until the resource owner decides again,
+    /// RFC 6665 §4.1.2 allows the notifier to move back), with the state the subscriber may
+    /// still see (usually none).
+    pub fn suspend(
+        &mut self,
+        id: SubId,
+        body: Option<Body>,
+        now: Instant,
+    ) -> Result<Vec<Action<D>>, Gone> {
+        self.live(id)?;
+        if let Some(sub) = self.subs.get_mut(&id) {
+            sub.state = SubState::Pending;
+        }
+        self.notify(id, body, now)
+    }
+
     /// End `id` with `reason` (RFC 6665 §4.1.3); the final NOTIFY carries `body`, if any.
     pub fn terminate(
         &mut self,

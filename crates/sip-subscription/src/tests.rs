@@ -352,6 +352,23 @@ fn pending_subscription_notifies_pending_then_active_on_activation() {
 }
 
 #[test]
+fn suspended_subscription_notifies_pending_without_the_state() {
+    let mut e = engine();
+    let now = Instant::now();
+    let (id, _, first) = establish(&mut e, &blink(""), Decision::Accept, Some(pidf(1)), now);
+    assert_eq!(state_header(&first.request), "active;expires=600");
+    e.on_notify_response(id, &reply(&first.request, 200, &[]), now);
+    let actions = e.suspend(id, None, now).unwrap_or_default();
+    let second = only_notify(&actions);
+    assert_eq!(state_header(&second.request), "pending;expires=600");
+    assert!(second.request.body().is_empty());
+    assert_eq!(
+        e.subscription(id).map(|s| s.state()),
+        Some(SubState::Pending)
+    );
+}
+
+#[test]
 fn pending_gets_202_when_configured() {
     let mut e = engine_with(Config {
         accepted_for_pending: true,

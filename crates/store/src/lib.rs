@@ -79,9 +79,11 @@ pub struct Store {
 impl Store {
     /// Open (creating if needed) `data_dir/avail.db` and bring its schema up to date.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
+        create_private_dir(data_dir)?;
+        let database = data_dir.join(DATABASE_FILE);
+        create_private_file(&database)?;
         let options = SqliteConnectOptions::new()
-            .filename(data_dir.join(DATABASE_FILE))
+            .filename(&database)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
@@ -342,6 +344,35 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The data directory holds credentials (HA1 hashes) and the TLS key: a new one is made
+/// readable by the server's user only. An existing directory keeps the operator's mode.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Create the database file with mode 0600 before SQLite opens it: SQLite gives its WAL and
+/// shared-memory files the database file's permissions.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 async fn insert_binding(
     tx: &mut Transaction<'static, Sqlite>,
     position: i64,
@@ -568,6 +599,22 @@ mod tests {
         let kept = store.load_bindings(1000).await.unwrap();
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].contact, "sip:a@192.0.2.1");
+    }
+
+    #[tokio::test]
+    async fn a_new_data_directory_and_database_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let store = Store::open(&dir).await.unwrap();
+        store
+            .add_account("a", "example.com", "m", "s")
+            .await
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(DATABASE_FILE)), 0o600);
+        assert_eq!(mode(&dir.join(format!("{DATABASE_FILE}-wal"))), 0o600);
     }
 
     #[tokio::test]

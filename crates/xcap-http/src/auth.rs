@@ -73,20 +73,7 @@ pub(crate) async fn authenticate(
         info!(%username, %realm, "XCAP request for an unknown account");
         return fail;
     };
-    let digest = DigestCredentials {
-        username,
-        realm,
-        nonce: credentials.nonce.as_deref().unwrap_or_default(),
-        // As for SIP, the digest-uri enters the hash as sent; reverse proxies may rewrite
-        // the request target, and replay is prevented by the nonce and nc checks.
-        uri: credentials.uri.as_deref().unwrap_or_default(),
-        response: credentials.response.as_deref().unwrap_or_default(),
-        algorithm: credentials.algorithm,
-        cnonce: credentials.cnonce.as_deref(),
-        nc: credentials.nc,
-        qop: credentials.qop,
-        opaque: credentials.opaque.as_deref(),
-    };
+    let digest = DigestCredentials::from_header(&credentials, realm);
     match nonces.verify(method, &digest, &ha1, unix_now()) {
         AuthOutcome::Ok => Verdict::User(username.to_owned()),
         AuthOutcome::Stale => Verdict::Challenge { stale: true },

@@ -148,9 +148,7 @@ impl Args {
 /// Accepts only `http://` URLs whose host is a loopback IP or `localhost`: this tool is for
 /// measuring one's own server, not for loading someone else's.
 pub fn parse_root(text: &str) -> Result<Root, String> {
-    let uri: Uri = text
-        .parse()
-        .map_err(|e| format!("--root `{text}`: {e}"))?;
+    let uri: Uri = text.parse().map_err(|e| format!("--root `{text}`: {e}"))?;
     if uri.scheme_str() != Some("http") {
         return Err(format!("--root `{text}`: only http:// is supported"));
     }
@@ -272,7 +270,11 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["u1@bench.test pw1", "u2@bench.test pw2", "u3@bench.test pw3"]
+            [
+                "u1@bench.test pw1",
+                "u2@bench.test pw2",
+                "u3@bench.test pw3"
+            ]
         );
     }
 
@@ -287,7 +289,14 @@ mod tests {
             "2",
         ]);
         assert!(too_few.unwrap_err().contains("2 accounts for 16 clients"));
-        let shared = args(&["--scenario", "get-doc", "--user-pattern", "u@d", "--users", "20"]);
+        let shared = args(&[
+            "--scenario",
+            "get-doc",
+            "--user-pattern",
+            "u@d",
+            "--users",
+            "20",
+        ]);
         assert!(shared.unwrap_err().contains("needs `{n}`"));
         let endless = args(&[
             "--scenario",

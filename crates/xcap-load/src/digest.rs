@@ -106,14 +106,9 @@ impl Session {
         self.nc = self.nc.wrapping_add(1).max(1);
         let nc = format!("{:08x}", self.nc);
         let ha2 = self.algorithm.hex(&[method, uri]);
-        let response = self.algorithm.hex(&[
-            &self.ha1,
-            &self.nonce,
-            &nc,
-            &self.cnonce,
-            "auth",
-            &ha2,
-        ]);
+        let response =
+            self.algorithm
+                .hex(&[&self.ha1, &self.nonce, &nc, &self.cnonce, "auth", &ha2]);
         let opaque = self
             .opaque
             .as_deref()

@@ -71,8 +71,29 @@ impl Server {
         Server::launch(data_dir, Some(temp), &[])
     }
 
+    /// A fresh server with XCAP over plain HTTP too; returns it and the XCAP root URL.
+    pub fn start_with_xcap(users: &[(&str, &str)]) -> (Server, String) {
+        let temp = tempfile::tempdir().expect("temp dir");
+        for (user, password) in users {
+            add_user(temp.path(), &format!("{user}@{DOMAIN}"), password);
+        }
+        let http = format!("127.0.0.1:{}", free_port());
+        let data_dir = temp.path().to_owned();
+        let server = Server::spawn(data_dir, Some(temp), &http, &[]);
+        (server, format!("http://{http}/xcap-root"))
+    }
+
     /// Start on an existing data directory (restart tests), with extra flags.
     pub fn launch(data_dir: PathBuf, temp: Option<tempfile::TempDir>, extra: &[&str]) -> Server {
+        Server::spawn(data_dir, temp, "off", extra)
+    }
+
+    fn spawn(
+        data_dir: PathBuf,
+        temp: Option<tempfile::TempDir>,
+        http: &str,
+        extra: &[&str],
+    ) -> Server {
         let sip_port = free_port();
         let tls_port = free_port();
         let log_path = data_dir.join(format!("server-{sip_port}.log"));
@@ -84,7 +105,7 @@ impl Server {
             .args(["--sip-udp", &format!("127.0.0.1:{sip_port}")])
             .args(["--sip-tcp", &format!("127.0.0.1:{sip_port}")])
             .args(["--sip-tls", &format!("127.0.0.1:{tls_port}")])
-            .args(["--http", "off", "--https", "off"])
+            .args(["--http", http, "--https", "off"])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -350,6 +371,19 @@ pub fn sipp(
     calls: usize,
     rate: usize,
 ) -> SippRun {
+    sipp_with(scenario, transport, target, csv, calls, rate, &[])
+}
+
+/// [`sipp`] with extra SIPp arguments (`-aa`, `-key name value`).
+pub fn sipp_with(
+    scenario: &str,
+    transport: &str,
+    target: SocketAddr,
+    csv: &str,
+    calls: usize,
+    rate: usize,
+    extra: &[&str],
+) -> SippRun {
     let dir = tempfile::tempdir().expect("temp dir");
     let inf = dir.path().join("users.csv");
     std::fs::write(&inf, csv).expect("csv");
@@ -381,6 +415,7 @@ pub fn sipp(
             "1000",
         ])
         .arg("-nostdin")
+        .args(extra)
         // A failed call must not make SIPp send a BYE for a REGISTER "dialog".
         .args(["-default_behaviors", "all,-bye", "-max_socket", "1000"])
         .arg("-trace_err")

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use sip_message::Challenge;
 
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 
 pub use common::{add_user, free_port, DOMAIN};
 

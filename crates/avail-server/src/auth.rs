@@ -1,0 +1,168 @@
+//! Digest authentication of SIP requests (RFC 3261 §22.4, RFC 7616, RFC 8760 for SHA-256)
+//! against the stored accounts, shared by REGISTER, PUBLISH and SUBSCRIBE: the realm is the
+//! user's SIP domain, nonces are stateless and expiring ([`sip_auth::Nonces`]), and accounts
+//! are cached briefly so a burst of requests costs one store read per user.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sip_auth::{Algorithm, AuthOutcome, DigestCredentials, Nonces};
+use sip_message::{Challenge, Credentials, HeaderName, Message};
+use store::{AccountRecord, Store};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::reply::{self, Origin};
+use crate::server::BoxError;
+use crate::sip_core::new_tag;
+
+/// How long an account looked up in the store is trusted: short, so that `user passwd` and
+/// `user remove` on a running server take effect within seconds.
+const ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(2);
+const ACCOUNT_CACHE_MAX: usize = 100_000;
+
+/// A refusal ready to send: status and encoded response.
+pub type Refusal = (u16, Bytes);
+
+pub struct Authenticator {
+    config: Arc<Config>,
+    nonces: Nonces,
+    store: Store,
+    accounts: HashMap<(String, String), (Option<AccountRecord>, Instant)>,
+}
+
+impl Authenticator {
+    /// Nonces use a persisted secret, so outstanding challenges survive a restart.
+    pub async fn start(config: Arc<Config>, store: Store) -> Result<Authenticator, BoxError> {
+        let secret = store
+            .get_or_create_secret("digest-nonce", sip_auth::generate_secret)
+            .await?;
+        let nonces = Nonces::new(&secret).with_lifetime(config.auth.nonce_lifetime_secs);
+        Ok(Authenticator {
+            config,
+            nonces,
+            store,
+            accounts: HashMap::new(),
+        })
+    }
+
+    /// Checks the request's credentials for `realm` (the user's domain, which the caller has
+    /// made sure we serve) and returns the authenticated user name; otherwise the 401 (or 400
+    /// for unreadable credentials) to send.
+    pub async fn authenticate(
+        &mut self,
+        request: &Message,
+        realm: &str,
+        origin: Origin,
+        now: Instant,
+    ) -> Result<String, Refusal> {
+        let method = request.method().map_or("", |m| m.as_str());
+        let Some(credentials) = self.credentials_for(request, realm)? else {
+            return Err(self.challenge(request, realm, false));
+        };
+        // `from_header` explains why the digest `uri` is not compared with the Request-URI
+        // (UAs such as SIPp put the server's address there).
+        let digest = DigestCredentials::from_header(&credentials, realm);
+        let username = digest.username;
+        let Some(account) = self.account(username, realm, now).await else {
+            info!(%username, %realm, %method, peer = %origin.peer, "request for an unknown account");
+            return Err(self.challenge(request, realm, false));
+        };
+        let Some(algorithm) = Algorithm::from_param(credentials.algorithm) else {
+            return Err(self.challenge(request, realm, false));
+        };
+        let stored_ha1 = match algorithm.base() {
+            Algorithm::Sha256 => &account.ha1_sha256,
+            _ => &account.ha1_md5,
+        };
+        match self.nonces.verify(method, &digest, stored_ha1, unix_now()) {
+            AuthOutcome::Ok => Ok(username.to_owned()),
+            AuthOutcome::Stale => Err(self.challenge(request, realm, true)),
+            AuthOutcome::Failed(reason) => {
+                info!(%username, %realm, %method, peer = %origin.peer, reason, "digest authentication failed");
+                Err(self.challenge(request, realm, false))
+            }
+            AuthOutcome::Replay => {
+                warn!(%username, %realm, %method, peer = %origin.peer, "replayed digest credentials");
+                Err(self.challenge(request, realm, false))
+            }
+        }
+    }
+
+    /// The Authorization field for our realm (RFC 3261 §22.4: a request may carry
+    /// credentials for several realms), None when there is none.
+    fn credentials_for<'m>(
+        &self,
+        request: &'m Message,
+        realm: &str,
+    ) -> Result<Option<Credentials<'m>>, Refusal> {
+        for credentials in request.credentials(&HeaderName::Authorization) {
+            let credentials = credentials.map_err(|e| simple(request, 400, &e.0))?;
+            if credentials.scheme.eq_ignore_ascii_case("Digest")
+                && credentials
+                    .realm
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(realm))
+            {
+                return Ok(Some(credentials));
+            }
+        }
+        Ok(None)
+    }
+
+    /// 401 with one challenge per configured algorithm, in the configured order (RFC 8760 §2.4).
+    fn challenge(&self, request: &Message, realm: &str, stale: bool) -> Refusal {
+        let nonce = self.nonces.issue(realm, unix_now());
+        let mut writer = reply::response(request, 401, "Unauthorized", &new_tag());
+        for algorithm in &self.config.auth.algorithms {
+            let challenge = Challenge {
+                realm: realm.into(),
+                nonce: nonce.as_str().into(),
+                algorithm: Some(algorithm.as_str().into()),
+                qop: Some("auth".into()),
+                stale,
+                ..Challenge::default()
+            };
+            writer.header("WWW-Authenticate", &challenge.to_header_value());
+        }
+        (401, writer.finish(None, b""))
+    }
+
+    async fn account(&mut self, user: &str, domain: &str, now: Instant) -> Option<AccountRecord> {
+        let key = (user.to_owned(), domain.to_owned());
+        if let Some((account, fetched)) = self.accounts.get(&key) {
+            if now.saturating_duration_since(*fetched) < ACCOUNT_CACHE_TTL {
+                return account.clone();
+            }
+        }
+        let account = match self.store.get_account(user, domain).await {
+            Ok(account) => account,
+            Err(error) => {
+                warn!(%error, "account lookup failed");
+                return None;
+            }
+        };
+        if self.accounts.len() >= ACCOUNT_CACHE_MAX {
+            self.accounts.clear();
+        }
+        self.accounts.insert(key, (account.clone(), now));
+        account
+    }
+}
+
+/// A response with no body but the status line.
+pub fn simple(request: &Message, code: u16, reason: &str) -> Refusal {
+    (
+        code,
+        reply::response(request, code, reason, &new_tag()).finish(None, b""),
+    )
+}
+
+/// Wall-clock seconds, which nonces are expressed in (they must survive a restart).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,231 @@
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use sip_message::{HeaderName, Limits, Message};
+
+use super::*;
+
+type Agent = PresenceAgent<&'static str>;
+
+const ALICE: &str = "sip:alice@example.com";
+const BOB: &str = "sip:bob@example.com";
+
+fn agent() -> Agent {
+    PresenceAgent::new(Config::new(60, 3600, 3600), StdRng::seed_from_u64(7))
+}
+
+fn flow() -> Flow<&'static str> {
+    Flow {
+        dest: "conn",
+        reliable: true,
+        via: "SIP/2.0/TCP 192.0.2.1:5060".into(),
+        contact: "<sip:192.0.2.1:5060;transport=tcp>".into(),
+    }
+}
+
+fn parse(text: String) -> Message {
+    Message::parse(bytes::Bytes::from(text), &Limits::default()).expect("valid message")
+}
+
+fn request(method: &str, uri: &str, from: &str, headers: &str, body: &str) -> Message {
+    parse(format!(
+        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.9;branch=z9hG4bK{}\r\n\
+         From: <{from}>;tag=f1\r\nTo: <{uri}>\r\nCall-ID: {}@x\r\nCSeq: 1 {method}\r\n\
+         Contact: <sip:w@192.0.2.9;transport=tcp>\r\nMax-Forwards: 70\r\n{headers}\
+         Content-Length: {}\r\n\r\n{body}",
+        rand::random::<u32>(),
+        rand::random::<u32>(),
+        body.len()
+    ))
+}
+
+fn pidf_body(note: &str) -> String {
+    format!(
+        "<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"{ALICE}\"><tuple id=\"t\">\
+         <status><basic>open</basic></status><note>{note}</note></tuple></presence>"
+    )
+}
+
+fn publish(agent: &mut Agent, user: &str, body: &str, now: Instant) -> Answer<&'static str> {
+    let headers = "Event: presence\r\nContent-Type: application/pidf+xml\r\nExpires: 600\r\n";
+    agent.on_publish(&request("PUBLISH", ALICE, user, headers, body), user, now)
+}
+
+fn subscribe(agent: &mut Agent, event: &str, user: &str, now: Instant) -> Answer<&'static str> {
+    let headers = format!("Event: {event}\r\nExpires: 600\r\n");
+    agent.on_subscribe(
+        &request("SUBSCRIBE", ALICE, user, &headers, ""),
+        flow(),
+        user,
+        now,
+    )
+}
+
+/// Answers every NOTIFY with 200 and returns them with the NOTIFYs those answers released.
+fn deliver(agent: &mut Agent, notifies: Vec<Notify<&'static str>>, now: Instant) -> Vec<Message> {
+    let mut delivered = Vec::new();
+    let mut queue = std::collections::VecDeque::from(notifies);
+    while let Some(notify) = queue.pop_front() {
+        let ok = sip_message::response_to(&notify.request, 200, "OK", None).finish(None, b"");
+        let ok = Message::parse(ok, &Limits::default()).expect("response");
+        queue.extend(agent.on_notify_response(notify.id, &ok, now));
+        delivered.push(notify.request);
+    }
+    delivered
+}
+
+fn state(m: &Message) -> String {
+    m.header(&HeaderName::SubscriptionState)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn text(m: &Message) -> String {
+    String::from_utf8_lossy(&m.body()).into_owned()
+}
+
+fn rules(handling: &str) -> Policy {
+    let doc = format!(
+        "<cp:ruleset xmlns:cp=\"urn:ietf:params:xml:ns:common-policy\" \
+         xmlns:pr=\"urn:ietf:params:xml:ns:pres-rules\"><cp:rule id=\"r\"><cp:conditions>\
+         <cp:identity><cp:one id=\"{BOB}\"/></cp:identity></cp:conditions><cp:actions>\
+         <pr:sub-handling>{handling}</pr:sub-handling></cp:actions></cp:rule></cp:ruleset>"
+    );
+    Policy::from_documents(Some(doc.as_bytes()), None, None)
+}
+
+#[test]
+fn own_subscription_is_active_and_sees_every_publication() {
+    let mut a = agent();
+    let now = Instant::now();
+    let answer = subscribe(&mut a, PRESENCE, ALICE, now);
+    assert_eq!(answer.status, 200);
+    let first = {
+        let sent = answer.notifies;
+        deliver(&mut a, sent, now)
+    };
+    assert!(state(&first[0]).starts_with("active"));
+    assert!(text(&first[0]).contains("closed"), "nothing published yet");
+
+    let published = publish(&mut a, ALICE, &pidf_body("hello"), now);
+    assert_eq!(published.status, 200);
+    let update = {
+        let sent = published.notifies;
+        deliver(&mut a, sent, now)
+    };
+    assert_eq!(update.len(), 1);
+    assert!(text(&update[0]).contains("hello"));
+}
+
+#[test]
+fn publish_checks_owner_and_pidf() {
+    let mut a = agent();
+    let now = Instant::now();
+    assert_eq!(publish(&mut a, BOB, &pidf_body("x"), now).status, 403);
+    assert_eq!(publish(&mut a, ALICE, "<presence", now).status, 400);
+    assert_eq!(publish(&mut a, ALICE, &pidf_body("x"), now).status, 200);
+    assert_eq!(a.publications(), 1);
+}
+
+#[test]
+fn rule_changes_activate_then_terminate_and_winfo_follows() {
+    let mut a = agent();
+    let now = Instant::now();
+    {
+        let sent = publish(&mut a, ALICE, &pidf_body("private"), now).notifies;
+        deliver(&mut a, sent, now)
+    };
+    let winfo = subscribe(&mut a, WINFO, ALICE, now);
+    let full = {
+        let sent = winfo.notifies;
+        deliver(&mut a, sent, now)
+    };
+    assert!(text(&full[0]).contains("version=\"0\" state=\"full\""));
+
+    let watched = subscribe(&mut a, PRESENCE, BOB, now);
+    assert_eq!(watched.status, 200);
+    let sent = {
+        let sent = watched.notifies;
+        deliver(&mut a, sent, now)
+    };
+    let (pending, info): (Vec<_>, Vec<_>) = sent
+        .iter()
+        .partition(|m| text(m).is_empty() || text(m).contains("presence "));
+    assert!(state(pending[0]).starts_with("pending"));
+    assert!(text(info[0]).contains("version=\"1\" state=\"partial\""));
+    assert!(text(info[0]).contains("status=\"pending\" event=\"subscribe\""));
+
+    let later = now + Duration::from_secs(1);
+    let sent = {
+        let sent = a_set(&mut a, rules("allow"), later);
+        deliver(&mut a, sent, later)
+    };
+    let active = sent
+        .iter()
+        .find(|m| text(m).contains("private"))
+        .expect("state NOTIFY");
+    assert!(state(active).starts_with("active"));
+    assert!(sent.iter().any(|m| text(m).contains("version=\"2\"")
+        && text(m).contains("status=\"active\" event=\"approved\"")));
+
+    let sent = {
+        let sent = a_set(&mut a, rules("block"), later);
+        deliver(&mut a, sent, later)
+    };
+    let ended = sent
+        .iter()
+        .find(|m| state(m).starts_with("terminated"))
+        .expect("final NOTIFY");
+    assert_eq!(state(ended), "terminated;reason=rejected");
+    assert!(ended.body().is_empty(), "no state after the block");
+    assert!(sent.iter().any(|m| text(m).contains("version=\"3\"")
+        && text(m).contains("status=\"terminated\" event=\"rejected\"")));
+    assert_eq!(subscribe(&mut a, PRESENCE, BOB, later).status, 403);
+}
+
+fn a_set(a: &mut Agent, policy: Policy, now: Instant) -> Vec<Notify<&'static str>> {
+    a.set_policy(ALICE, policy, 0, now)
+}
+
+#[test]
+fn winfo_of_someone_else_and_unknown_packages_are_refused() {
+    let mut a = agent();
+    let now = Instant::now();
+    assert_eq!(subscribe(&mut a, WINFO, BOB, now).status, 403);
+    assert_eq!(subscribe(&mut a, "message-summary", ALICE, now).status, 489);
+    assert_eq!(subscribe(&mut a, "xcap-diff", ALICE, now).status, 489);
+    assert!(!a.tracks(ALICE), "nothing kept for refused requests");
+}
+
+#[test]
+fn expired_publication_falls_back_to_pidf_manipulation() {
+    let mut a = agent();
+    let now = Instant::now();
+    let offline = "<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:alice@example.com\">\
+                   <tuple id=\"off\"><status><basic>closed</basic></status><note>away</note></tuple></presence>";
+    a.set_policy(
+        ALICE,
+        Policy::from_documents(None, None, Some(offline.as_bytes())),
+        0,
+        now,
+    );
+    {
+        let sent = publish(&mut a, ALICE, &pidf_body("online"), now).notifies;
+        deliver(&mut a, sent, now)
+    };
+    let first = {
+        let sent = subscribe(&mut a, PRESENCE, ALICE, now).notifies;
+        deliver(&mut a, sent, now)
+    };
+    assert!(text(&first[0]).contains("online") && !text(&first[0]).contains("away"));
+
+    let expiry = a.next_deadline().expect("publication expiry");
+    let sent = {
+        let sent = a.on_timer(expiry);
+        deliver(&mut a, sent, expiry)
+    };
+    assert!(
+        sent.iter().any(|m| text(m).contains("away")),
+        "offline note after expiry"
+    );
+}
