@@ -2,8 +2,14 @@
 //! against the stored accounts, shared by REGISTER, PUBLISH and SUBSCRIBE: the realm is the
 //! user's SIP domain, nonces are stateless and expiring ([`sip_auth::Nonces`]), and accounts
 //! are cached briefly so a burst of requests costs one store read per user.
+//!
+//! Requests from a configured trusted network (`[auth] trusted`) skip the challenge for every
+//! method, REGISTER included: the sender is taken to be the From user, as with Kamailio's
+//! permissions module. That is for gateways and load generators the operator controls; an
+//! address in such a network can act as any user of the domains served.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +46,15 @@ impl Authenticator {
             .get_or_create_secret("digest-nonce", sip_auth::generate_secret)
             .await?;
         let nonces = Nonces::new(&secret).with_lifetime(config.auth.nonce_lifetime_secs);
+        if !config.auth.trusted.is_empty() {
+            let networks: Vec<String> = config.auth.trusted.iter().map(|c| c.to_string()).collect();
+            // Warning level: it switches authentication off for these sources, which an
+            // operator reading the log must not miss.
+            warn!(
+                networks = %networks.join(", "),
+                "requests from trusted networks are accepted without authentication (identity from From)"
+            );
+        }
         Ok(Authenticator {
             config,
             nonces,
@@ -58,6 +73,9 @@ impl Authenticator {
         origin: Origin,
         now: Instant,
     ) -> Result<String, Refusal> {
+        if let Some(user) = self.trusted_sender(request, realm, origin.peer.ip()) {
+            return Ok(user);
+        }
         let method = request.method().map_or("", |m| m.as_str());
         let Some(credentials) = self.credentials_for(request, realm)? else {
             return Err(self.challenge(request, realm, false));
@@ -89,6 +107,26 @@ impl Authenticator {
                 Err(self.challenge(request, realm, false))
             }
         }
+    }
+
+    /// The From user when `peer` is in a trusted network and the From domain is `realm`: the
+    /// identity must stay inside the domain the caller is authorizing for, so a trusted
+    /// REGISTER for `bob@a` cannot come `From: bob@b`. Anything else falls back to digest.
+    fn trusted_sender(&self, request: &Message, realm: &str, peer: IpAddr) -> Option<String> {
+        if !self
+            .config
+            .auth
+            .trusted
+            .iter()
+            .any(|net| net.contains(peer))
+        {
+            return None;
+        }
+        let from = request.from_header().ok()?;
+        if !from.uri.is_sip() || !from.uri.host_text.eq_ignore_ascii_case(realm) {
+            return None;
+        }
+        from.uri.user_unescaped().map(|user| user.into_owned())
     }
 
     /// The Authorization field for our realm (RFC 3261 §22.4: a request may carry

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Cidr, Config, ConfigError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -100,6 +100,10 @@ pub struct Settings {
     /// Largest registration interval granted.
     #[arg(long, global = true)]
     pub max_expires: Option<u32>,
+    /// A network whose requests need no digest authentication, e.g. `127.0.0.1/32`
+    /// (repeatable; replaces the configured list).
+    #[arg(long = "trusted", global = true, value_name = "CIDR")]
+    pub trusted: Vec<Cidr>,
 }
 
 /// A listen address, or `off` to disable that listener.
@@ -160,6 +164,9 @@ impl Settings {
         }
         if let Some(secs) = self.max_expires {
             config.registrar.max_expires = secs;
+        }
+        if !self.trusted.is_empty() {
+            config.auth.trusted = self.trusted.clone();
         }
         config.validate()?;
         Ok(config)
@@ -227,6 +234,16 @@ mod tests {
             }
             other => panic!("unexpected command {other:?}"),
         }
+    }
+
+    #[test]
+    fn trusted_networks_are_repeatable_and_checked() {
+        let cli = parse(&["--trusted", "127.0.0.1/32", "--trusted", "fd00::/8"]);
+        let config = cli.settings.resolve().expect("valid");
+        let listed: Vec<String> = config.auth.trusted.iter().map(Cidr::to_string).collect();
+        assert_eq!(listed, ["127.0.0.1/32", "fd00::/8"]);
+        let error = Cli::try_parse_from(["avail-server", "--trusted", "10.0.0.1/8"]).unwrap_err();
+        assert!(error.to_string().contains("host bits"), "{error}");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Server configuration: a TOML file, overridden by command-line flags, with defaults that
 //! let `avail-server` start with no set-up at all (embedded SQLite, SIP on 5060/5061).
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use serde::Deserialize;
 
@@ -76,6 +78,90 @@ pub struct AuthConfig {
     /// the first challenge (pjsip before 2.11, hence older Blink builds; SIPp 3.6) fail on a
     /// leading SHA-256 one; clients implementing RFC 8760 still find SHA-256 and may use it.
     pub algorithms: Vec<String>,
+    /// Networks whose requests are accepted without a digest challenge, the identity being
+    /// the From user (like Kamailio's permissions module): for gateways and load generators
+    /// on a network the operator controls. Empty by default.
+    pub trusted: Vec<Cidr>,
+}
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `fd00::/8`); a bare address is a
+/// single-host network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside this network. IPv4-mapped IPv6 addresses (what a dual-stack
+    /// listener reports for an IPv4 peer) match the IPv4 networks they stand for.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_ipv4() == self.network.is_ipv4() && network_of(ip, self.prefix) == self.network
+    }
+}
+
+/// `ip` with every bit after the first `prefix` cleared (`prefix` at most the address width).
+fn network_of(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(ip) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::from((u32::from(ip) & mask).to_be_bytes())
+        }
+        IpAddr::V6(ip) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::from((u128::from(ip) & mask).to_be_bytes())
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Cidr, String> {
+        let invalid = || format!("`{text}` is not an IP network such as 10.0.0.0/8 or fd00::/8");
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = address.parse().map_err(|_| invalid())?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            // Plain digits only: `u8::from_str` would also accept `+8`.
+            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u8>().map_err(|_| invalid())?
+            }
+            Some(_) => return Err(invalid()),
+            None => max,
+        };
+        if prefix > max {
+            return Err(invalid());
+        }
+        // Host bits set usually means a mistyped prefix (10.1.2.3/8 meant as /32?): refusing
+        // it is safer than silently trusting a whole /8.
+        let masked = network_of(network, prefix);
+        if masked != network {
+            return Err(format!(
+                "`{text}` has host bits set; the network would be {masked}/{prefix}"
+            ));
+        }
+        Ok(Cidr { network, prefix })
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Cidr, String> {
+        text.parse()
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -141,6 +227,7 @@ impl Default for AuthConfig {
         AuthConfig {
             nonce_lifetime_secs: 300,
             algorithms: vec!["MD5".into(), "SHA-256".into()],
+            trusted: Vec::new(),
         }
     }
 }
@@ -324,6 +411,80 @@ mod tests {
             config.http.root = root.into();
             assert!(config.validate().is_err(), "{root:?}");
         }
+    }
+
+    fn cidr(text: &str) -> Cidr {
+        text.parse().expect("valid network")
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("valid address")
+    }
+
+    #[test]
+    fn ipv4_networks_match_by_prefix() {
+        let net = cidr("10.0.0.0/8");
+        assert!(net.contains(ip("10.0.0.1")));
+        assert!(net.contains(ip("10.255.255.255")));
+        assert!(!net.contains(ip("11.0.0.0")));
+        assert!(!net.contains(ip("9.255.255.255")));
+        let host = cidr("127.0.0.1");
+        assert_eq!(host, cidr("127.0.0.1/32"));
+        assert!(host.contains(ip("127.0.0.1")));
+        assert!(!host.contains(ip("127.0.0.2")));
+        let odd = cidr("192.168.4.0/22");
+        assert!(odd.contains(ip("192.168.7.255")));
+        assert!(!odd.contains(ip("192.168.8.0")));
+        assert!(cidr("0.0.0.0/0").contains(ip("203.0.113.9")));
+        assert!(
+            !cidr("0.0.0.0/0").contains(ip("::1")),
+            "no cross-family match"
+        );
+    }
+
+    #[test]
+    fn ipv6_networks_match_by_prefix_and_mapped_ipv4_counts_as_ipv4() {
+        let net = cidr("fd00::/8");
+        assert!(net.contains(ip("fd12:3456::1")));
+        assert!(!net.contains(ip("fe80::1")));
+        assert!(cidr("::1/128").contains(ip("::1")));
+        assert!(!cidr("::1/128").contains(ip("::2")));
+        assert!(cidr("2001:db8::/33").contains(ip("2001:db8:7fff::1")));
+        assert!(!cidr("2001:db8::/33").contains(ip("2001:db8:8000::1")));
+        assert!(cidr("::/0").contains(ip("2001:db8::1")));
+        assert!(cidr("127.0.0.0/8").contains(ip("::ffff:127.0.0.5")));
+        assert!(!cidr("127.0.0.0/8").contains(ip("::ffff:10.0.0.5")));
+    }
+
+    #[test]
+    fn malformed_networks_are_rejected_with_the_reason() {
+        for bad in [
+            "",
+            "/8",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/+8",
+            "10.0.0/8",
+            "10.0.0.0/8/8",
+            "example.com/8",
+            "10.0.0.0/0008",
+        ] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad:?} accepted");
+        }
+        let error = "10.1.2.3/8".parse::<Cidr>().unwrap_err();
+        assert!(error.contains("10.0.0.0/8"), "{error}");
+        assert_eq!(cidr("fd00::/8").to_string(), "fd00::/8");
+    }
+
+    #[test]
+    fn trusted_networks_come_from_the_auth_section() {
+        let config: Config =
+            toml::from_str("[auth]\ntrusted = [\"127.0.0.1/32\", \"::1\"]\n").expect("valid");
+        assert_eq!(config.auth.trusted, [cidr("127.0.0.1/32"), cidr("::1/128")]);
+        assert!(Config::default().auth.trusted.is_empty());
+        let error = toml::from_str::<Config>("[auth]\ntrusted = [\"10.0.0.1/8\"]\n").unwrap_err();
+        assert!(error.to_string().contains("host bits"), "{error}");
     }
 
     #[test]

@@ -2,20 +2,34 @@
 //! resource-lists, pidf-manipulation; blink-compat §1.1) from the XCAP store before the
 //! sans-IO [`presence::PresenceAgent`] decides on a request for it, reloads them when XCAP
 //! reports a change (RFC 4825 writes, issue 4 item 4: re-evaluation at once), and keeps the
-//! NOTIFY client transactions (RFC 6665 §4.2.2) matched to their subscriptions.
+//! NOTIFY client transactions (RFC 6665 §4.2.2) matched to their subscriptions. For the
+//! `xcap-diff` package (RFC 5875) it lists an owner's documents from the store and passes
+//! every XCAP write on, so a NOTIFY follows each change as soon as it is committed.
+//!
+//! Restart (README "Restart and durability"): after a change, at most every
+//! [`SAVE_INTERVAL`], the agent's exported state is compared with what was last written and
+//! the difference goes to a writer task, which stores each batch in one transaction. On
+//! start the rows are imported and every restored subscription gets a full-state NOTIFY,
+//! sent to the dialog's remote target since its connection died with the old process.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use presence::{Config as AgentConfig, Notify, Policy, PresenceAgent, SubscriptionId};
+use presence::xcap_diff::document_sel;
+use presence::{
+    Config as AgentConfig, Notify, Policy, PresenceAgent, RecordKind, StateRecord, SubscriptionId,
+};
 use rand::SeedableRng;
 use sip_subscription::Flow;
 use sip_transaction::ClientTxId;
-use sip_transport::{Target, Transport};
-use store::{DocumentKey, DocumentStore, Store};
+use sip_transport::{Target, Transport, TransportHandle};
+use store::{DocumentKey, DocumentStore, PresenceRow, Store};
 use tokio::sync::broadcast::error::RecvError;
-use tracing::{debug, warn};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
 use xcap::DocumentChange;
 
 use crate::config::Config;
@@ -28,8 +42,22 @@ const PIDF_MANIPULATION: &str = "pidf-manipulation";
 /// The one document per usage that policy is read from (blink-compat §1.1).
 const DOCUMENT: &str = "index";
 
+/// Least time between two saves: bounds what a crash loses and what saving costs under load.
+pub const SAVE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// One save: rows to upsert and `(kind, key)` pairs to delete.
+type Save = (Vec<PresenceRow>, Vec<(String, String)>);
+
 pub struct Presence {
     agent: PresenceAgent<Target>,
+    /// Whether the agent may have changed since the last save.
+    dirty: bool,
+    last_save: Instant,
+    /// What the store holds (as far as the writer reported no failure): key → row.
+    written: HashMap<(RecordKind, String), (u64, Vec<u8>)>,
+    writer: mpsc::UnboundedSender<Save>,
+    /// Set by the writer when a save failed: the next one rewrites everything.
+    write_failed: Arc<AtomicBool>,
     store: Store,
     /// NOTIFY client transactions in flight, bounded by the subscriptions (one each).
     notifies: HashMap<ClientTxId, SubscriptionId>,
@@ -40,20 +68,139 @@ pub struct Presence {
 impl Presence {
     pub fn new(config: &Config, store: Store) -> Presence {
         let r = &config.registrar;
-        let agent = PresenceAgent::new(
-            AgentConfig::new(r.min_expires, r.max_expires, r.default_expires),
-            rand::rngs::StdRng::from_entropy(),
-        );
+        let mut agent_config = AgentConfig::new(r.min_expires, r.max_expires, r.default_expires);
+        agent_config.xcap_root = xcap_root(config);
+        let agent = PresenceAgent::new(agent_config, rand::rngs::StdRng::from_entropy());
+        let (writer, saves) = mpsc::unbounded_channel();
+        let write_failed = Arc::new(AtomicBool::new(false));
+        tokio::spawn(write_state(store.clone(), saves, write_failed.clone()));
         Presence {
             agent,
+            dirty: false,
+            last_save: Instant::now(),
+            written: HashMap::new(),
+            writer,
+            write_failed,
             store,
             notifies: HashMap::new(),
             fallback_host: config.domains.first().cloned().unwrap_or_default(),
         }
     }
 
+    /// The agent, for a call that may change its state (which schedules a save).
     pub fn agent(&mut self) -> &mut PresenceAgent<Target> {
+        self.dirty = true;
         &mut self.agent
+    }
+
+    /// The agent's next timer, or the next save when one is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let save = self.dirty.then(|| self.last_save + SAVE_INTERVAL);
+        [self.agent.next_deadline(), save]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Hands the changes since the last save to the writer, if one is due.
+    pub fn save_if_due(&mut self, now: Instant) {
+        if !self.dirty || now < self.last_save + SAVE_INTERVAL {
+            return;
+        }
+        self.dirty = false;
+        self.last_save = now;
+        if self.write_failed.swap(false, Ordering::Relaxed) {
+            // What the store holds is unknown: rewrite every row and delete none.
+            self.written.clear();
+        }
+        let records = self.agent.export(now, crate::auth::unix_now());
+        let mut current = HashMap::with_capacity(records.len());
+        let mut rows = Vec::new();
+        for record in records {
+            let key = (record.kind, record.key);
+            let unchanged = self
+                .written
+                .get(&key)
+                .is_some_and(|(at, data)| *at == record.expires_at && *data == record.data);
+            if !unchanged {
+                rows.push(PresenceRow {
+                    kind: key.0.as_str().to_owned(),
+                    key: key.1.clone(),
+                    expires_at: i64::try_from(record.expires_at).unwrap_or(i64::MAX),
+                    data: record.data.clone(),
+                });
+            }
+            current.insert(key, (record.expires_at, record.data));
+        }
+        let removed: Vec<(String, String)> = self
+            .written
+            .keys()
+            .filter(|key| !current.contains_key(*key))
+            .map(|(kind, key)| (kind.as_str().to_owned(), key.clone()))
+            .collect();
+        self.written = current;
+        if !rows.is_empty() || !removed.is_empty() {
+            let _ = self.writer.send((rows, removed));
+        }
+    }
+
+    /// Start-up: imports the saved state, loads the policies and document lists it needs
+    /// and returns the full-state NOTIFYs of the restored subscriptions.
+    pub async fn restore(
+        &mut self,
+        transport: &TransportHandle,
+        now: Instant,
+    ) -> Vec<Notify<Target>> {
+        let now_unix = crate::auth::unix_now();
+        let rows = match self
+            .store
+            .load_presence_state(i64::try_from(now_unix).unwrap_or(i64::MAX))
+            .await
+        {
+            Ok(rows) => rows,
+            Err(error) => {
+                warn!(%error, "saved presence state not readable; starting empty");
+                return Vec::new();
+            }
+        };
+        let records: Vec<StateRecord> = rows
+            .into_iter()
+            .filter_map(|row| {
+                Some(StateRecord {
+                    kind: RecordKind::parse(&row.kind)?,
+                    key: row.key,
+                    expires_at: u64::try_from(row.expires_at).ok()?,
+                    data: row.data,
+                })
+            })
+            .collect();
+        for record in &records {
+            self.written.insert(
+                (record.kind, record.key.clone()),
+                (record.expires_at, record.data.clone()),
+            );
+        }
+        let restored = self.agent.import(
+            records,
+            |target| restored_flow(&self.fallback_host, transport, target),
+            now,
+            now_unix,
+        );
+        info!(
+            publications = self.agent.publications(),
+            subscriptions = self.agent.subscriptions(),
+            "presence state restored"
+        );
+        let mut notifies = Vec::new();
+        for presentity in &restored.presentities {
+            notifies.extend(self.reload(presentity, now).await);
+        }
+        for owner in &restored.owners {
+            self.load_documents(owner).await;
+        }
+        notifies.extend(self.agent.resume(now));
+        self.dirty = true;
+        notifies
     }
 
     /// Loads `presentity`'s policy unless the agent already has it.
@@ -84,6 +231,30 @@ impl Presence {
         self.agent.set_policy(presentity, policy, unix_now, now)
     }
 
+    /// Loads `owner`'s document list unless the agent already has it (xcap-diff).
+    pub async fn ensure_documents(&mut self, owner: &str) {
+        if !self.agent.tracks_documents(owner) {
+            self.load_documents(owner).await;
+        }
+    }
+
+    async fn load_documents(&mut self, owner: &str) {
+        match self.store.list_documents(owner).await {
+            Ok(list) => self.agent.set_documents(
+                owner,
+                list.iter().map(|d| {
+                    (
+                        document_sel(&d.key.auid, owner, &d.key.path),
+                        d.etag.as_str(),
+                    )
+                }),
+            ),
+            // The initial NOTIFY then lists nothing and Blink fetches every document anyway
+            // (blink-compat §4.5).
+            Err(error) => warn!(%error, owner, "document list not readable"),
+        }
+    }
+
     async fn document(&self, auid: &str, owner: &str) -> Option<Vec<u8>> {
         let key = DocumentKey {
             auid: auid.to_owned(),
@@ -108,8 +279,18 @@ impl Presence {
         change: Result<DocumentChange, RecvError>,
         now: Instant,
     ) -> Vec<Notify<Target>> {
+        let mut notifies = Vec::new();
         let presentities: Vec<String> = match change {
             Ok(change) => {
+                if let Some(owner) = change.user.as_deref().and_then(presence::aor) {
+                    let sel = document_sel(&change.auid, &owner, &change.document);
+                    notifies.extend(self.agent.on_document_changed(
+                        &owner,
+                        &sel,
+                        change.new_etag.as_deref(),
+                        now,
+                    ));
+                }
                 let relevant = change.document == DOCUMENT
                     && (PRES_RULES.contains(&change.auid.as_str())
                         || change.auid == RESOURCE_LISTS
@@ -121,15 +302,45 @@ impl Presence {
                 }
             }
             Err(RecvError::Lagged(missed)) => {
-                warn!(missed, "document changes missed; reloading every policy");
+                warn!(
+                    missed,
+                    "document changes missed; reloading every policy and document list"
+                );
+                notifies.extend(self.relist_documents(now).await);
                 self.agent.tracked().map(str::to_owned).collect()
             }
             Err(RecvError::Closed) => Vec::new(),
         };
-        let mut notifies = Vec::new();
         for presentity in presentities {
             debug!(%presentity, "policy documents changed");
             notifies.extend(self.reload(&presentity, now).await);
+        }
+        notifies
+    }
+
+    /// After missed change events: compare each watched owner's documents with the store and
+    /// report every difference as a change.
+    async fn relist_documents(&mut self, now: Instant) -> Vec<Notify<Target>> {
+        let owners: Vec<String> = self.agent.documents_tracked().map(str::to_owned).collect();
+        let mut notifies = Vec::new();
+        for owner in owners {
+            let list = match self.store.list_documents(&owner).await {
+                Ok(list) => list,
+                Err(error) => {
+                    warn!(%error, owner, "document list not readable");
+                    continue;
+                }
+            };
+            let current: Vec<(String, String)> = list
+                .iter()
+                .map(|d| {
+                    (
+                        document_sel(&d.key.auid, &owner, &d.key.path),
+                        d.etag.clone(),
+                    )
+                })
+                .collect();
+            notifies.extend(self.agent.resync_documents(&owner, current, now));
         }
         notifies
     }
@@ -147,21 +358,109 @@ impl Presence {
     /// response target), with our Via and Contact for that listener (RFC 6665 §4.2.2 and
     /// blink-compat §7 "a Contact in every 2xx").
     pub fn flow(&self, origin: Origin, dest: Target, local: Option<SocketAddr>) -> Flow<Target> {
-        let host = match local {
-            Some(addr) if !addr.ip().is_unspecified() => addr.to_string(),
-            Some(addr) => format!("{}:{}", self.fallback_host, addr.port()),
-            None => self.fallback_host.clone(),
-        };
-        let (via, param) = match origin.transport {
-            Transport::Udp => ("UDP", ""),
-            Transport::Tcp => ("TCP", ";transport=tcp"),
-            Transport::Tls => ("TLS", ";transport=tls"),
-        };
-        Flow {
-            dest,
-            reliable: origin.is_reliable(),
-            via: format!("SIP/2.0/{via} {host}"),
-            contact: format!("<sip:{host}{param}>"),
+        listener_flow(&self.fallback_host, origin.transport, dest, local)
+    }
+}
+
+/// The absolute XCAP root announced in xcap-diff documents: HTTPS when it is served, under
+/// the first SIP domain (the name clients are configured with), else the listener address.
+fn xcap_root(config: &Config) -> String {
+    let (scheme, addr) = match (config.http.https, config.http.http) {
+        (Some(addr), _) => ("https", Some(addr)),
+        (None, addr) => ("http", addr),
+    };
+    let host = config.domains.first().cloned().unwrap_or_default();
+    match addr {
+        Some(addr) => format!("{scheme}://{host}:{}{}", addr.port(), config.http.root),
+        None => format!("{scheme}://{host}{}", config.http.root),
+    }
+}
+
+/// Our Via and Contact for the listener of `transport` (`local`), reaching `dest`.
+fn listener_flow(
+    fallback_host: &str,
+    transport: Transport,
+    dest: Target,
+    local: Option<SocketAddr>,
+) -> Flow<Target> {
+    let host = match local {
+        Some(addr) if !addr.ip().is_unspecified() => addr.to_string(),
+        Some(addr) => format!("{fallback_host}:{}", addr.port()),
+        None => fallback_host.to_owned(),
+    };
+    let (via, param) = match transport {
+        Transport::Udp => ("UDP", ""),
+        Transport::Tcp => ("TCP", ";transport=tcp"),
+        Transport::Tls => ("TLS", ";transport=tls"),
+    };
+    Flow {
+        dest,
+        reliable: transport != Transport::Udp,
+        via: format!("SIP/2.0/{via} {host}"),
+        contact: format!("<sip:{host}{param}>"),
+    }
+}
+
+/// How a restored dialog is reached: its remote target's address and transport (RFC 3261
+/// §18.1.1), over a listener of ours for that transport. Targets named by a host name are
+/// not resolved here (no DNS in the shell yet) and such subscriptions are dropped.
+fn restored_flow(
+    fallback_host: &str,
+    transport: &TransportHandle,
+    target: &str,
+) -> Option<Flow<Target>> {
+    let text = target.trim().trim_start_matches('<').trim_end_matches('>');
+    let uri = sip_message::Uri::parse(text).ok()?;
+    let ip: std::net::IpAddr = match uri.host {
+        sip_message::Host::Ipv4(ip) => ip.into(),
+        sip_message::Host::Ipv6(ip) => ip.into(),
+        sip_message::Host::Name(_) => return None,
+    };
+    let secure = uri.scheme.eq_ignore_ascii_case("sips");
+    let kind = match uri.param("transport").flatten() {
+        _ if secure => Transport::Tls,
+        Some(t) if t.eq_ignore_ascii_case("tls") => Transport::Tls,
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+        _ => Transport::Udp,
+    };
+    let port = uri
+        .port
+        .unwrap_or(if kind == Transport::Tls { 5061 } else { 5060 });
+    let local = transport.local_addr(kind)?;
+    let addr = SocketAddr::new(ip, port);
+    let dest = match kind {
+        Transport::Udp => Target::Udp(addr),
+        _ => Target::Connect {
+            transport: kind,
+            addr,
+            server_name: None,
+        },
+    };
+    Some(listener_flow(fallback_host, kind, dest, Some(local)))
+}
+
+/// The writer task: stores each save in one transaction, in order. Saves that queued up
+/// meanwhile are merged, so a slow disk costs fewer, larger transactions.
+async fn write_state(
+    store: Store,
+    mut saves: mpsc::UnboundedReceiver<Save>,
+    failed: Arc<AtomicBool>,
+) {
+    while let Some((mut rows, mut removed)) = saves.recv().await {
+        while let Ok((more_rows, more_removed)) = saves.try_recv() {
+            let keys: std::collections::HashSet<(String, String)> = more_rows
+                .iter()
+                .map(|r| (r.kind.clone(), r.key.clone()))
+                .chain(more_removed.iter().cloned())
+                .collect();
+            rows.retain(|r| !keys.contains(&(r.kind.clone(), r.key.clone())));
+            removed.retain(|k| !keys.contains(k));
+            rows.extend(more_rows);
+            removed.extend(more_removed);
+        }
+        if let Err(error) = store.save_presence_state(&rows, &removed).await {
+            warn!(%error, "presence state not saved; the next save rewrites it");
+            failed.store(true, Ordering::Relaxed);
         }
     }
 }

@@ -57,6 +57,7 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
     let presence = Presence::new(&config, store.clone());
     let (registration, mut persisted) = Registration::start(config.clone(), store).await?;
     let mut core = SipCore::new(config, auth, registration, presence, transport.clone());
+    core.restore(Instant::now()).await;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {

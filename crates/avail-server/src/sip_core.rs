@@ -61,7 +61,7 @@ impl SipCore {
         [
             self.transactions.next_deadline(),
             self.registration.next_deadline(),
-            self.presence.agent().next_deadline(),
+            self.presence.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -73,6 +73,13 @@ impl SipCore {
         self.execute(actions, now).await;
         self.registration.on_timer(now);
         let notifies = self.presence.agent().on_timer(now);
+        self.send_notifies(notifies, now).await;
+        self.presence.save_if_due(now);
+    }
+
+    /// Start-up: the presence state saved before the last stop, with its NOTIFYs.
+    pub async fn restore(&mut self, now: Instant) {
+        let notifies = self.presence.restore(&self.transport, now).await;
         self.send_notifies(notifies, now).await;
     }
 
@@ -291,6 +298,9 @@ impl SipCore {
         let mut notifies = Vec::new();
         if let Some(presentity) = request.request_uri().and_then(presence::aor) {
             notifies = self.presence.ensure_policy(&presentity, now).await;
+            if is_event(request, presence::XCAP_DIFF) {
+                self.presence.ensure_documents(&presentity).await;
+            }
         }
         let answer = if *method == Method::Publish {
             self.presence.agent().on_publish(request, &identity, now)
@@ -416,6 +426,10 @@ impl SipCore {
             debug!(%error, "send failed");
         }
     }
+}
+
+fn is_event(request: &Message, package: &str) -> bool {
+    matches!(request.event(), Ok(Some(e)) if e.package.eq_ignore_ascii_case(package))
 }
 
 /// A To tag (RFC 3261 §19.3: at least 32 bits of randomness).

@@ -2,7 +2,8 @@
 //! state compositor ([`publication::Esc`]) and the RFC 6665 notifier
 //! ([`sip_subscription::SubscriptionEngine`]), with watcher authorization from pres-rules (RFC
 //! 5025 via [`presence_auth`]) and watcher information (RFC 3857 `presence.winfo`, RFC 3858
-//! documents).
+//! documents) and the owner's XCAP document changes (RFC 5875 `xcap-diff`, RFC 5874
+//! documents; see [`xcap_diff`]).
 //!
 //! The shell authenticates requests, keeps the transactions and reads the presentity's policy
 //! documents from storage; the agent knows nothing of sockets, SQL or the clock:
@@ -15,6 +16,11 @@
 //! Notify                              -> client transaction; its final response ->
 //!                                        on_notify_response, its timeout -> on_notify_failed
 //! policy document changed             -> set_policy again (re-evaluates every subscription)
+//! start                               -> import(records) -> Restored; load those policies and
+//!                                        document lists; resume(now) -> NOTIFYs
+//! after changes                       -> export(now) -> records to store
+//! xcap-diff SUBSCRIBE, owner untracked -> load the owner's document list, set_documents
+//! any XCAP document written or removed -> on_document_changed (NOTIFYs xcap-diff watchers)
 //! next_deadline()                     -> on_timer(now) at that instant
 //! ```
 //!
@@ -28,9 +34,11 @@
 //! Transformations (RFC 5025 §4) are not applied yet: an `allow` rule with `provide-*`
 //! elements gives the whole document. Blink writes none (blink-compat §1.6).
 
+mod persist;
 mod policy;
+pub mod xcap_diff;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -47,7 +55,9 @@ use sip_subscription::{
     Action, Body, ContentMode, EndCause, Flow, PackageConfig, Reason, Resource, SubId, SubState,
     SubscribeOutcome, SubscriptionEngine,
 };
+use xcap_diff::{Documents, Watch};
 
+pub use persist::{RecordKind, Restored, StateRecord};
 pub use policy::Policy;
 pub use sip_subscription::SubId as SubscriptionId;
 
@@ -55,14 +65,17 @@ pub const PRESENCE: &str = "presence";
 pub const WINFO: &str = "presence.winfo";
 pub const PIDF: &str = "application/pidf+xml";
 pub const WATCHERINFO: &str = "application/watcherinfo+xml";
+pub const XCAP_DIFF: &str = "xcap-diff";
 
 /// Limits and expiry policy of both halves.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The `presence` event must be among `publication.events`.
     pub publication: publication::Config,
-    /// Must configure the `presence` and `presence.winfo` packages.
+    /// Must configure the `presence`, `presence.winfo` and `xcap-diff` packages.
     pub subscription: sip_subscription::Config,
+    /// Absolute XCAP root URI, the `xcap-root` of xcap-diff documents (RFC 5874 §4).
+    pub xcap_root: String,
 }
 
 impl Config {
@@ -89,9 +102,17 @@ impl Config {
                     package(PRESENCE, PIDF, ContentMode::FullState),
                     // Versioned deltas must all arrive, in order (RFC 3858 §4.2).
                     package(WINFO, WATCHERINFO, ContentMode::Partial),
+                    // Each NOTIFY names the documents changed since the one before, so
+                    // none may be dropped (RFC 5875 §4.4.2).
+                    package(
+                        XCAP_DIFF,
+                        simple_payloads::xcap_diff::CONTENT_TYPE,
+                        ContentMode::Partial,
+                    ),
                 ],
                 ..sip_subscription::Config::default()
             },
+            xcap_root: String::new(),
         }
     }
 }
@@ -124,7 +145,7 @@ pub fn aor(uri: &str) -> Option<String> {
 }
 
 /// What a subscription is about.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Kind {
     /// A watcher of `presentity`; `decision` is what the rules said last.
     Presence {
@@ -135,6 +156,8 @@ enum Kind {
     },
     /// The owner's watcher-info subscription; `version` is the next document's.
     Winfo { owner: String, version: u64 },
+    /// The owner's subscription to changes of its XCAP documents.
+    XcapDiff { owner: String, watch: Watch },
 }
 
 #[derive(Debug, Default)]
@@ -160,10 +183,17 @@ pub struct PresenceAgent<D> {
     sequence: u64,
     /// Wall-clock unix seconds for validity conditions, as of the last policy update.
     unix_now: i64,
+    /// XCAP documents of owners with xcap-diff subscriptions (and of the one a request is
+    /// being handled for).
+    documents: HashMap<String, Documents>,
+    xcap_root: String,
+    /// The engine's actions for imported subscriptions, run by `resume`.
+    held: Vec<Action<D>>,
 }
 
 impl<D: Clone> PresenceAgent<D> {
     pub fn new(config: Config, mut rng: StdRng) -> PresenceAgent<D> {
+        let xcap_root = config.xcap_root;
         let esc_rng = rand::SeedableRng::seed_from_u64(rng.next_u64());
         let engine_rng = rand::SeedableRng::seed_from_u64(rng.next_u64());
         PresenceAgent {
@@ -175,6 +205,9 @@ impl<D: Clone> PresenceAgent<D> {
             modified: HashMap::new(),
             sequence: 0,
             unix_now: 0,
+            documents: HashMap::new(),
+            xcap_root,
+            held: Vec::new(),
         }
     }
 
@@ -266,6 +299,108 @@ impl<D: Clone> PresenceAgent<D> {
         out
     }
 
+    // ------------------------------------------------------------------ XCAP documents
+
+    /// Whether `owner`'s document list is loaded; if not, the shell loads it and calls
+    /// [`Self::set_documents`] before handing over an xcap-diff SUBSCRIBE for it.
+    pub fn tracks_documents(&self, owner: &str) -> bool {
+        self.documents.contains_key(owner)
+    }
+
+    /// Installs `owner`'s documents as `(selector, etag)` pairs (selectors from
+    /// [`xcap_diff::document_sel`], ETags as stored, quoted or not).
+    pub fn set_documents<'a>(
+        &mut self,
+        owner: &str,
+        documents: impl IntoIterator<Item = (String, &'a str)>,
+    ) {
+        let entry = self.documents.entry(owner.to_owned()).or_default();
+        entry.etags = documents
+            .into_iter()
+            .map(|(sel, etag)| (sel, xcap_diff::bare(etag)))
+            .collect();
+    }
+
+    /// Owners whose document lists are loaded.
+    pub fn documents_tracked(&self) -> impl Iterator<Item = &str> {
+        self.documents.keys().map(String::as_str)
+    }
+
+    /// Brings `owner`'s document list in line with `current` (after missed change events),
+    /// notifying every difference as a change.
+    pub fn resync_documents(
+        &mut self,
+        owner: &str,
+        current: Vec<(String, String)>,
+        now: Instant,
+    ) -> Vec<Notify<D>> {
+        let current: BTreeMap<String, String> = current.into_iter().collect();
+        let gone: Vec<String> = self
+            .documents
+            .get(owner)
+            .into_iter()
+            .flat_map(|d| d.etags.keys())
+            .filter(|sel| !current.contains_key(*sel))
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for sel in gone {
+            out.extend(self.on_document_changed(owner, &sel, None, now));
+        }
+        for (sel, etag) in &current {
+            out.extend(self.on_document_changed(owner, sel, Some(etag), now));
+        }
+        out
+    }
+
+    /// An XCAP write (`new_etag` Some) or removal (None) of `owner`'s document `sel`: every
+    /// xcap-diff subscription watching it gets a NOTIFY naming the change (RFC 5875 §4.4.2).
+    /// Changes already known (a listing raced the event) notify nothing.
+    pub fn on_document_changed(
+        &mut self,
+        owner: &str,
+        sel: &str,
+        new_etag: Option<&str>,
+        now: Instant,
+    ) -> Vec<Notify<D>> {
+        let mut out = Vec::new();
+        let Some(entry) = self.documents.get_mut(owner) else {
+            return out;
+        };
+        let new_etag = new_etag.map(xcap_diff::bare);
+        let previous = match &new_etag {
+            Some(etag) => entry.etags.insert(sel.to_owned(), etag.clone()),
+            None => entry.etags.remove(sel),
+        };
+        if previous == new_etag {
+            return out;
+        }
+        let watchers: Vec<SubId> = entry
+            .subs
+            .iter()
+            .copied()
+            .filter(|id| matches!(self.subs.get(id), Some(Kind::XcapDiff { watch, .. }) if watch.covers(sel)))
+            .collect();
+        let body = xcap_diff::body(
+            &self.xcap_root,
+            vec![simple_payloads::xcap_diff::DocumentDiff {
+                sel: sel.to_owned(),
+                previous_etag: previous,
+                new_etag,
+            }],
+        );
+        let mut actions = Vec::new();
+        for id in watchers {
+            actions.extend(
+                self.engine
+                    .notify(id, Some(body.clone()), now)
+                    .unwrap_or_default(),
+            );
+        }
+        self.run(actions, now, &mut out);
+        out
+    }
+
     // ------------------------------------------------------------------ PUBLISH
 
     /// RFC 3903 §6 for `presence`, with the owner check (only `user`, the authenticated AOR,
@@ -334,7 +469,26 @@ impl<D: Clone> PresenceAgent<D> {
             SubscribeOutcome::Decide(new) => new,
         };
         let resource = aor(new.resource()).unwrap_or_default();
-        let (decision, body, kind) = if new.event() == WINFO {
+        let (decision, body, kind) = if new.event() == XCAP_DIFF {
+            // RFC 5875 §5: a user's documents are the user's business.
+            let watch = Watch::from_request(new.request(), &resource, &self.xcap_root);
+            match watch {
+                _ if resource != user => (sip_subscription::Decision::Reject(403), None, None),
+                Err(status) => (sip_subscription::Decision::Reject(status), None, None),
+                Ok(watch) => {
+                    let body = xcap_diff::full_state(
+                        self.documents.get(&resource),
+                        &watch,
+                        &self.xcap_root,
+                    );
+                    let kind = Kind::XcapDiff {
+                        owner: resource.clone(),
+                        watch,
+                    };
+                    (sip_subscription::Decision::Accept, Some(body), Some(kind))
+                }
+            }
+        } else if new.event() == WINFO {
             // RFC 3857 §5.1: watcher information is the presentity's own business.
             if resource != user {
                 (sip_subscription::Decision::Reject(403), None, None)
@@ -364,11 +518,19 @@ impl<D: Clone> PresenceAgent<D> {
         };
         let decided = self.engine.decide(new, decision, body, now);
         let mut actions = decided.actions;
-        if let (Some(id), Some(kind)) = (decided.id, kind) {
+        if let (Some(id), Some(kind @ Kind::XcapDiff { .. })) = (decided.id, &kind) {
+            self.documents
+                .entry(resource.clone())
+                .or_default()
+                .subs
+                .insert(id);
+            self.subs.insert(id, kind.clone());
+        } else if let (Some(id), Some(kind)) = (decided.id, kind) {
             let entry = self.presentities.entry(resource.clone()).or_default();
             match &kind {
                 Kind::Presence { .. } => entry.watchers.insert(id),
                 Kind::Winfo { .. } => entry.winfo.insert(id),
+                Kind::XcapDiff { .. } => false,
             };
             let is_watcher = matches!(kind, Kind::Presence { .. });
             self.subs.insert(id, kind);
@@ -383,6 +545,7 @@ impl<D: Clone> PresenceAgent<D> {
         }
         self.run(actions, now, &mut out);
         self.forget_if_idle(&resource);
+        self.forget_documents_if_idle(&resource);
         Answer {
             status: status_of(&decided.response),
             response: decided.response,
@@ -600,6 +763,11 @@ impl<D: Clone> PresenceAgent<D> {
                 *version += 1;
                 Some(self.winfo_document(&owner, current, now))
             }
+            Kind::XcapDiff { owner, watch } => Some(xcap_diff::full_state(
+                self.documents.get(owner.as_str()),
+                watch,
+                &self.xcap_root,
+            )),
         }
     }
 
@@ -646,6 +814,14 @@ impl<D: Clone> PresenceAgent<D> {
                     entry.winfo.remove(&id);
                 }
                 self.forget_if_idle(&owner);
+            }
+            Kind::XcapDiff { owner, .. } => {
+                let owner = owner.clone();
+                self.subs.remove(&id);
+                if let Some(entry) = self.documents.get_mut(&owner) {
+                    entry.subs.remove(&id);
+                }
+                self.forget_documents_if_idle(&owner);
             }
         }
     }
@@ -754,6 +930,13 @@ impl<D: Clone> PresenceAgent<D> {
             && self.esc.publications(PRESENCE, presentity).next().is_none();
         if idle {
             self.presentities.remove(presentity);
+        }
+    }
+
+    /// Document lists are kept only for owners with xcap-diff subscriptions.
+    fn forget_documents_if_idle(&mut self, owner: &str) {
+        if self.documents.get(owner).is_some_and(|d| d.subs.is_empty()) {
+            self.documents.remove(owner);
         }
     }
 }

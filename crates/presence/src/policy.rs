@@ -41,7 +41,9 @@ impl Policy {
     ) -> Policy {
         Policy {
             rules: utf8(pres_rules).and_then(|t| Ruleset::parse(t).ok()),
-            lists: utf8(resource_lists).map(parse_lists).unwrap_or_default(),
+            lists: utf8(resource_lists)
+                .and_then(parse_lists)
+                .unwrap_or_default(),
             manipulation: utf8(manipulation).and_then(|t| PidfDocument::parse(t).ok()),
         }
     }
@@ -86,20 +88,33 @@ fn own_document(document: &str, presentity: &str) -> bool {
     }
 }
 
-fn parse_lists(text: &str) -> Vec<List> {
+/// Every `entry/@uri` of a resource-lists document, lists flattened in document order
+/// (RFC 4826 §3.2); None when it is not one.
+pub(crate) fn list_entries(text: &str) -> Option<Vec<String>> {
+    fn flatten(lists: Vec<List>, out: &mut Vec<String>) {
+        for list in lists {
+            out.extend(list.entries);
+            flatten(list.lists, out);
+        }
+    }
+    let lists = parse_lists(text)?;
+    let mut out = Vec::new();
+    flatten(lists, &mut out);
+    Some(out)
+}
+
+fn parse_lists(text: &str) -> Option<Vec<List>> {
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_NODES,
         ..roxmltree::ParsingOptions::default()
     };
-    let Ok(doc) = roxmltree::Document::parse_with_options(text, options) else {
-        return Vec::new();
-    };
+    let doc = roxmltree::Document::parse_with_options(text, options).ok()?;
     let root = doc.root_element();
     if !root.has_tag_name((RESOURCE_LISTS_NS, "resource-lists")) {
-        return Vec::new();
+        return None;
     }
-    children(root, 0)
+    Some(children(root, 0))
 }
 
 fn children(node: roxmltree::Node<'_, '_>, depth: usize) -> Vec<List> {

@@ -193,7 +193,11 @@ fn winfo_of_someone_else_and_unknown_packages_are_refused() {
     let now = Instant::now();
     assert_eq!(subscribe(&mut a, WINFO, BOB, now).status, 403);
     assert_eq!(subscribe(&mut a, "message-summary", ALICE, now).status, 489);
-    assert_eq!(subscribe(&mut a, "xcap-diff", ALICE, now).status, 489);
+    assert_eq!(subscribe(&mut a, XCAP_DIFF, BOB, now).status, 403);
+    assert!(
+        !a.tracks_documents(ALICE),
+        "nothing kept for refused requests"
+    );
     assert!(!a.tracks(ALICE), "nothing kept for refused requests");
 }
 

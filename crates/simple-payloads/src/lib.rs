@@ -7,12 +7,14 @@
 //! - [`pidf`]: PIDF publications (RFC 3863, RFC 4479) read and composed into one document.
 //! - [`watcherinfo`]: `application/watcherinfo+xml` documents (RFC 3858).
 //! - [`common_policy`]: pres-rules documents (RFC 4745, RFC 5025, OMA common-policy).
+//! - [`xcap_diff`]: `application/xcap-diff+xml` documents (RFC 5874).
 
 pub mod common_policy;
 pub mod pidf;
 pub mod uri;
 pub mod validate;
 pub mod watcherinfo;
+pub mod xcap_diff;
 pub mod xcap_error;
 
 pub use uri::{decode_any_uri, encode_any_uri};

@@ -1,5 +1,6 @@
 //! libxml2 as the oracle for the documents this crate builds: composed PIDF documents against
-//! the pidf-manipulation schema set and watcherinfo documents against RFC 3858's schema.
+//! the pidf-manipulation schema set, watcherinfo documents against RFC 3858's schema and
+//! xcap-diff documents against RFC 5874's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -190,5 +191,43 @@ fn built_watcherinfo_documents_are_valid_for_libxml2() {
         xmllint_accepts(&schema, &format!("winfo-{i}.xml"), &xml)
             .unwrap_or_else(|e| panic!("{e}\n{xml}"));
         assert_eq!(WatcherInfo::parse(&xml).as_ref(), Ok(info));
+    }
+}
+
+#[test]
+fn built_xcap_diff_documents_are_valid_for_libxml2() {
+    use simple_payloads::xcap_diff::{DocumentDiff, XcapDiff};
+    let schema = crate_dir().join("schemas/xcapdiff.xsd");
+    let diff = |sel: &str, previous: Option<&str>, new: Option<&str>| DocumentDiff {
+        sel: sel.into(),
+        previous_etag: previous.map(Into::into),
+        new_etag: new.map(Into::into),
+    };
+    let documents = [
+        XcapDiff {
+            xcap_root: "http://xcap.example.com/xcap-root".into(),
+            documents: vec![],
+        },
+        XcapDiff {
+            xcap_root: "https://xcap.example.com:8443/xcap-root".into(),
+            documents: vec![
+                diff(
+                    "resource-lists/users/sip:alice@example.com/index",
+                    None,
+                    Some("91c2"),
+                ),
+                diff(
+                    "org.openmobilealliance.pres-content/users/sip:alice@example.com/oma_status-icon/index",
+                    Some("7f3a"),
+                    Some("\"quoted\" <&>"),
+                ),
+                diff("pres-rules/users/sip:alice@example.com/index", Some("1"), None),
+            ],
+        },
+    ];
+    for (i, document) in documents.iter().enumerate() {
+        let xml = document.to_xml();
+        xmllint_accepts(&schema, &format!("xcap-diff-{i}.xml"), &xml)
+            .unwrap_or_else(|e| panic!("{e}\n{xml}"));
     }
 }

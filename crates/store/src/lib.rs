@@ -1,7 +1,8 @@
 //! Avail's persistent state in SQLite: accounts (digest HA1 values, RFC 7616 §3.4.2 and §5.2:
 //! never passwords), registrar bindings (RFC 3261 §10.3, with RFC 5627 GRUU and RFC 3327
 //! Path data), server secrets, and XCAP documents behind the [`DocumentStore`] trait
-//! (RFC 4825, see [`documents`]).
+//! (RFC 4825, see [`documents`]), and the presence agent's publications and subscriptions as
+//! opaque rows ([`PresenceRow`]) so they survive a restart.
 //!
 //! Every write runs in one `BEGIN IMMEDIATE` transaction, so a crash leaves either the old
 //! or the new state. The database is in WAL mode; accounts and secrets go through a
@@ -31,6 +32,7 @@ pub const DATABASE_FILE: &str = "avail.db";
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_documents.sql"),
+    include_str!("../migrations/0003_presence_state.sql"),
 ];
 
 /// How long a connection waits for another writer (this process or another) before failing.
@@ -66,6 +68,18 @@ pub struct AccountRecord {
 /// Bindings are persisted exactly as the registrar keeps them: the registrar owns the
 /// type, the store only maps it to rows.
 pub use registrar::Binding;
+
+/// One publication or subscription of the presence agent, encoded by its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceRow {
+    /// What the row holds, e.g. `publication`.
+    pub kind: String,
+    /// Unique within `kind`.
+    pub key: String,
+    /// Unix seconds after which the row is dead.
+    pub expires_at: i64,
+    pub data: Vec<u8>,
+}
 
 /// Handle to the database. Cheap to clone; clones share the connection pools.
 #[derive(Debug, Clone)]
@@ -277,6 +291,62 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(binding_from_row).collect()
+    }
+
+    /// Upserts `rows` and deletes the `(kind, key)` pairs of `removed`, all in one
+    /// transaction: a crash leaves the state of one save or of the next, never a mixture.
+    pub async fn save_presence_state(
+        &self,
+        rows: &[PresenceRow],
+        removed: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut tx = begin(&self.pool).await?;
+        for (kind, key) in removed {
+            sqlx::query("DELETE FROM presence_state WHERE kind = ? AND key = ?")
+                .bind(kind)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for row in rows {
+            sqlx::query(
+                "INSERT OR REPLACE INTO presence_state (kind, key, expires_at, data)
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(&row.kind)
+            .bind(&row.key)
+            .bind(row.expires_at)
+            .bind(&row.data)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// For start-up: purge rows dead at `now`, then return the rest ordered by kind and key.
+    pub async fn load_presence_state(&self, now: i64) -> Result<Vec<PresenceRow>, StoreError> {
+        let mut tx = begin(&self.pool).await?;
+        sqlx::query("DELETE FROM presence_state WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let rows = sqlx::query(
+            "SELECT kind, key, expires_at, data FROM presence_state ORDER BY kind, key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PresenceRow {
+                    kind: row.try_get("kind")?,
+                    key: row.try_get("key")?,
+                    expires_at: row.try_get("expires_at")?,
+                    data: row.try_get("data")?,
+                })
+            })
+            .collect()
     }
 
     /// The secret stored under `name`, created with `generate` (and stored) the first time.
@@ -683,6 +753,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn presence_state_is_saved_atomically_and_purged_when_dead() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let row = |key: &str, expires_at: i64| PresenceRow {
+            kind: "subscription".into(),
+            key: key.into(),
+            expires_at,
+            data: key.as_bytes().to_vec(),
+        };
+        store
+            .save_presence_state(&[row("a", 100), row("b", 200), row("c", 50)], &[])
+            .await
+            .unwrap();
+        store
+            .save_presence_state(&[row("b", 300)], &[("subscription".into(), "a".into())])
+            .await
+            .unwrap();
+        store.close().await;
+        let store = Store::open(dir.path()).await.unwrap();
+        assert_eq!(
+            store.load_presence_state(60).await.unwrap(),
+            [row("b", 300)]
+        );
+    }
+
+    #[tokio::test]
     async fn reopening_does_not_rerun_migrations() {
         let dir = tempfile::tempdir().unwrap();
         Store::open(dir.path()).await.unwrap().close().await;
@@ -691,7 +787,7 @@ mod tests {
             .fetch_all(&store.pool)
             .await
             .unwrap();
-        assert_eq!(versions, vec![1, 2]);
+        assert_eq!(versions, vec![1, 2, 3]);
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&store.pool)
             .await

@@ -1,0 +1,150 @@
+//! Presence state across a crash (issue 4 item 7): a publication and a subscription made
+//! before SIGKILL are restored; the watcher's dialog keeps receiving NOTIFYs (same Call-ID and
+//! tags, CSeq increasing) at its Contact, and the old SIP-ETag still refreshes.
+
+mod ua;
+mod xcap_common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sip_message::{Limits, Message};
+use ua::{body, digest, header, Ua};
+use xcap_common::common::{unique, Server, SipUdp, DOMAIN};
+
+const USERS: &[(&str, &str)] = &[("alice", "secret")];
+
+fn pidf(note: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:alice@{DOMAIN}\">\
+         <tuple id=\"t1\"><status><basic>open</basic></status><note>{note}</note></tuple></presence>"
+    )
+}
+
+/// The watcher over UDP: its Contact is its socket, so it stays reachable across restarts.
+fn subscribe_udp(watcher: &SipUdp) -> (String, String, String) {
+    let local = watcher.socket.local_addr().expect("addr");
+    let uri = format!("sip:alice@{DOMAIN}");
+    let call_id = format!("restart-{}", unique());
+    let from_tag = format!("w{}", unique());
+    let mut authorization = String::new();
+    for cseq in 1..=2 {
+        watcher.send(
+            format!(
+                "SUBSCRIBE {uri} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {local};branch=z9hG4bK-rs{};rport\r\n\
+                 Max-Forwards: 70\r\nFrom: <{uri}>;tag={from_tag}\r\nTo: <{uri}>\r\n\
+                 Call-ID: {call_id}\r\nCSeq: {cseq} SUBSCRIBE\r\n\
+                 Contact: <sip:w@{local}>\r\nEvent: presence\r\nAccept: application/pidf+xml\r\n\
+                 Expires: 600\r\n{authorization}Content-Length: 0\r\n\r\n",
+                unique()
+            )
+            .as_bytes(),
+        );
+        let response = next_response(watcher);
+        if response.status() == Some(401) {
+            authorization = format!(
+                "Authorization: {}\r\n",
+                digest(&response, "alice", "secret", "SUBSCRIBE", &uri)
+            );
+            continue;
+        }
+        assert_eq!(response.status(), Some(200));
+        let to_tag = response.to_header().unwrap().tag().unwrap().to_owned();
+        return (call_id, from_tag, to_tag);
+    }
+    panic!("SUBSCRIBE not accepted");
+}
+
+/// The next datagram and who sent it (NOTIFYs come from whichever server is running).
+fn recv(watcher: &SipUdp) -> Option<(Message, SocketAddr)> {
+    watcher
+        .socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .ok()?;
+    let mut buf = vec![0u8; 65535];
+    let (n, from) = watcher.socket.recv_from(&mut buf).ok()?;
+    buf.truncate(n);
+    let message = Message::parse(buf.into(), &Limits::default()).expect("a valid message");
+    Some((message, from))
+}
+
+fn next_response(watcher: &SipUdp) -> Message {
+    loop {
+        let (message, from) = recv(watcher).expect("a response");
+        if !message.is_request() {
+            return message;
+        }
+        answer(watcher, &message, from);
+    }
+}
+
+fn answer(watcher: &SipUdp, request: &Message, to: SocketAddr) {
+    let reply = sip_message::response_to(request, 200, "OK", None).finish(None, b"");
+    watcher.socket.send_to(&reply, to).expect("send");
+}
+
+/// The next NOTIFY whose body contains `note`, answered; the earlier ones are answered too.
+fn notify_with(watcher: &SipUdp, note: &str) -> Message {
+    loop {
+        let (message, from) = recv(watcher).unwrap_or_else(|| panic!("a NOTIFY with {note}"));
+        if !message.is_request() {
+            continue;
+        }
+        answer(watcher, &message, from);
+        if body(&message).contains(note) {
+            return message;
+        }
+    }
+}
+
+#[test]
+fn publications_and_subscriptions_survive_sigkill() {
+    let server = Server::start(USERS);
+    let watcher = SipUdp::new(server.tcp_addr());
+    let (call_id, from_tag, to_tag) = subscribe_udp(&watcher);
+    let mut alice = Ua::new(&server, "alice", "secret");
+    let me = alice.aor();
+    let published = alice.publish(
+        &me,
+        "Content-Type: application/pidf+xml\r\nExpires: 600\r\n",
+        &pidf("before"),
+    );
+    assert_eq!(published.status(), Some(200));
+    let etag = header(&published, "SIP-ETag");
+    let before = notify_with(&watcher, "before");
+    let cseq_before = before.cseq().unwrap().seq;
+
+    // Longer than the save interval, so the state is on disk.
+    std::thread::sleep(Duration::from_millis(800));
+    let (data_dir, temp) = server.kill();
+    let server = Server::launch(data_dir, temp, &[]);
+
+    // The restored subscription gets the full state at once, on the same dialog.
+    let restored = notify_with(&watcher, "before");
+    assert_eq!(restored.call_id().unwrap(), call_id);
+    assert_eq!(restored.from_header().unwrap().tag(), Some(to_tag.as_str()));
+    assert_eq!(restored.to_header().unwrap().tag(), Some(from_tag.as_str()));
+    let cseq_restored = restored.cseq().unwrap().seq;
+    assert!(cseq_restored > cseq_before);
+
+    let mut alice = Ua::new(&server, "alice", "secret");
+    let refreshed = alice.publish(
+        &me,
+        &format!("SIP-If-Match: {etag}\r\nExpires: 600\r\n"),
+        "",
+    );
+    assert_eq!(refreshed.status(), Some(200), "the old SIP-ETag is known");
+    let etag = header(&refreshed, "SIP-ETag");
+    let modified = alice.publish(
+        &me,
+        &format!("SIP-If-Match: {etag}\r\nContent-Type: application/pidf+xml\r\nExpires: 600\r\n"),
+        &pidf("after"),
+    );
+    assert_eq!(modified.status(), Some(200));
+    let after = notify_with(&watcher, "after");
+    assert_eq!(after.call_id().unwrap(), call_id);
+    assert!(after.cseq().unwrap().seq > cseq_restored);
+    assert!(body(&after).contains("<note>after</note>"));
+}

@@ -1,0 +1,352 @@
+//! The agent's state as plain records, so publications (RFC 3903) and subscriptions (RFC 6665
+//! dialogs) survive a restart: [`PresenceAgent::export`] after changes, [`PresenceAgent::import`]
+//! on start. The engine's and compositor's own records carry the protocol state; what is added
+//! here is the package's bookkeeping (who watches whom, winfo versions, xcap-diff selections).
+//!
+//! How subscribers are reached is not stored: connections die with the process, and listener
+//! addresses may change, so the shell derives a new flow from each dialog's remote target
+//! (RFC 3261 §12.2.1.1 and §18.1.1: requests go to the Contact when no connection exists).
+
+use std::time::Instant;
+
+use presence_auth::{Decision, SubHandling};
+use publication::PublicationRecord;
+use serde::{Deserialize, Serialize};
+use simple_payloads::watcherinfo::WatcherEvent;
+use sip_subscription::{Flow, SubId, SubscriptionRecord};
+
+use crate::xcap_diff::Watch;
+use crate::{Kind, Notify, PresenceAgent, PRESENCE};
+
+/// CSeq numbers skipped on import: NOTIFYs sent after the last save used numbers the record
+/// does not know, and RFC 3261 §12.2.1.1 wants them to keep increasing. One save interval
+/// never holds this many NOTIFYs of one dialog (at most one is in flight at a time).
+const CSEQ_MARGIN: u32 = 1000;
+
+/// What a [`StateRecord`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    Publication,
+    Subscription,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Publication => "publication",
+            RecordKind::Subscription => "subscription",
+        }
+    }
+    pub fn parse(text: &str) -> Option<RecordKind> {
+        [RecordKind::Publication, RecordKind::Subscription]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+}
+
+/// One publication or subscription; `data` is opaque to the shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateRecord {
+    pub kind: RecordKind,
+    /// Entity tag or subscription id: unique within `kind`.
+    pub key: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    pub data: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredPublication {
+    etag: String,
+    event: String,
+    aor: String,
+    content_type: String,
+    body: String,
+    modified: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+enum StoredKind {
+    Presence {
+        presentity: String,
+        watcher: String,
+        event: String,
+    },
+    Winfo {
+        owner: String,
+        version: u64,
+    },
+    XcapDiff {
+        owner: String,
+        watch: Option<String>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSubscription {
+    id: u64,
+    event: String,
+    list: bool,
+    event_id: Option<String>,
+    active: bool,
+    subscriber: String,
+    resource: String,
+    accept: Vec<String>,
+    call_id: String,
+    local_tag: String,
+    remote_tag: String,
+    local_uri: String,
+    remote_uri: String,
+    remote_target: String,
+    route_set: Vec<String>,
+    local_cseq: u32,
+    remote_cseq: u32,
+    reliable: bool,
+    kind: StoredKind,
+}
+
+/// What an import brought back that the shell must load before [`PresenceAgent::resume`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Presentities with publications or watchers: load their policies (`set_policy`).
+    pub presentities: Vec<String>,
+    /// Owners with xcap-diff subscriptions: load their documents (`set_documents`).
+    pub owners: Vec<String>,
+}
+
+impl<D: Clone> PresenceAgent<D> {
+    /// Every live publication and subscription; `now_unix` is `now` in unix seconds.
+    pub fn export(&self, now: Instant, now_unix: u64) -> Vec<StateRecord> {
+        let mut records = Vec::new();
+        for p in self.esc.export(now, now_unix) {
+            let stored = StoredPublication {
+                modified: self.modified.get(&p.etag).copied().unwrap_or(0),
+                body: String::from_utf8_lossy(&p.body).into_owned(),
+                etag: p.etag,
+                event: p.event,
+                aor: p.aor,
+                content_type: p.content_type,
+            };
+            records.push(StateRecord {
+                kind: RecordKind::Publication,
+                key: stored.etag.clone(),
+                expires_at: p.expires_at,
+                data: serde_json::to_vec(&stored).unwrap_or_default(),
+            });
+        }
+        for r in self.engine.export(now, now_unix) {
+            let kind = match self.subs.get(&SubId(r.id)) {
+                Some(Kind::Presence {
+                    presentity,
+                    watcher,
+                    event,
+                    ..
+                }) => StoredKind::Presence {
+                    presentity: presentity.clone(),
+                    watcher: watcher.clone(),
+                    event: event.as_str().to_owned(),
+                },
+                Some(Kind::Winfo { owner, version }) => StoredKind::Winfo {
+                    owner: owner.clone(),
+                    version: *version,
+                },
+                Some(Kind::XcapDiff { owner, watch }) => StoredKind::XcapDiff {
+                    owner: owner.clone(),
+                    watch: watch.encode(),
+                },
+                None => continue,
+            };
+            let expires_at = r.expires_at;
+            let stored = StoredSubscription {
+                id: r.id,
+                event: r.event,
+                list: r.list,
+                event_id: r.event_id,
+                active: r.active,
+                subscriber: r.subscriber,
+                resource: r.resource,
+                accept: r.accept,
+                call_id: r.call_id,
+                local_tag: r.local_tag,
+                remote_tag: r.remote_tag,
+                local_uri: r.local_uri,
+                remote_uri: r.remote_uri,
+                remote_target: r.remote_target,
+                route_set: r.route_set,
+                local_cseq: r.local_cseq,
+                remote_cseq: r.remote_cseq,
+                reliable: r.reliable,
+                kind,
+            };
+            records.push(StateRecord {
+                kind: RecordKind::Subscription,
+                key: stored.id.to_string(),
+                expires_at,
+                data: serde_json::to_vec(&stored).unwrap_or_default(),
+            });
+        }
+        records
+    }
+
+    /// Restores exported state into a fresh agent. `flow` says how to reach a dialog's remote
+    /// target (None drops the subscription). Nothing is sent yet: the shell loads what
+    /// [`Restored`] names, then calls [`Self::resume`] for the full-state NOTIFYs RFC 6665
+    /// needs after state may have been missed. Undecodable records are skipped.
+    pub fn import(
+        &mut self,
+        records: Vec<StateRecord>,
+        flow: impl Fn(&str) -> Option<Flow<D>>,
+        now: Instant,
+        now_unix: u64,
+    ) -> Restored {
+        let mut publications = Vec::new();
+        let mut subscriptions = Vec::new();
+        for record in records {
+            match record.kind {
+                RecordKind::Publication => {
+                    let Ok(p) = serde_json::from_slice::<StoredPublication>(&record.data) else {
+                        continue;
+                    };
+                    self.modified.insert(p.etag.clone(), p.modified);
+                    self.sequence = self.sequence.max(p.modified);
+                    publications.push(PublicationRecord {
+                        etag: p.etag,
+                        event: p.event,
+                        aor: p.aor,
+                        content_type: p.content_type,
+                        body: p.body.into(),
+                        expires_at: record.expires_at,
+                    });
+                }
+                RecordKind::Subscription => {
+                    let Ok(s) = serde_json::from_slice::<StoredSubscription>(&record.data) else {
+                        continue;
+                    };
+                    let Some(flow) = flow(&s.remote_target) else {
+                        continue;
+                    };
+                    subscriptions.push((s, flow, record.expires_at));
+                }
+            }
+        }
+        let mut restored = Restored::default();
+        for p in &publications {
+            if p.event == PRESENCE && !restored.presentities.contains(&p.aor) {
+                restored.presentities.push(p.aor.clone());
+            }
+        }
+        self.esc.import(publications, now, now_unix);
+        let mut engine_records = Vec::new();
+        for (s, flow, expires_at) in subscriptions {
+            let id = SubId(s.id);
+            let kind = match s.kind {
+                StoredKind::Presence {
+                    presentity,
+                    watcher,
+                    event,
+                } => {
+                    // What the rules said is recomputed once the policy is loaded; until
+                    // then the engine's state stands for it, and `set_policy` moves on
+                    // from there.
+                    let handling = if s.active {
+                        SubHandling::Allow
+                    } else {
+                        SubHandling::Confirm
+                    };
+                    Kind::Presence {
+                        presentity,
+                        watcher,
+                        decision: Decision {
+                            handling,
+                            transformations: None,
+                        },
+                        event: WatcherEvent::parse(&event).unwrap_or(WatcherEvent::Subscribe),
+                    }
+                }
+                StoredKind::Winfo { owner, version } => Kind::Winfo { owner, version },
+                StoredKind::XcapDiff { owner, watch } => Kind::XcapDiff {
+                    owner,
+                    watch: Watch::decode(watch.as_deref()),
+                },
+            };
+            match &kind {
+                Kind::Presence { presentity, .. }
+                | Kind::Winfo {
+                    owner: presentity, ..
+                } => {
+                    let entry = self.presentities.entry(presentity.clone()).or_default();
+                    if matches!(kind, Kind::Presence { .. }) {
+                        entry.watchers.insert(id);
+                    } else {
+                        entry.winfo.insert(id);
+                    }
+                    if !restored.presentities.contains(presentity) {
+                        restored.presentities.push(presentity.clone());
+                    }
+                }
+                Kind::XcapDiff { owner, .. } => {
+                    self.documents
+                        .entry(owner.clone())
+                        .or_default()
+                        .subs
+                        .insert(id);
+                    if !restored.owners.contains(owner) {
+                        restored.owners.push(owner.clone());
+                    }
+                }
+            }
+            self.subs.insert(id, kind);
+            engine_records.push(SubscriptionRecord {
+                id: s.id,
+                event: s.event,
+                list: s.list,
+                event_id: s.event_id,
+                active: s.active,
+                expires_at,
+                subscriber: s.subscriber,
+                resource: s.resource,
+                accept: s.accept,
+                call_id: s.call_id,
+                local_tag: s.local_tag,
+                remote_tag: s.remote_tag,
+                local_uri: s.local_uri,
+                remote_uri: s.remote_uri,
+                remote_target: s.remote_target,
+                route_set: s.route_set,
+                local_cseq: s.local_cseq.saturating_add(CSEQ_MARGIN),
+                remote_cseq: s.remote_cseq,
+                reliable: flow.reliable && s.reliable,
+                dest: flow.dest,
+                via: flow.via,
+                contact: flow.contact,
+            });
+        }
+        self.held = self.engine.import(engine_records, now, now_unix);
+        // Subscriptions the engine skipped (expired meanwhile) leave no bookkeeping behind.
+        let dropped: Vec<SubId> = self
+            .subs
+            .keys()
+            .copied()
+            .filter(|id| self.engine.subscription(*id).is_none())
+            .collect();
+        for id in dropped {
+            self.subs.remove(&id);
+            for p in self.presentities.values_mut() {
+                p.watchers.remove(&id);
+                p.winfo.remove(&id);
+            }
+            for d in self.documents.values_mut() {
+                d.subs.remove(&id);
+            }
+        }
+        restored
+    }
+
+    /// After an import and the loads it asked for: the restored subscriptions' NOTIFYs.
+    pub fn resume(&mut self, now: Instant) -> Vec<Notify<D>> {
+        let actions = std::mem::take(&mut self.held);
+        let mut out = Vec::new();
+        self.run(actions, now, &mut out);
+        out
+    }
+}
