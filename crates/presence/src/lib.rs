@@ -58,7 +58,7 @@ use sip_subscription::{
 use xcap_diff::{Documents, Watch};
 
 pub use persist::{RecordKind, Restored, StateRecord};
-pub use policy::Policy;
+pub use policy::{list_entries, Policy};
 pub use sip_subscription::SubId as SubscriptionId;
 
 pub const PRESENCE: &str = "presence";

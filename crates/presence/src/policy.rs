@@ -51,7 +51,7 @@ impl Policy {
     /// The resolver for `presentity`'s external-list anchors: only anchors into that
     /// presentity's own `resource-lists/users/<xui>/index` resolve, so nobody can authorise
     /// watchers through someone else's lists.
-    pub(crate) fn resolver<'a>(&'a self, presentity: &'a str) -> impl ListResolver + 'a {
+    pub fn resolver<'a>(&'a self, presentity: &'a str) -> impl ListResolver + 'a {
         move |anchor: &ListAnchor| -> Vec<String> {
             if !own_document(&anchor.document, presentity) {
                 return Vec::new();
@@ -90,7 +90,7 @@ fn own_document(document: &str, presentity: &str) -> bool {
 
 /// Every `entry/@uri` of a resource-lists document, lists flattened in document order
 /// (RFC 4826 §3.2); None when it is not one.
-pub(crate) fn list_entries(text: &str) -> Option<Vec<String>> {
+pub fn list_entries(text: &str) -> Option<Vec<String>> {
     fn flatten(lists: Vec<List>, out: &mut Vec<String>) {
         for list in lists {
             out.extend(list.entries);

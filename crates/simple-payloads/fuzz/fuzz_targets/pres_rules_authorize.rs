@@ -1,7 +1,8 @@
 //! [`authorize`] with an attacker-chosen pres-rules document. The input is split at the first
 //! NUL byte: the part before is read with [`Ruleset::parse`], the part after as the
-//! presentity's resource-lists document, which answers `external-list` anchors (every anchor
-//! document is accepted, so any list name reaches the lists). Several watchers are decided:
+//! presentity's resource-lists document, which answers `external-list` anchors through the
+//! presence agent's own resolver (only anchors into the presentity's own `index` resolve, as
+//! in the server). Several watchers are decided:
 //! anonymous, the presentity itself (also spelt differently), an unrelated `sip:` URI and
 //! identities taken from the input (rule `one` ids, `except` ids, list entries). Checks that
 //! nothing panics and that:
@@ -17,74 +18,14 @@ use std::cell::Cell;
 
 use libfuzzer_sys::fuzz_target;
 use presence_auth::{
-    authorize, transition, Decision, ListAnchor, Request, Ruleset, SubHandling, Transition,
+    authorize, transition, Decision, ListAnchor, ListResolver, Request, Ruleset, SubHandling,
+    Transition,
 };
 use simple_payloads::common_policy::Except;
 
 const PRESENTITY: &str = "sip:alice@example.com";
-const RESOURCE_LISTS_NS: &str = "urn:ietf:params:xml:ns:resource-lists";
 /// The most anchors one decision resolves (`presence_auth`'s own bound).
 const MAX_ANCHORS: usize = 64;
-
-/// One `<list>`: its name, its `entry/@uri` values and its sub-lists.
-struct List {
-    name: String,
-    entries: Vec<String>,
-    lists: Vec<List>,
-}
-
-fn read_lists(node: roxmltree::Node<'_, '_>) -> Vec<List> {
-    node.children()
-        .filter(|c| c.has_tag_name((RESOURCE_LISTS_NS, "list")))
-        .map(|list| List {
-            name: list.attribute("name").unwrap_or_default().to_owned(),
-            entries: list
-                .children()
-                .filter(|c| c.has_tag_name((RESOURCE_LISTS_NS, "entry")))
-                .filter_map(|e| e.attribute("uri").map(str::to_owned))
-                .collect(),
-            lists: read_lists(list),
-        })
-        .collect()
-}
-
-fn parse_lists(text: &str) -> Vec<List> {
-    let options = roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: 100_000,
-        ..roxmltree::ParsingOptions::default()
-    };
-    let Ok(doc) = roxmltree::Document::parse_with_options(text, options) else {
-        return Vec::new();
-    };
-    let root = doc.root_element();
-    if !root.has_tag_name((RESOURCE_LISTS_NS, "resource-lists")) {
-        return Vec::new();
-    }
-    read_lists(root)
-}
-
-/// The entries of the list an anchor designates, empty when there is none.
-fn resolve(lists: &[List], anchor: &ListAnchor) -> Vec<String> {
-    let mut level = lists;
-    let mut found = None;
-    for name in &anchor.lists {
-        let Some(list) = level.iter().find(|l| &l.name == name) else {
-            return Vec::new();
-        };
-        level = &list.lists;
-        found = Some(list);
-    }
-    found.map(|l| l.entries.clone()).unwrap_or_default()
-}
-
-/// Every entry of every list, depth first.
-fn collect_entries(lists: &[List], out: &mut Vec<String>) {
-    for list in lists {
-        out.extend(list.entries.iter().cloned());
-        collect_entries(&list.lists, out);
-    }
-}
 
 fn check_shape(decision: &Decision) {
     if decision.handling != SubHandling::Allow {
@@ -99,11 +40,12 @@ fuzz_target!(|data: &[u8]| {
         None => (data, &[][..]),
     };
     let rules = Ruleset::parse(&String::from_utf8_lossy(rules_part)).ok();
-    let lists = parse_lists(&String::from_utf8_lossy(lists_part));
+    let policy = presence::Policy::from_documents(None, Some(lists_part), None);
+    let lists = policy.resolver(PRESENTITY);
     let calls = Cell::new(0usize);
     let resolver = |anchor: &ListAnchor| {
         calls.set(calls.get() + 1);
-        resolve(&lists, anchor)
+        lists.entries(anchor)
     };
 
     let mut watchers: Vec<String> = vec![
@@ -134,7 +76,9 @@ fuzz_target!(|data: &[u8]| {
             spheres.extend(c.spheres.iter().map(|s| Some(s.as_str())));
         }
     }
-    collect_entries(&lists, &mut watchers);
+    if let Ok(text) = std::str::from_utf8(lists_part) {
+        watchers.extend(presence::list_entries(text).unwrap_or_default());
+    }
     watchers.truncate(16);
     spheres.truncate(4);
 
