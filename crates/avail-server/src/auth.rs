@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sip_auth::{Algorithm, AuthOutcome, DigestCredentials, Nonces};
-use sip_message::{Challenge, Credentials, HeaderName, Message};
+use sip_message::{Credentials, HeaderName, Message};
 use store::{AccountRecord, Store};
 use tracing::{info, warn};
 
@@ -35,6 +35,8 @@ pub type Refusal = (u16, Bytes);
 pub struct Authenticator {
     config: Arc<Config>,
     nonces: Nonces,
+    /// Offered in every 401, in this order.
+    algorithms: Vec<Algorithm>,
     store: Store,
     accounts: HashMap<(String, String), (Option<AccountRecord>, Instant)>,
 }
@@ -56,6 +58,7 @@ impl Authenticator {
             );
         }
         Ok(Authenticator {
+            algorithms: config.auth.digest_algorithms(),
             config,
             nonces,
             store,
@@ -152,18 +155,12 @@ impl Authenticator {
 
     /// 401 with one challenge per configured algorithm, in the configured order (RFC 8760 §2.4).
     fn challenge(&self, request: &Message, realm: &str, stale: bool) -> Refusal {
-        let nonce = self.nonces.issue(realm, unix_now());
         let mut writer = reply::response(request, 401, "Unauthorized", &new_tag());
-        for algorithm in &self.config.auth.algorithms {
-            let challenge = Challenge {
-                realm: realm.into(),
-                nonce: nonce.as_str().into(),
-                algorithm: Some(algorithm.as_str().into()),
-                qop: Some("auth".into()),
-                stale,
-                ..Challenge::default()
-            };
-            writer.header("WWW-Authenticate", &challenge.to_header_value());
+        for value in self
+            .nonces
+            .challenges(realm, stale, &self.algorithms, unix_now())
+        {
+            writer.header("WWW-Authenticate", &value);
         }
         (401, writer.finish(None, b""))
     }

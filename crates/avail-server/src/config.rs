@@ -244,6 +244,16 @@ impl Default for LimitsConfig {
     }
 }
 
+impl AuthConfig {
+    /// The configured digest algorithms, in order (validated by [`Config::validate`]).
+    pub fn digest_algorithms(&self) -> Vec<sip_auth::Algorithm> {
+        self.algorithms
+            .iter()
+            .filter_map(|a| sip_auth::Algorithm::from_param(Some(a)))
+            .collect()
+    }
+}
+
 impl LimitsConfig {
     pub fn sip(&self) -> sip_message::Limits {
         sip_message::Limits {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sip_auth::{Algorithm, Nonces};
+use sip_auth::Nonces;
 use sip_transport::{tls, Transport, TransportConfig, Transports};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -115,12 +115,7 @@ async fn start_xcap(
     let xcap_config = XcapConfig {
         root: config.http.root.clone(),
         domains: config.domains.clone(),
-        algorithms: config
-            .auth
-            .algorithms
-            .iter()
-            .filter_map(|a| Algorithm::from_param(Some(a)))
-            .collect(),
+        algorithms: config.auth.digest_algorithms(),
         ..XcapConfig::default()
     };
     let service = XcapService::new(

@@ -156,6 +156,33 @@ impl Nonces {
         self
     }
 
+    /// The `WWW-Authenticate` / `Proxy-Authenticate` values of one challenge: one per
+    /// algorithm in the order given (RFC 8760 §2.4: most preferred first), sharing one fresh
+    /// nonce, `qop="auth"`, and `stale=true` when the client's nonce had only expired.
+    pub fn challenges(
+        &self,
+        realm: &str,
+        stale: bool,
+        algorithms: &[crate::Algorithm],
+        now: u64,
+    ) -> Vec<String> {
+        let nonce = self.issue(realm, now);
+        algorithms
+            .iter()
+            .map(|algorithm| {
+                sip_message::Challenge {
+                    realm: realm.into(),
+                    nonce: nonce.as_str().into(),
+                    algorithm: Some(algorithm.as_str().into()),
+                    qop: Some("auth".into()),
+                    stale,
+                    ..sip_message::Challenge::default()
+                }
+                .to_header_value()
+            })
+            .collect()
+    }
+
     /// A new nonce for a challenge in `realm`.
     pub fn issue(&self, realm: &str, now: u64) -> String {
         let mut nonce = format!("{now:016x}{:016x}", rand::random::<u64>());
@@ -366,6 +393,27 @@ mod tests {
             creds.response = &response;
             nonces.verify("REGISTER", &creds, stored, now)
         }
+    }
+
+    #[test]
+    fn challenges_list_the_algorithms_in_order_with_one_nonce() {
+        let nonces = Nonces::new(b"secret");
+        let values = nonces.challenges(REALM, true, &[Algorithm::Md5, Algorithm::Sha256], T0);
+        assert_eq!(values.len(), 2);
+        let parsed: Vec<_> = values
+            .iter()
+            .map(|v| sip_message::Challenge::parse(v).unwrap())
+            .collect();
+        assert_eq!(parsed[0].algorithm.as_deref(), Some("MD5"));
+        assert_eq!(parsed[1].algorithm.as_deref(), Some("SHA-256"));
+        assert_eq!(parsed[0].nonce, parsed[1].nonce);
+        assert_eq!(
+            nonces.check(&parsed[0].nonce, REALM, T0),
+            NonceStatus::Valid
+        );
+        assert!(parsed
+            .iter()
+            .all(|c| c.stale && c.realm == REALM && c.qop.as_deref() == Some("auth")));
     }
 
     #[test]

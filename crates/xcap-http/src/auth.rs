@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use sip_auth::{Algorithm, AuthOutcome, DigestCredentials, Nonces};
-use sip_message::{Challenge, Credentials};
+use sip_message::Credentials;
 use tracing::info;
 
 use crate::AccountSource;
@@ -115,21 +115,7 @@ pub(crate) fn challenges(
     algorithms: &[Algorithm],
     nonces: &Nonces,
 ) -> Vec<String> {
-    let nonce = nonces.issue(realm, unix_now());
-    let mut out: Vec<String> = algorithms
-        .iter()
-        .map(|algorithm| {
-            Challenge {
-                realm: realm.into(),
-                nonce: nonce.as_str().into(),
-                algorithm: Some(algorithm.as_str().into()),
-                qop: Some("auth".into()),
-                stale,
-                ..Challenge::default()
-            }
-            .to_header_value()
-        })
-        .collect();
+    let mut out = nonces.challenges(realm, stale, algorithms, unix_now());
     if secure {
         out.push(format!("Basic realm=\"{realm}\", charset=\"UTF-8\""));
     }
