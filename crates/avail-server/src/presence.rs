@@ -7,15 +7,15 @@
 //! every XCAP write on, so a NOTIFY follows each change as soon as it is committed.
 //!
 //! Restart (README "Restart and durability"): after a change, at most every
-//! [`SAVE_INTERVAL`], the agent's exported state is compared with what was last written and
-//! the difference goes to a writer task, which stores each batch in one transaction. On
-//! start the rows are imported and every restored subscription gets a full-state NOTIFY,
-//! sent to the dialog's remote target since its connection died with the old process.
+//! [`SAVE_INTERVAL`], the records the agent reports changed since the last save (created,
+//! modified, removed; see [`PresenceAgent::export_changes`]) go to a writer task, which
+//! stores each batch in one transaction and retries a failed one. The cost of a save follows
+//! the changes, not the number of subscriptions. On start the rows are imported and every
+//! restored subscription gets a full-state NOTIFY, sent to the dialog's remote target since
+//! its connection died with the old process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use presence::xcap_diff::document_sel;
@@ -29,6 +29,7 @@ use sip_transport::{Target, Transport, TransportHandle};
 use store::{DocumentKey, DocumentStore, PresenceRow, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 use tracing::{debug, info, warn};
 use xcap::DocumentChange;
 
@@ -45,6 +46,9 @@ const DOCUMENT: &str = "index";
 /// Least time between two saves: bounds what a crash loses and what saving costs under load.
 pub const SAVE_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Pause before a failed save is tried again (with whatever was saved meanwhile).
+const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
 /// One save: rows to upsert and `(kind, key)` pairs to delete.
 type Save = (Vec<PresenceRow>, Vec<(String, String)>);
 
@@ -53,11 +57,7 @@ pub struct Presence {
     /// Whether the agent may have changed since the last save.
     dirty: bool,
     last_save: Instant,
-    /// What the store holds (as far as the writer reported no failure): key → row.
-    written: HashMap<(RecordKind, String), (u64, Vec<u8>)>,
     writer: mpsc::UnboundedSender<Save>,
-    /// Set by the writer when a save failed: the next one rewrites everything.
-    write_failed: Arc<AtomicBool>,
     store: Store,
     /// NOTIFY client transactions in flight, bounded by the subscriptions (one each).
     notifies: HashMap<ClientTxId, SubscriptionId>,
@@ -72,15 +72,12 @@ impl Presence {
         agent_config.xcap_root = xcap_root(config);
         let agent = PresenceAgent::new(agent_config, rand::rngs::StdRng::from_entropy());
         let (writer, saves) = mpsc::unbounded_channel();
-        let write_failed = Arc::new(AtomicBool::new(false));
-        tokio::spawn(write_state(store.clone(), saves, write_failed.clone()));
+        tokio::spawn(write_state(store.clone(), saves));
         Presence {
             agent,
             dirty: false,
             last_save: Instant::now(),
-            written: HashMap::new(),
             writer,
-            write_failed,
             store,
             notifies: HashMap::new(),
             fallback_host: config.domains.first().cloned().unwrap_or_default(),
@@ -109,39 +106,26 @@ impl Presence {
         }
         self.dirty = false;
         self.last_save = now;
-        if self.write_failed.swap(false, Ordering::Relaxed) {
-            // What the store holds is unknown: rewrite every row and delete none.
-            self.written.clear();
+        let changes = self.agent.export_changes(now, crate::auth::unix_now());
+        if changes.is_empty() {
+            return;
         }
-        let records = self.agent.export(now, crate::auth::unix_now());
-        let mut current = HashMap::with_capacity(records.len());
-        let mut rows = Vec::new();
-        for record in records {
-            let key = (record.kind, record.key);
-            let unchanged = self
-                .written
-                .get(&key)
-                .is_some_and(|(at, data)| *at == record.expires_at && *data == record.data);
-            if !unchanged {
-                rows.push(PresenceRow {
-                    kind: key.0.as_str().to_owned(),
-                    key: key.1.clone(),
-                    expires_at: i64::try_from(record.expires_at).unwrap_or(i64::MAX),
-                    data: record.data.clone(),
-                });
-            }
-            current.insert(key, (record.expires_at, record.data));
-        }
-        let removed: Vec<(String, String)> = self
-            .written
-            .keys()
-            .filter(|key| !current.contains_key(*key))
-            .map(|(kind, key)| (kind.as_str().to_owned(), key.clone()))
+        let rows = changes
+            .records
+            .into_iter()
+            .map(|record| PresenceRow {
+                kind: record.kind.as_str().to_owned(),
+                key: record.key,
+                expires_at: i64::try_from(record.expires_at).unwrap_or(i64::MAX),
+                data: record.data,
+            })
             .collect();
-        self.written = current;
-        if !rows.is_empty() || !removed.is_empty() {
-            let _ = self.writer.send((rows, removed));
-        }
+        let removed = changes
+            .removed
+            .into_iter()
+            .map(|(kind, key)| (kind.as_str().to_owned(), key))
+            .collect();
+        let _ = self.writer.send((rows, removed));
     }
 
     /// Start-up: imports the saved state, loads the policies and document lists it needs
@@ -174,12 +158,6 @@ impl Presence {
                 })
             })
             .collect();
-        for record in &records {
-            self.written.insert(
-                (record.kind, record.key.clone()),
-                (record.expires_at, record.data.clone()),
-            );
-        }
         let restored = self.agent.import(
             records,
             |target| restored_flow(&self.fallback_host, transport, target),
@@ -199,6 +177,8 @@ impl Presence {
             self.load_documents(owner).await;
         }
         notifies.extend(self.agent.resume(now));
+        // The import counts every row as changed: restored ones are rewritten (with their
+        // skipped CSeq), the rest deleted.
         self.dirty = true;
         notifies
     }
@@ -440,27 +420,54 @@ fn restored_flow(
 }
 
 /// The writer task: stores each save in one transaction, in order. Saves that queued up
-/// meanwhile are merged, so a slow disk costs fewer, larger transactions.
-async fn write_state(
-    store: Store,
-    mut saves: mpsc::UnboundedReceiver<Save>,
-    failed: Arc<AtomicBool>,
-) {
-    while let Some((mut rows, mut removed)) = saves.recv().await {
-        while let Ok((more_rows, more_removed)) = saves.try_recv() {
-            let keys: std::collections::HashSet<(String, String)> = more_rows
-                .iter()
-                .map(|r| (r.kind.clone(), r.key.clone()))
-                .chain(more_removed.iter().cloned())
-                .collect();
-            rows.retain(|r| !keys.contains(&(r.kind.clone(), r.key.clone())));
-            removed.retain(|k| !keys.contains(k));
-            rows.extend(more_rows);
-            removed.extend(more_removed);
+/// meanwhile are merged, so a slow disk costs fewer, larger transactions. A failed save is
+/// kept and tried again after [`RETRY_INTERVAL`], merged with the saves made meanwhile: each
+/// save holds only changes, so none may be lost.
+async fn write_state(store: Store, mut saves: mpsc::UnboundedReceiver<Save>) {
+    let mut failed: Option<Save> = None;
+    loop {
+        let (mut rows, mut removed) = match failed.take() {
+            Some(save) => {
+                tokio::time::sleep(RETRY_INTERVAL).await;
+                save
+            }
+            None => match saves.recv().await {
+                Some(save) => save,
+                None => return,
+            },
+        };
+        let mut closed = false;
+        loop {
+            match saves.try_recv() {
+                Ok(more) => merge(&mut rows, &mut removed, more),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
         }
         if let Err(error) = store.save_presence_state(&rows, &removed).await {
-            warn!(%error, "presence state not saved; the next save rewrites it");
-            failed.store(true, Ordering::Relaxed);
+            if closed {
+                warn!(%error, "presence state not saved at shutdown");
+                return;
+            }
+            warn!(%error, "presence state not saved; retrying");
+            failed = Some((rows, removed));
         }
     }
+}
+
+/// `more` (the later save) on top of `rows` and `removed`.
+fn merge(rows: &mut Vec<PresenceRow>, removed: &mut Vec<(String, String)>, more: Save) {
+    let (more_rows, more_removed) = more;
+    let keys: HashSet<(String, String)> = more_rows
+        .iter()
+        .map(|r| (r.kind.clone(), r.key.clone()))
+        .chain(more_removed.iter().cloned())
+        .collect();
+    rows.retain(|r| !keys.contains(&(r.kind.clone(), r.key.clone())));
+    removed.retain(|k| !keys.contains(k));
+    rows.extend(more_rows);
+    removed.extend(more_removed);
 }

@@ -57,7 +57,7 @@ use sip_subscription::{
 };
 use xcap_diff::{Documents, Watch};
 
-pub use persist::{RecordKind, Restored, StateRecord};
+pub use persist::{Changes, RecordKind, Restored, StateRecord};
 pub use policy::{list_entries, Policy};
 pub use sip_subscription::SubId as SubscriptionId;
 
@@ -289,6 +289,7 @@ impl<D: Clone> PresenceAgent<D> {
                 *decision = next;
                 if let Some(event) = event {
                     *last = event;
+                    self.engine.touch(id);
                 }
             }
             if event.is_some() {
@@ -761,6 +762,7 @@ impl<D: Clone> PresenceAgent<D> {
             Kind::Winfo { owner, version } => {
                 let (owner, current) = (owner.clone(), *version);
                 *version += 1;
+                self.engine.touch(id);
                 Some(self.winfo_document(&owner, current, now))
             }
             Kind::XcapDiff { owner, watch } => Some(xcap_diff::full_state(
@@ -895,6 +897,7 @@ impl<D: Clone> PresenceAgent<D> {
                 }],
             };
             *version += 1;
+            self.engine.touch(id);
             let body = Body::new(WATCHERINFO, document.to_xml());
             actions.extend(self.engine.notify(id, Some(body), now).unwrap_or_default());
         }

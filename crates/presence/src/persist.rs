@@ -19,9 +19,11 @@ use crate::xcap_diff::Watch;
 use crate::{Kind, Notify, PresenceAgent, PRESENCE};
 
 /// CSeq numbers skipped on import: NOTIFYs sent after the last save used numbers the record
-/// does not know, and RFC 3261 §12.2.1.1 wants them to keep increasing. One save interval
-/// never holds this many NOTIFYs of one dialog (at most one is in flight at a time).
+/// does not know, and RFC 3261 §12.2.1.1 wants them to keep increasing. A dialog's CSeq is
+/// saved again once it ran [`sip_subscription::CSEQ_SAVE_STEP`] ahead, and one save interval
+/// never holds the rest of the margin in NOTIFYs of one dialog (at most one is in flight).
 const CSEQ_MARGIN: u32 = 1000;
+const _: () = assert!(sip_subscription::CSEQ_SAVE_STEP * 2 <= CSEQ_MARGIN);
 
 /// What a [`StateRecord`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,78 +116,140 @@ pub struct Restored {
     pub owners: Vec<String>,
 }
 
+/// What changed since the last [`PresenceAgent::export_changes`]: rows to write and rows to
+/// delete.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub records: Vec<StateRecord>,
+    /// `(kind, key)` of records that no longer exist (or never made it to a save).
+    pub removed: Vec<(RecordKind, String)>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.removed.is_empty()
+    }
+}
+
 impl<D: Clone> PresenceAgent<D> {
-    /// Every live publication and subscription; `now_unix` is `now` in unix seconds.
+    /// Every live publication and subscription; `now_unix` is `now` in unix seconds. For a
+    /// full rewrite; saves after changes use [`Self::export_changes`].
     pub fn export(&self, now: Instant, now_unix: u64) -> Vec<StateRecord> {
-        let mut records = Vec::new();
-        for p in self.esc.export(now, now_unix) {
-            let stored = StoredPublication {
-                modified: self.modified.get(&p.etag).copied().unwrap_or(0),
-                body: String::from_utf8_lossy(&p.body).into_owned(),
-                etag: p.etag,
-                event: p.event,
-                aor: p.aor,
-                content_type: p.content_type,
-            };
-            records.push(StateRecord {
-                kind: RecordKind::Publication,
-                key: stored.etag.clone(),
-                expires_at: p.expires_at,
-                data: serde_json::to_vec(&stored).unwrap_or_default(),
-            });
-        }
-        for r in self.engine.export(now, now_unix) {
-            let kind = match self.subs.get(&SubId(r.id)) {
-                Some(Kind::Presence {
-                    presentity,
-                    watcher,
-                    event,
-                    ..
-                }) => StoredKind::Presence {
-                    presentity: presentity.clone(),
-                    watcher: watcher.clone(),
-                    event: event.as_str().to_owned(),
-                },
-                Some(Kind::Winfo { owner, version }) => StoredKind::Winfo {
-                    owner: owner.clone(),
-                    version: *version,
-                },
-                Some(Kind::XcapDiff { owner, watch }) => StoredKind::XcapDiff {
-                    owner: owner.clone(),
-                    watch: watch.encode(),
-                },
-                None => continue,
-            };
-            let expires_at = r.expires_at;
-            let stored = StoredSubscription {
-                id: r.id,
-                event: r.event,
-                list: r.list,
-                event_id: r.event_id,
-                active: r.active,
-                subscriber: r.subscriber,
-                resource: r.resource,
-                accept: r.accept,
-                call_id: r.call_id,
-                local_tag: r.local_tag,
-                remote_tag: r.remote_tag,
-                local_uri: r.local_uri,
-                remote_uri: r.remote_uri,
-                remote_target: r.remote_target,
-                route_set: r.route_set,
-                local_cseq: r.local_cseq,
-                remote_cseq: r.remote_cseq,
-                reliable: r.reliable,
-                kind,
-            };
-            records.push(StateRecord {
-                kind: RecordKind::Subscription,
-                key: stored.id.to_string(),
-                expires_at,
-                data: serde_json::to_vec(&stored).unwrap_or_default(),
-            });
-        }
+        let mut records: Vec<StateRecord> = self
+            .esc
+            .export(now, now_unix)
+            .into_iter()
+            .map(|p| self.publication_record(p))
+            .collect();
+        records.extend(
+            self.engine
+                .export(now, now_unix)
+                .into_iter()
+                .filter_map(|r| self.subscription_record(r)),
+        );
         records
+    }
+
+    /// Only what changed since the last call (or since [`Self::import`], which counts every
+    /// record it was given as changed): publications and subscriptions created, modified or
+    /// removed, each serialised once. Its cost follows the changes, not the state held.
+    ///
+    /// A NOTIFY only advances its dialog's local CSeq, and that alone is reported every
+    /// [`sip_subscription::CSEQ_SAVE_STEP`] numbers, not each time: the import skips
+    /// [`CSEQ_MARGIN`] numbers ahead, which covers what was sent since the last save.
+    pub fn export_changes(&mut self, now: Instant, now_unix: u64) -> Changes {
+        let mut changes = Changes::default();
+        let (publications, gone) = self.esc.take_changes(now, now_unix);
+        for p in publications {
+            changes.records.push(self.publication_record(p));
+        }
+        changes
+            .removed
+            .extend(gone.into_iter().map(|etag| (RecordKind::Publication, etag)));
+        let (subscriptions, gone) = self.engine.take_changes(now, now_unix);
+        for r in subscriptions {
+            let id = r.id;
+            match self.subscription_record(r) {
+                Some(record) => changes.records.push(record),
+                None => changes
+                    .removed
+                    .push((RecordKind::Subscription, id.to_string())),
+            }
+        }
+        changes.removed.extend(
+            gone.into_iter()
+                .map(|id| (RecordKind::Subscription, id.0.to_string())),
+        );
+        changes
+    }
+
+    fn publication_record(&self, p: PublicationRecord) -> StateRecord {
+        let stored = StoredPublication {
+            modified: self.modified.get(&p.etag).copied().unwrap_or(0),
+            body: String::from_utf8_lossy(&p.body).into_owned(),
+            etag: p.etag,
+            event: p.event,
+            aor: p.aor,
+            content_type: p.content_type,
+        };
+        StateRecord {
+            kind: RecordKind::Publication,
+            key: stored.etag.clone(),
+            expires_at: p.expires_at,
+            data: serde_json::to_vec(&stored).unwrap_or_default(),
+        }
+    }
+
+    /// None for a subscription the package keeps no bookkeeping for (not stored).
+    fn subscription_record(&self, r: SubscriptionRecord<D>) -> Option<StateRecord> {
+        let kind = match self.subs.get(&SubId(r.id))? {
+            Kind::Presence {
+                presentity,
+                watcher,
+                event,
+                ..
+            } => StoredKind::Presence {
+                presentity: presentity.clone(),
+                watcher: watcher.clone(),
+                event: event.as_str().to_owned(),
+            },
+            Kind::Winfo { owner, version } => StoredKind::Winfo {
+                owner: owner.clone(),
+                version: *version,
+            },
+            Kind::XcapDiff { owner, watch } => StoredKind::XcapDiff {
+                owner: owner.clone(),
+                watch: watch.encode(),
+            },
+        };
+        let expires_at = r.expires_at;
+        let stored = StoredSubscription {
+            id: r.id,
+            event: r.event,
+            list: r.list,
+            event_id: r.event_id,
+            active: r.active,
+            subscriber: r.subscriber,
+            resource: r.resource,
+            accept: r.accept,
+            call_id: r.call_id,
+            local_tag: r.local_tag,
+            remote_tag: r.remote_tag,
+            local_uri: r.local_uri,
+            remote_uri: r.remote_uri,
+            remote_target: r.remote_target,
+            route_set: r.route_set,
+            local_cseq: r.local_cseq,
+            remote_cseq: r.remote_cseq,
+            reliable: r.reliable,
+            kind,
+        };
+        Some(StateRecord {
+            kind: RecordKind::Subscription,
+            key: stored.id.to_string(),
+            expires_at,
+            data: serde_json::to_vec(&stored).unwrap_or_default(),
+        })
     }
 
     /// Restores exported state into a fresh agent. `flow` says how to reach a dialog's remote
@@ -202,6 +266,16 @@ impl<D: Clone> PresenceAgent<D> {
         let mut publications = Vec::new();
         let mut subscriptions = Vec::new();
         for record in records {
+            // Every row read back is rewritten (restored subscriptions carry their skipped
+            // CSeq) or deleted (not restored) by the next `export_changes`.
+            match record.kind {
+                RecordKind::Publication => self.esc.touch(&record.key),
+                RecordKind::Subscription => {
+                    if let Ok(id) = record.key.parse() {
+                        self.engine.touch(SubId(id));
+                    }
+                }
+            }
             match record.kind {
                 RecordKind::Publication => {
                     let Ok(p) = serde_json::from_slice::<StoredPublication>(&record.data) else {

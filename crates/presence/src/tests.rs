@@ -233,3 +233,101 @@ fn expired_publication_falls_back_to_pidf_manipulation() {
         "offline note after expiry"
     );
 }
+
+fn etag_of(answer: &Answer<&'static str>) -> String {
+    let response = Message::parse(answer.response.clone(), &Limits::default()).expect("response");
+    response
+        .header(&HeaderName::SipETag)
+        .expect("SIP-ETag")
+        .to_owned()
+}
+
+fn republish(a: &mut Agent, etag: &str, body: &str, now: Instant) -> Answer<&'static str> {
+    let headers = format!(
+        "Event: presence\r\nSIP-If-Match: {etag}\r\nContent-Type: application/pidf+xml\r\n\
+         Expires: 600\r\n"
+    );
+    a.on_publish(
+        &request("PUBLISH", ALICE, ALICE, &headers, body),
+        ALICE,
+        now,
+    )
+}
+
+#[test]
+fn a_save_after_one_publication_change_exports_that_record_only() {
+    let mut a = agent();
+    let now = Instant::now();
+    let mut etags = Vec::new();
+    for note in ["one", "two", "three"] {
+        let answer = publish(&mut a, ALICE, &pidf_body(note), now);
+        etags.push(etag_of(&answer));
+        deliver(&mut a, answer.notifies, now);
+    }
+    for _ in 0..3 {
+        let answer = subscribe(&mut a, PRESENCE, ALICE, now);
+        assert_eq!(answer.status, 200);
+        deliver(&mut a, answer.notifies, now);
+    }
+    let first = a.export_changes(now, 1_000);
+    assert_eq!(first.records.len(), 6, "everything is new");
+    assert!(first.removed.is_empty());
+    assert!(
+        a.export_changes(now, 1_000).is_empty(),
+        "nothing changed since"
+    );
+
+    // One publication changes; every watcher is notified, which only moves CSeqs.
+    let answer = republish(&mut a, &etags[1], &pidf_body("two, changed"), now);
+    assert_eq!(answer.status, 200);
+    let new_etag = etag_of(&answer);
+    assert_eq!(deliver(&mut a, answer.notifies, now).len(), 3);
+    let changes = a.export_changes(now, 1_000);
+    assert_eq!(changes.records.len(), 1, "one record, not all: {changes:?}");
+    assert_eq!(changes.records[0].kind, RecordKind::Publication);
+    assert_eq!(changes.records[0].key, new_etag);
+    // A modify replaces the entity tag (RFC 3903 §6 step 7): the old row goes.
+    assert_eq!(
+        changes.removed,
+        vec![(RecordKind::Publication, etags[1].clone())]
+    );
+    assert_eq!(
+        a.export(now, 1_000).len(),
+        6,
+        "the full export is unchanged"
+    );
+}
+
+#[test]
+fn notifies_alone_save_a_subscription_every_cseq_step() {
+    let mut a = agent();
+    let now = Instant::now();
+    let answer = publish(&mut a, ALICE, &pidf_body("0"), now);
+    let mut etag = etag_of(&answer);
+    deliver(&mut a, answer.notifies, now);
+    let answer = subscribe(&mut a, PRESENCE, ALICE, now);
+    deliver(&mut a, answer.notifies, now);
+    a.export_changes(now, 1_000);
+    let mut saved_subscriptions = 0;
+    for n in 1..=sip_subscription::CSEQ_SAVE_STEP {
+        let answer = republish(&mut a, &etag, &pidf_body(&n.to_string()), now);
+        etag = etag_of(&answer);
+        assert_eq!(deliver(&mut a, answer.notifies, now).len(), 1);
+        let changes = a.export_changes(now, 1_000);
+        saved_subscriptions += changes
+            .records
+            .iter()
+            .filter(|r| r.kind == RecordKind::Subscription)
+            .count();
+    }
+    assert_eq!(saved_subscriptions, 1, "once per CSEQ_SAVE_STEP NOTIFYs");
+
+    // Removal (PUBLISH with Expires: 0): the row is deleted.
+    let headers = format!("Event: presence\r\nSIP-If-Match: {etag}\r\nExpires: 0\r\n");
+    let answer = a.on_publish(&request("PUBLISH", ALICE, ALICE, &headers, ""), ALICE, now);
+    assert_eq!(answer.status, 200);
+    deliver(&mut a, answer.notifies, now);
+    let changes = a.export_changes(now, 1_000);
+    assert!(changes.records.is_empty(), "{changes:?}");
+    assert_eq!(changes.removed, vec![(RecordKind::Publication, etag)]);
+}

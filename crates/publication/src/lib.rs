@@ -190,6 +190,8 @@ pub struct Esc {
     /// Entity tags per (event, AOR), oldest publication first (a modify keeps its place).
     by_key: HashMap<Key, Vec<String>>,
     timers: BTreeSet<(Instant, String)>,
+    /// Entity tags created, changed or removed since the last [`Esc::take_changes`].
+    changed: BTreeSet<String>,
 }
 
 impl Esc {
@@ -201,6 +203,7 @@ impl Esc {
             publications: HashMap::new(),
             by_key: HashMap::new(),
             timers: BTreeSet::new(),
+            changed: BTreeSet::new(),
         }
     }
 
@@ -368,6 +371,7 @@ impl Esc {
         }
         self.timers
             .insert((publication.expires_at, new_etag.clone()));
+        self.changed.insert(new_etag.clone());
         self.publications.insert(new_etag.clone(), publication);
         Ok(Applied {
             operation,
@@ -402,16 +406,35 @@ impl Esc {
         keys.sort();
         keys.into_iter()
             .flat_map(|(event, aor)| self.publications(event, aor))
-            .map(|p| PublicationRecord {
-                etag: p.etag.clone(),
-                event: p.event.clone(),
-                aor: p.aor.clone(),
-                content_type: p.content_type.clone(),
-                body: p.body.clone(),
-                expires_at: now_unix
-                    .saturating_add(p.expires_at.saturating_duration_since(now).as_secs()),
-            })
+            .map(|p| record(p, now, now_unix))
             .collect()
+    }
+
+    /// What changed since the last call (or since creation): the live publications among
+    /// them as plain data, and the entity tags that are gone. Persistence stores just these
+    /// instead of a whole [`Esc::export`]; the set of changes is bounded by the publications
+    /// touched since the last call.
+    pub fn take_changes(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+    ) -> (Vec<PublicationRecord>, Vec<String>) {
+        let mut records = Vec::new();
+        let mut removed = Vec::new();
+        for etag in std::mem::take(&mut self.changed) {
+            match self.publications.get(&etag) {
+                Some(p) => records.push(record(p, now, now_unix)),
+                None => removed.push(etag),
+            }
+        }
+        (records, removed)
+    }
+
+    /// Marks `etag` changed, so the next [`Esc::take_changes`] reports it (as removed when
+    /// no such publication exists), e.g. for rows read back on start that must be rewritten
+    /// or deleted.
+    pub fn touch(&mut self, etag: &str) {
+        self.changed.insert(etag.to_owned());
     }
 
     /// Restore exported publications in order, skipping expired ones and entity tags
@@ -500,6 +523,7 @@ impl Esc {
             .push(publication.etag.clone());
         self.timers
             .insert((publication.expires_at, publication.etag.clone()));
+        self.changed.insert(publication.etag.clone());
         self.publications
             .insert(publication.etag.clone(), publication);
     }
@@ -509,6 +533,7 @@ impl Esc {
         let publication = self.publications.remove(etag)?;
         self.timers
             .remove(&(publication.expires_at, publication.etag.clone()));
+        self.changed.insert(publication.etag.clone());
         Some(publication)
     }
 
@@ -522,6 +547,17 @@ impl Esc {
             }
         }
         Some(publication)
+    }
+}
+
+fn record(p: &Publication, now: Instant, now_unix: u64) -> PublicationRecord {
+    PublicationRecord {
+        etag: p.etag.clone(),
+        event: p.event.clone(),
+        aor: p.aor.clone(),
+        content_type: p.content_type.clone(),
+        body: p.body.clone(),
+        expires_at: now_unix.saturating_add(p.expires_at.saturating_duration_since(now).as_secs()),
     }
 }
 

@@ -33,9 +33,18 @@ struct Dialog<D> {
     route_set: Vec<String>,
     local_cseq: u32,
     remote_cseq: u32,
+    /// `local_cseq` as last reported by [`SubscriptionEngine::take_changes`].
+    saved_cseq: u32,
     flow: Flow<D>,
     subs: Vec<SubId>,
 }
+
+/// How far a dialog's local CSeq may run ahead of what [`SubscriptionEngine::take_changes`]
+/// last reported before the subscription counts as changed again. Sending a NOTIFY alone
+/// does not make a subscription changed: persistence restores CSeq with a margin well
+/// above this step (RFC 3261 §12.2.1.1 only wants the numbers to keep increasing), so
+/// saving every NOTIFY's CSeq would be wasted work.
+pub const CSEQ_SAVE_STEP: u32 = 100;
 
 #[derive(Debug)]
 struct InFlight {
@@ -151,6 +160,8 @@ pub struct SubscriptionEngine<D> {
     per_subscriber: HashMap<String, usize>,
     per_resource: HashMap<String, usize>,
     timers: BTreeSet<(Instant, SubId)>,
+    /// Subscriptions created, changed or gone since the last [`Self::take_changes`].
+    changed: BTreeSet<SubId>,
 }
 
 impl<D: Clone> SubscriptionEngine<D> {
@@ -165,6 +176,7 @@ impl<D: Clone> SubscriptionEngine<D> {
             per_subscriber: HashMap::new(),
             per_resource: HashMap::new(),
             timers: BTreeSet::new(),
+            changed: BTreeSet::new(),
         }
     }
 
@@ -288,6 +300,8 @@ impl<D: Clone> SubscriptionEngine<D> {
             dialog.remote_target.clone_from(target);
         }
         dialog.flow = flow;
+        // Every usage of the dialog records its CSeq and target.
+        self.changed.extend(dialog.subs.iter().copied());
         let found = dialog.subs.iter().copied().find(|id| {
             self.subs.get(id).is_some_and(|s| {
                 s.event.eq_ignore_ascii_case(event.package) && s.event_id.as_deref() == event.id
@@ -344,6 +358,7 @@ impl<D: Clone> SubscriptionEngine<D> {
             );
         } else if let Some(sub) = self.subs.get_mut(&id) {
             sub.expires_at = now + Duration::from_secs(u64::from(granted));
+            self.changed.insert(id);
             // RFC 6665 §4.2.1.2: a refresh is answered with a NOTIFY too.
             sub.resend = true;
             self.flush(id, now, &mut actions);
@@ -470,6 +485,7 @@ impl<D: Clone> SubscriptionEngine<D> {
                         route_set: new.route_set.clone(),
                         local_cseq: 0,
                         remote_cseq: cseq,
+                        saved_cseq: 0,
                         flow: new.flow.clone(),
                         subs: Vec::new(),
                     },
@@ -562,6 +578,7 @@ impl<D: Clone> SubscriptionEngine<D> {
         self.live(id)?;
         if let Some(sub) = self.subs.get_mut(&id) {
             sub.state = SubState::Active;
+            self.changed.insert(id);
         }
         self.notify(id, body, now)
     }
@@ -578,6 +595,7 @@ impl<D: Clone> SubscriptionEngine<D> {
         self.live(id)?;
         if let Some(sub) = self.subs.get_mut(&id) {
             sub.state = SubState::Pending;
+            self.changed.insert(id);
         }
         self.notify(id, body, now)
     }
@@ -723,44 +741,81 @@ impl<D: Clone> SubscriptionEngine<D> {
     pub fn export(&self, now: Instant, now_unix: u64) -> Vec<SubscriptionRecord<D>> {
         let mut records: Vec<SubscriptionRecord<D>> = self
             .subs
-            .iter()
-            .filter_map(|(id, sub)| {
-                let active = match sub.state {
-                    SubState::Active => true,
-                    SubState::Pending => false,
-                    SubState::Terminated(_) => return None,
-                };
-                let dialog = self.dialogs.get(&sub.dialog)?;
-                let pkg = self.config.packages.get(sub.package)?;
-                Some(SubscriptionRecord {
-                    id: id.0,
-                    event: pkg.event.clone(),
-                    list: pkg.list,
-                    event_id: sub.event_id.clone(),
-                    active,
-                    expires_at: now_unix
-                        .saturating_add(sub.expires_at.saturating_duration_since(now).as_secs()),
-                    subscriber: sub.subscriber.clone(),
-                    resource: sub.resource.clone(),
-                    accept: sub.accept.clone(),
-                    call_id: sub.dialog.call_id.clone(),
-                    local_tag: sub.dialog.local_tag.clone(),
-                    remote_tag: sub.dialog.remote_tag.clone(),
-                    local_uri: dialog.local_uri.clone(),
-                    remote_uri: dialog.remote_uri.clone(),
-                    remote_target: dialog.remote_target.clone(),
-                    route_set: dialog.route_set.clone(),
-                    local_cseq: dialog.local_cseq,
-                    remote_cseq: dialog.remote_cseq,
-                    dest: dialog.flow.dest.clone(),
-                    reliable: dialog.flow.reliable,
-                    via: dialog.flow.via.clone(),
-                    contact: dialog.flow.contact.clone(),
-                })
-            })
+            .keys()
+            .filter_map(|id| self.record(*id, now, now_unix))
             .collect();
         records.sort_by_key(|r| r.id);
         records
+    }
+
+    /// What changed since the last call (or since creation), in id order: the live
+    /// subscriptions among them as plain data (as [`Self::export`] gives them), and the ids
+    /// that are gone or terminated. Persistence stores just these instead of a whole export.
+    /// A NOTIFY changes a subscription only every [`CSEQ_SAVE_STEP`] CSeq numbers.
+    pub fn take_changes(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+    ) -> (Vec<SubscriptionRecord<D>>, Vec<SubId>) {
+        let mut records = Vec::new();
+        let mut removed = Vec::new();
+        for id in std::mem::take(&mut self.changed) {
+            match self.record(id, now, now_unix) {
+                Some(record) => {
+                    let key = self.subs.get(&id).map(|s| &s.dialog);
+                    if let Some(dialog) = key.and_then(|k| self.dialogs.get_mut(k)) {
+                        dialog.saved_cseq = dialog.local_cseq;
+                    }
+                    records.push(record);
+                }
+                None => removed.push(id),
+            }
+        }
+        (records, removed)
+    }
+
+    /// Marks `id` changed, so the next [`Self::take_changes`] reports it (as gone when no
+    /// such live subscription exists): for package state kept beside the subscription, or
+    /// rows read back on start that must be rewritten or deleted.
+    pub fn touch(&mut self, id: SubId) {
+        self.changed.insert(id);
+    }
+
+    /// `id` as plain data, if it is live.
+    fn record(&self, id: SubId, now: Instant, now_unix: u64) -> Option<SubscriptionRecord<D>> {
+        let sub = self.subs.get(&id)?;
+        let active = match sub.state {
+            SubState::Active => true,
+            SubState::Pending => false,
+            SubState::Terminated(_) => return None,
+        };
+        let dialog = self.dialogs.get(&sub.dialog)?;
+        let pkg = self.config.packages.get(sub.package)?;
+        Some(SubscriptionRecord {
+            id: id.0,
+            event: pkg.event.clone(),
+            list: pkg.list,
+            event_id: sub.event_id.clone(),
+            active,
+            expires_at: now_unix
+                .saturating_add(sub.expires_at.saturating_duration_since(now).as_secs()),
+            subscriber: sub.subscriber.clone(),
+            resource: sub.resource.clone(),
+            accept: sub.accept.clone(),
+            call_id: sub.dialog.call_id.clone(),
+            local_tag: sub.dialog.local_tag.clone(),
+            remote_tag: sub.dialog.remote_tag.clone(),
+            local_uri: dialog.local_uri.clone(),
+            remote_uri: dialog.remote_uri.clone(),
+            remote_target: dialog.remote_target.clone(),
+            route_set: dialog.route_set.clone(),
+            local_cseq: dialog.local_cseq,
+            remote_cseq: dialog.remote_cseq,
+            dest: dialog.flow.dest.clone(),
+            reliable: dialog.flow.reliable,
+            via: dialog.flow.via.clone(),
+            contact: dialog.flow.contact.clone(),
+        })
     }
 
     /// Restore exported subscriptions. Records that expired meanwhile, name a package no
@@ -800,6 +855,7 @@ impl<D: Clone> SubscriptionEngine<D> {
                 route_set: r.route_set,
                 local_cseq: r.local_cseq,
                 remote_cseq: r.remote_cseq,
+                saved_cseq: r.local_cseq,
                 flow: Flow {
                     dest: r.dest,
                     reliable: r.reliable,
@@ -961,12 +1017,14 @@ impl<D: Clone> SubscriptionEngine<D> {
             .entry(sub.resource_key.clone())
             .or_insert(0) += 1;
         self.subs.insert(id, sub);
+        self.changed.insert(id);
     }
 
     fn remove(&mut self, id: SubId) {
         let Some(sub) = self.subs.remove(&id) else {
             return;
         };
+        self.changed.insert(id);
         if let Some(at) = sub.timer {
             self.timers.remove(&(at, id));
         }
@@ -1018,6 +1076,7 @@ impl<D: Clone> SubscriptionEngine<D> {
             return;
         };
         sub.state = SubState::Terminated(reason);
+        self.changed.insert(id);
         sub.queue.clear();
         sub.queue.push_back(body);
         sub.need_full = false;
@@ -1101,6 +1160,9 @@ impl<D: Clone> SubscriptionEngine<D> {
         };
         dialog.local_cseq = dialog.local_cseq.saturating_add(1);
         let cseq = dialog.local_cseq;
+        if cseq.wrapping_sub(dialog.saved_cseq) >= CSEQ_SAVE_STEP {
+            self.changed.insert(id);
+        }
         let branch = format!("z9hG4bK{}", notify::token(&mut self.rng, 16));
         let bytes = notify::build_notify(
             &DialogView {

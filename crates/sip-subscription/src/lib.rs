@@ -62,7 +62,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sip_message::Message;
 
-pub use engine::{Subscription, SubscriptionEngine};
+pub use engine::{Subscription, SubscriptionEngine, CSEQ_SAVE_STEP};
 
 /// Subscription handle; unique within an engine, kept across export/import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
