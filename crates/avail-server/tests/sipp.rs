@@ -1,10 +1,10 @@
 //! SIPp (Debian's sip-tester) as the third-party peer: digest registration, refresh and
 //! unregistration over UDP and TCP, 1,000 users registering with zero failures, a wrong
-//! password refused, and the bench's presence publisher and watcher scenarios.
+//! password refused, and the bench's presence publisher, watcher and watcher-info scenarios.
 
 mod common;
 
-use common::{sipp, users_csv, Server};
+use common::{sipp, sipp_with, users_csv, Server};
 
 fn users(n: usize) -> Vec<(String, String)> {
     (0..n)
@@ -144,6 +144,32 @@ fn publisher_and_watcher_scenarios_over_tcp_and_udp() {
             (watcher.successful, watcher.failed),
             (1, 0),
             "over {transport}: {watcher:?}"
+        );
+    }
+}
+
+/// The bench's watcher-info scenario (a copy adapted for digest authentication): each user
+/// subscribes to its own `presence.winfo`, answers every NOTIFY (checked to carry
+/// `application/watcherinfo+xml`) until 4 s pass without one, and unsubscribes; over TCP and UDP.
+#[test]
+fn winfo_scenario_over_tcp_and_udp() {
+    let accounts = users(3);
+    let server = Server::start(&as_refs(&accounts));
+    let csv = users_csv(&as_refs(&accounts));
+    for transport in ["t1", "u1"] {
+        let run = sipp_with(
+            "winfo.xml",
+            transport,
+            server.tcp_addr(),
+            &csv,
+            3,
+            10,
+            &["-aa"],
+        );
+        assert_eq!(
+            (run.successful, run.failed),
+            (3, 0),
+            "over {transport}: {run:?}"
         );
     }
 }
