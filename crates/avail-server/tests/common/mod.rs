@@ -79,19 +79,21 @@ impl Server {
         }
         let http = format!("127.0.0.1:{}", free_port());
         let data_dir = temp.path().to_owned();
-        let server = Server::spawn(data_dir, Some(temp), &http, &[]);
+        let server = Server::spawn(data_dir, Some(temp), &http, "off", &[]);
         (server, format!("http://{http}/xcap-root"))
     }
 
     /// Start on an existing data directory (restart tests), with extra flags.
     pub fn launch(data_dir: PathBuf, temp: Option<tempfile::TempDir>, extra: &[&str]) -> Server {
-        Server::spawn(data_dir, temp, "off", extra)
+        Server::spawn(data_dir, temp, "off", "off", extra)
     }
 
-    fn spawn(
+    /// Start with the given XCAP listeners (`ADDR` or `off`) and extra flags.
+    pub fn spawn(
         data_dir: PathBuf,
         temp: Option<tempfile::TempDir>,
         http: &str,
+        https: &str,
         extra: &[&str],
     ) -> Server {
         let sip_port = free_port();
@@ -105,7 +107,7 @@ impl Server {
             .args(["--sip-udp", &format!("127.0.0.1:{sip_port}")])
             .args(["--sip-tcp", &format!("127.0.0.1:{sip_port}")])
             .args(["--sip-tls", &format!("127.0.0.1:{tls_port}")])
-            .args(["--http", http, "--https", "off"])
+            .args(["--http", http, "--https", https])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

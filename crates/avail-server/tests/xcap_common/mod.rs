@@ -4,7 +4,6 @@
 #![allow(dead_code)] // each test binary uses a different subset of the harness
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -17,15 +16,11 @@ pub mod common;
 
 pub use common::{add_user, free_port, DOMAIN};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_avail-server");
-
+/// The server (started and stopped by the common harness) with XCAP on HTTP and HTTPS.
 pub struct XcapServer {
-    child: Option<Child>,
-    pub data_dir: PathBuf,
-    _temp: Option<tempfile::TempDir>,
+    server: common::Server,
     pub http_port: u16,
     pub https_port: u16,
-    log_path: PathBuf,
 }
 
 impl XcapServer {
@@ -40,32 +35,19 @@ impl XcapServer {
 
     /// Start on an existing data directory (restart tests).
     pub fn launch(data_dir: PathBuf, temp: Option<tempfile::TempDir>) -> XcapServer {
-        let sip_port = free_port();
         let http_port = free_port();
         let https_port = free_port();
-        let log_path = data_dir.join(format!("xcap-server-{http_port}.log"));
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(BINARY)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--domain", DOMAIN])
-            .args(["--sip-udp", "off", "--sip-tls", "off"])
-            .args(["--sip-tcp", &format!("127.0.0.1:{sip_port}")])
-            .args(["--http", &format!("127.0.0.1:{http_port}")])
-            .args(["--https", &format!("127.0.0.1:{https_port}")])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("server starts");
-        let server = XcapServer {
-            child: Some(child),
+        let server = common::Server::spawn(
             data_dir,
-            _temp: temp,
+            temp,
+            &format!("127.0.0.1:{http_port}"),
+            &format!("127.0.0.1:{https_port}"),
+            &[],
+        );
+        let server = XcapServer {
+            server,
             http_port,
             https_port,
-            log_path,
         };
         server.wait_ready();
         server
@@ -95,25 +77,12 @@ impl XcapServer {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        self.server.log()
     }
 
     /// SIGKILL (an unclean stop), handing back the data directory for a restart.
-    pub fn kill(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        (self.data_dir.clone(), self._temp.take())
-    }
-}
-
-impl Drop for XcapServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    pub fn kill(self) -> (PathBuf, Option<tempfile::TempDir>) {
+        self.server.kill()
     }
 }
 
