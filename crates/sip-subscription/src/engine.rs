@@ -575,12 +575,7 @@ impl<D: Clone> SubscriptionEngine<D> {
         body: Option<Body>,
         now: Instant,
     ) -> Result<Vec<Action<D>>, Gone> {
-        self.live(id)?;
-        if let Some(sub) = self.subs.get_mut(&id) {
-            sub.state = SubState::Active;
-            self.changed.insert(id);
-        }
-        self.notify(id, body, now)
+        self.move_to(id, SubState::Active, body, now)
     }
 
     /// Active → pending (authorisation withdrawn until the resource owner decides again,
@@ -592,9 +587,20 @@ impl<D: Clone> SubscriptionEngine<D> {
         body: Option<Body>,
         now: Instant,
     ) -> Result<Vec<Action<D>>, Gone> {
+        self.move_to(id, SubState::Pending, body, now)
+    }
+
+    /// Change a live subscription's state and notify the subscriber of it.
+    fn move_to(
+        &mut self,
+        id: SubId,
+        state: SubState,
+        body: Option<Body>,
+        now: Instant,
+    ) -> Result<Vec<Action<D>>, Gone> {
         self.live(id)?;
         if let Some(sub) = self.subs.get_mut(&id) {
-            sub.state = SubState::Pending;
+            sub.state = state;
             self.changed.insert(id);
         }
         self.notify(id, body, now)
