@@ -36,6 +36,7 @@
 
 mod persist;
 mod policy;
+mod watch;
 pub mod xcap_diff;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -60,6 +61,7 @@ use xcap_diff::{Documents, Watch};
 pub use persist::{Changes, RecordKind, Restored, StateRecord};
 pub use policy::{list_entries, Policy};
 pub use sip_subscription::SubId as SubscriptionId;
+pub use watch::{WatchState, WatchUpdate};
 
 pub const PRESENCE: &str = "presence";
 pub const WINFO: &str = "presence.winfo";
@@ -167,6 +169,8 @@ struct Presentity {
     document: Option<Body>,
     watchers: BTreeSet<SubId>,
     winfo: BTreeSet<SubId>,
+    /// Back-end watches (the RLS's list members) by watcher AOR.
+    backend: BTreeMap<String, watch::BackendWatch>,
 }
 
 pub struct PresenceAgent<D> {
@@ -189,6 +193,9 @@ pub struct PresenceAgent<D> {
     xcap_root: String,
     /// The engine's actions for imported subscriptions, run by `resume`.
     held: Vec<Action<D>>,
+    /// Back-end watch states changed since the shell last took them.
+    watch_updates: Vec<WatchUpdate>,
+    next_watch_id: u64,
 }
 
 impl<D: Clone> PresenceAgent<D> {
@@ -208,6 +215,8 @@ impl<D: Clone> PresenceAgent<D> {
             documents: HashMap::new(),
             xcap_root,
             held: Vec::new(),
+            watch_updates: Vec::new(),
+            next_watch_id: 0,
         }
     }
 
@@ -296,6 +305,7 @@ impl<D: Clone> PresenceAgent<D> {
                 self.watcher_changed(id, now, &mut actions);
             }
         }
+        self.recheck_watches(presentity, now, &mut actions);
         self.run(actions, now, &mut out);
         out
     }
@@ -698,6 +708,7 @@ impl<D: Clone> PresenceAgent<D> {
         if previous.is_some_and(|b| b.data == document.data) {
             return;
         }
+        self.recompose_watches(presentity);
         let allowed: Vec<SubId> = self
             .presentities
             .get(presentity)
@@ -910,6 +921,7 @@ impl<D: Clone> PresenceAgent<D> {
             .into_iter()
             .flat_map(|p| p.watchers.iter())
             .filter_map(|id| self.watcher(*id))
+            .chain(self.backend_watchers(owner))
             .collect();
         let document = WatcherInfo {
             version,
@@ -926,11 +938,10 @@ impl<D: Clone> PresenceAgent<D> {
     /// Policies are kept only for presentities somebody watches or publishes for, which the
     /// subscription and publication limits bound.
     fn forget_if_idle(&mut self, presentity: &str) {
-        let idle = self
-            .presentities
-            .get(presentity)
-            .is_some_and(|p| p.watchers.is_empty() && p.winfo.is_empty())
-            && self.esc.publications(PRESENCE, presentity).next().is_none();
+        let idle =
+            self.presentities.get(presentity).is_some_and(|p| {
+                p.watchers.is_empty() && p.winfo.is_empty() && p.backend.is_empty()
+            }) && self.esc.publications(PRESENCE, presentity).next().is_none();
         if idle {
             self.presentities.remove(presentity);
         }

@@ -331,3 +331,88 @@ fn notifies_alone_save_a_subscription_every_cseq_step() {
     assert!(changes.records.is_empty(), "{changes:?}");
     assert_eq!(changes.removed, vec![(RecordKind::Publication, etag)]);
 }
+
+fn winfo_text(agent: &mut Agent, notifies: Vec<Notify<&'static str>>, now: Instant) -> String {
+    deliver(agent, notifies, now)
+        .iter()
+        .map(text)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn back_end_watch_follows_the_rules_and_shows_in_watcher_info() {
+    let mut a = agent();
+    let now = Instant::now();
+    a.set_policy(ALICE, rules("confirm"), 0, now);
+    let winfo = subscribe(&mut a, WINFO, ALICE, now);
+    deliver(&mut a, winfo.notifies, now);
+
+    let (state, notifies) = a.watch(ALICE, BOB, now);
+    assert_eq!(state, WatchState::Pending);
+    let told = winfo_text(&mut a, notifies, now);
+    assert!(
+        told.contains("status=\"pending\"") && told.contains(BOB),
+        "{told}"
+    );
+    assert_eq!(a.watches(), 1);
+
+    // Approval: the watch becomes active with the composed document.
+    let notifies = a.set_policy(ALICE, rules("allow"), 0, now);
+    let told = winfo_text(&mut a, notifies, now);
+    assert!(told.contains("event=\"approved\""), "{told}");
+    let updates = a.take_watch_updates();
+    assert_eq!(updates.len(), 1);
+    assert!(
+        matches!(&updates[0].state, WatchState::Active(body) if body.data.starts_with(b"<?xml"))
+    );
+
+    // A publication reaches the watch; the same state is not reported twice.
+    publish(&mut a, ALICE, &pidf_body("lunch"), now);
+    let updates = a.take_watch_updates();
+    assert!(
+        matches!(&updates[..], [WatchUpdate { state: WatchState::Active(body), .. }]
+        if String::from_utf8_lossy(&body.data).contains("lunch"))
+    );
+    a.set_policy(ALICE, rules("allow"), 0, now);
+    assert!(a.take_watch_updates().is_empty());
+
+    // Polite blocking shows a neutral document, blocking terminates, allowing again revives.
+    let notifies = a.set_policy(ALICE, rules("polite-block"), 0, now);
+    deliver(&mut a, notifies, now);
+    let updates = a.take_watch_updates();
+    assert!(
+        matches!(&updates[..], [WatchUpdate { state: WatchState::Active(body), .. }]
+        if !String::from_utf8_lossy(&body.data).contains("lunch"))
+    );
+    let notifies = a.set_policy(ALICE, rules("block"), 0, now);
+    assert!(winfo_text(&mut a, notifies, now).contains("event=\"rejected\""));
+    assert_eq!(
+        a.take_watch_updates()[0].state,
+        WatchState::Terminated(Reason::Rejected)
+    );
+    let notifies = a.set_policy(ALICE, rules("allow"), 0, now);
+    deliver(&mut a, notifies, now);
+    assert!(matches!(
+        a.take_watch_updates()[0].state,
+        WatchState::Active(_)
+    ));
+
+    // Unwatching tells watcher info and forgets the watch.
+    let notifies = a.unwatch(ALICE, BOB, now);
+    let told = winfo_text(&mut a, notifies, now);
+    assert!(told.contains("status=\"terminated\""), "{told}");
+    assert_eq!(a.watches(), 0);
+}
+
+#[test]
+fn back_end_watch_of_the_same_pair_is_shared() {
+    let mut a = agent();
+    let now = Instant::now();
+    a.set_policy(ALICE, rules("allow"), 0, now);
+    let (first, _) = a.watch(ALICE, BOB, now);
+    let (second, notifies) = a.watch(ALICE, BOB, now);
+    assert_eq!(first, second);
+    assert!(notifies.is_empty());
+    assert_eq!(a.watches(), 1);
+}
