@@ -76,12 +76,42 @@ impl Authenticator {
         origin: Origin,
         now: Instant,
     ) -> Result<String, Refusal> {
+        self.authenticate_as(Role::Server, request, realm, origin, now)
+            .await
+    }
+
+    /// [`Self::authenticate`] for a request this server proxies (RFC 3261 §22.3): credentials
+    /// from Proxy-Authorization, challenges in a 407 with Proxy-Authenticate, same nonces.
+    pub async fn authenticate_proxied(
+        &mut self,
+        request: &Message,
+        realm: &str,
+        origin: Origin,
+        now: Instant,
+    ) -> Result<String, Refusal> {
+        self.authenticate_as(Role::Proxy, request, realm, origin, now)
+            .await
+    }
+
+    /// Whether `user@domain` has an account (the proxy answers 404 otherwise).
+    pub async fn has_account(&mut self, user: &str, domain: &str, now: Instant) -> bool {
+        self.account(user, domain, now).await.is_some()
+    }
+
+    async fn authenticate_as(
+        &mut self,
+        role: Role,
+        request: &Message,
+        realm: &str,
+        origin: Origin,
+        now: Instant,
+    ) -> Result<String, Refusal> {
         if let Some(user) = self.trusted_sender(request, realm, origin.peer.ip()) {
             return Ok(user);
         }
         let method = request.method().map_or("", |m| m.as_str());
-        let Some(credentials) = self.credentials_for(request, realm)? else {
-            return Err(self.challenge(request, realm, false));
+        let Some(credentials) = self.credentials_for(role, request, realm)? else {
+            return Err(self.challenge(role, request, realm, false));
         };
         // `from_header` explains why the digest `uri` is not compared with the Request-URI
         // (UAs such as SIPp put the server's address there).
@@ -89,10 +119,10 @@ impl Authenticator {
         let username = digest.username;
         let Some(account) = self.account(username, realm, now).await else {
             info!(%username, %realm, %method, peer = %origin.peer, "request for an unknown account");
-            return Err(self.challenge(request, realm, false));
+            return Err(self.challenge(role, request, realm, false));
         };
         let Some(algorithm) = Algorithm::from_param(credentials.algorithm) else {
-            return Err(self.challenge(request, realm, false));
+            return Err(self.challenge(role, request, realm, false));
         };
         let stored_ha1 = match algorithm.base() {
             Algorithm::Sha256 => &account.ha1_sha256,
@@ -100,14 +130,14 @@ impl Authenticator {
         };
         match self.nonces.verify(method, &digest, stored_ha1, unix_now()) {
             AuthOutcome::Ok => Ok(username.to_owned()),
-            AuthOutcome::Stale => Err(self.challenge(request, realm, true)),
+            AuthOutcome::Stale => Err(self.challenge(role, request, realm, true)),
             AuthOutcome::Failed(reason) => {
                 info!(%username, %realm, %method, peer = %origin.peer, reason, "digest authentication failed");
-                Err(self.challenge(request, realm, false))
+                Err(self.challenge(role, request, realm, false))
             }
             AuthOutcome::Replay => {
                 warn!(%username, %realm, %method, peer = %origin.peer, "replayed digest credentials");
-                Err(self.challenge(request, realm, false))
+                Err(self.challenge(role, request, realm, false))
             }
         }
     }
@@ -136,10 +166,11 @@ impl Authenticator {
     /// credentials for several realms), None when there is none.
     fn credentials_for<'m>(
         &self,
+        role: Role,
         request: &'m Message,
         realm: &str,
     ) -> Result<Option<Credentials<'m>>, Refusal> {
-        for credentials in request.credentials(&HeaderName::Authorization) {
+        for credentials in request.credentials(&role.credentials_header()) {
             let credentials = credentials.map_err(|e| simple(request, 400, &e.0))?;
             if credentials.scheme.eq_ignore_ascii_case("Digest")
                 && credentials
@@ -153,16 +184,21 @@ impl Authenticator {
         Ok(None)
     }
 
-    /// 401 with one challenge per configured algorithm, in the configured order (RFC 8760 §2.4).
-    fn challenge(&self, request: &Message, realm: &str, stale: bool) -> Refusal {
-        let mut writer = reply::response(request, 401, "Unauthorized", &new_tag());
+    /// 401 (407 for proxied requests) with one challenge per configured algorithm, in the
+    /// configured order (RFC 8760 §2.4).
+    fn challenge(&self, role: Role, request: &Message, realm: &str, stale: bool) -> Refusal {
+        let (status, reason, header) = match role {
+            Role::Server => (401, "Unauthorized", "WWW-Authenticate"),
+            Role::Proxy => (407, "Proxy Authentication Required", "Proxy-Authenticate"),
+        };
+        let mut writer = reply::response(request, status, reason, &new_tag());
         for value in self
             .nonces
             .challenges(realm, stale, &self.algorithms, unix_now())
         {
-            writer.header("WWW-Authenticate", &value);
+            writer.header(header, &value);
         }
-        (401, writer.finish(None, b""))
+        (status, writer.finish(None, b""))
     }
 
     async fn account(&mut self, user: &str, domain: &str, now: Instant) -> Option<AccountRecord> {
@@ -184,6 +220,23 @@ impl Authenticator {
         }
         self.accounts.insert(key, (account.clone(), now));
         account
+    }
+}
+
+/// Who asks for credentials: the server itself (401, RFC 3261 §22.2) or the proxy on the
+/// way (407, §22.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Server,
+    Proxy,
+}
+
+impl Role {
+    fn credentials_header(self) -> HeaderName {
+        match self {
+            Role::Server => HeaderName::Authorization,
+            Role::Proxy => HeaderName::ProxyAuthorization,
+        }
     }
 }
 

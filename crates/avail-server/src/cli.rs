@@ -104,6 +104,25 @@ pub struct Settings {
     /// (repeatable; replaces the configured list).
     #[arg(long = "trusted", global = true, value_name = "CIDR")]
     pub trusted: Vec<Cidr>,
+    /// Proxy Timer C in seconds: how long an unanswered call rings (RFC 3261 §16.8).
+    #[arg(long, global = true, value_name = "SECS")]
+    pub timer_c: Option<u64>,
+    /// A domain of another operator the proxy forwards requests to (repeatable, `*` for any;
+    /// replaces the configured list).
+    #[arg(long = "relay-domain", global = true, value_name = "DOMAIN")]
+    pub relay_domains: Vec<String>,
+    /// Subscriptions one watcher may hold (403 beyond it).
+    #[arg(long, global = true, value_name = "N")]
+    pub max_subscriptions_per_watcher: Option<usize>,
+    /// Subscriptions one presentity may have (403 beyond it).
+    #[arg(long, global = true, value_name = "N")]
+    pub max_subscriptions_per_presentity: Option<usize>,
+    /// Live subscriptions in the server (503 beyond it).
+    #[arg(long, global = true, value_name = "N")]
+    pub max_subscriptions: Option<usize>,
+    /// Least milliseconds between two NOTIFYs of one subscription (0: no rate limit).
+    #[arg(long, global = true, value_name = "MS")]
+    pub min_notify_interval_ms: Option<u64>,
 }
 
 /// A listen address, or `off` to disable that listener.
@@ -167,6 +186,32 @@ impl Settings {
         }
         if !self.trusted.is_empty() {
             config.auth.trusted = self.trusted.clone();
+        }
+        if let Some(secs) = self.timer_c {
+            config.proxy.timer_c_secs = secs;
+        }
+        if !self.relay_domains.is_empty() {
+            config.proxy.relay_domains = self.relay_domains.clone();
+        }
+        let presence = &mut config.presence;
+        let caps = [
+            (
+                self.max_subscriptions_per_watcher,
+                &mut presence.max_subscriptions_per_watcher,
+            ),
+            (
+                self.max_subscriptions_per_presentity,
+                &mut presence.max_subscriptions_per_presentity,
+            ),
+            (self.max_subscriptions, &mut presence.max_subscriptions),
+        ];
+        for (flag, slot) in caps {
+            if let Some(cap) = flag {
+                *slot = cap;
+            }
+        }
+        if let Some(ms) = self.min_notify_interval_ms {
+            presence.min_notify_interval_ms = ms;
         }
         config.validate()?;
         Ok(config)
@@ -244,6 +289,38 @@ mod tests {
         assert_eq!(listed, ["127.0.0.1/32", "fd00::/8"]);
         let error = Cli::try_parse_from(["avail-server", "--trusted", "10.0.0.1/8"]).unwrap_err();
         assert!(error.to_string().contains("host bits"), "{error}");
+    }
+
+    #[test]
+    fn proxy_flags_override_the_file() {
+        let cli = parse(&["--timer-c", "240", "--relay-domain", "example.org"]);
+        let config = cli.settings.resolve().expect("valid");
+        assert_eq!(config.proxy.timer_c_secs, 240);
+        assert_eq!(config.proxy.relay_domains, ["example.org"]);
+    }
+
+    #[test]
+    fn presence_flags_override_the_file() {
+        let cli = parse(&[
+            "--max-subscriptions-per-watcher",
+            "3",
+            "--max-subscriptions-per-presentity",
+            "4",
+            "--max-subscriptions",
+            "50",
+            "--min-notify-interval-ms",
+            "750",
+        ]);
+        let presence = cli.settings.resolve().expect("valid").presence;
+        assert_eq!(presence.max_subscriptions_per_watcher, 3);
+        assert_eq!(presence.max_subscriptions_per_presentity, 4);
+        assert_eq!(presence.max_subscriptions, 50);
+        assert_eq!(presence.min_notify_interval_ms, 750);
+        let zero = Cli::try_parse_from(["avail-server", "--max-subscriptions", "0"])
+            .expect("parses")
+            .settings
+            .resolve();
+        assert!(zero.is_err(), "a zero cap is refused");
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub proxy: ProxyConfig,
+    pub presence: PresenceConfig,
+    pub rls: RlsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -164,6 +167,120 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// The stateful proxy (RFC 3261 §16) towards the users of the served domains.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Timer C (RFC 3261 §16.8): seconds an INVITE branch may ring without a further
+    /// provisional response before it is cancelled.
+    pub timer_c_secs: u64,
+    /// Request-URI domains of other operators that requests are still forwarded to; `*`
+    /// allows any. Empty by default: no open relay, such requests get 403.
+    pub relay_domains: Vec<String>,
+}
+
+impl ProxyConfig {
+    /// Whether requests for `domain`, which we do not serve, may be forwarded.
+    pub fn relays_to(&self, domain: &str) -> bool {
+        self.relay_domains
+            .iter()
+            .any(|d| d == "*" || d.eq_ignore_ascii_case(domain))
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            timer_c_secs: 180,
+            relay_domains: Vec::new(),
+        }
+    }
+}
+
+/// Load shaping of the presence agent, for every event package it serves (presence, winfo,
+/// xcap-diff). A SUBSCRIBE over a per-watcher or per-presentity cap gets 403 with a reason
+/// phrase naming the cap (`Too Many Subscriptions From This Subscriber` / `To This
+/// Resource`): the request is refused by policy and repeating it will not help until
+/// another subscription ends. Over the server-wide cap it gets 503 with `Retry-After`, the
+/// RFC 3261 §21.5.4 answer to a temporary overload.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// Subscriptions one watcher (From AOR) may hold. Blink without a resource list server
+    /// subscribes to each contact on its own, hence a cap well above address-book sizes.
+    pub max_subscriptions_per_watcher: usize,
+    /// Subscriptions one presentity (Request-URI AOR) may have.
+    pub max_subscriptions_per_presentity: usize,
+    /// Live subscriptions in the whole server.
+    pub max_subscriptions: usize,
+    /// Least time between the answer to one NOTIFY of a subscription and the next NOTIFY;
+    /// states published meanwhile collapse into the newest, and a final (terminated) NOTIFY
+    /// is never held back by it. 0 turns rate limiting off.
+    pub min_notify_interval_ms: u64,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            max_subscriptions_per_watcher: 1000,
+            max_subscriptions_per_presentity: 1000,
+            max_subscriptions: 100_000,
+            // At most five NOTIFYs a second per subscription: a flapping client cannot flood
+            // its watchers, and a human's state change still shows at once.
+            min_notify_interval_ms: 200,
+        }
+    }
+}
+
+impl PresenceConfig {
+    /// Applies these limits to the presence agent's configuration.
+    pub fn apply(&self, agent: &mut presence::Config) {
+        let engine = &mut agent.subscription;
+        engine.max_per_subscriber = self.max_subscriptions_per_watcher;
+        engine.max_per_resource = self.max_subscriptions_per_presentity;
+        engine.max_subscriptions = self.max_subscriptions;
+        engine.min_notify_interval = std::time::Duration::from_millis(self.min_notify_interval_ms);
+    }
+}
+
+/// The resource list server (RFC 4662, lists from RFC 4826 documents).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RlsConfig {
+    /// How long state changes of a list's resources are collected into one NOTIFY.
+    pub batch_window_ms: u64,
+    /// Resources one list may expand to; the rest are left out.
+    pub max_entries: usize,
+    /// Nesting of lists, references included.
+    pub max_depth: usize,
+    /// Documents one expansion may read (references into other documents).
+    pub max_documents: usize,
+    /// Largest NOTIFY body; resource states beyond it wait for the next NOTIFY.
+    pub max_notify_body: usize,
+    /// Where back-end SUBSCRIBEs for other domains go instead of the domain itself, as
+    /// `domain=host:port` (TCP), e.g. `example.org=192.0.2.7:5060`.
+    pub routes: Vec<String>,
+}
+
+impl Default for RlsConfig {
+    fn default() -> Self {
+        RlsConfig {
+            batch_window_ms: 200,
+            max_entries: 1000,
+            max_depth: 16,
+            max_documents: 16,
+            max_notify_body: 512 * 1024,
+            routes: Vec::new(),
+        }
+    }
+}
+
+impl RlsConfig {
+    pub fn batch_window(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.batch_window_ms)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -185,6 +302,9 @@ impl Default for Config {
             registrar: RegistrarConfig::default(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
+            proxy: ProxyConfig::default(),
+            presence: PresenceConfig::default(),
+            rls: RlsConfig::default(),
         }
     }
 }
@@ -336,6 +456,20 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "http root `{root}` must be a path starting with `/` (no query, fragment or escapes)"
             )));
+        }
+        if self.proxy.timer_c_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "proxy timer_c_secs must be at least 1".into(),
+            ));
+        }
+        let p = &self.presence;
+        if p.max_subscriptions_per_watcher == 0
+            || p.max_subscriptions_per_presentity == 0
+            || p.max_subscriptions == 0
+        {
+            return Err(ConfigError::Invalid(
+                "presence subscription caps must be at least 1".into(),
+            ));
         }
         if self.sip.udp.is_none() && self.sip.tcp.is_none() && self.sip.tls.is_none() {
             return Err(ConfigError::Invalid("no SIP listener is enabled".into()));
@@ -495,6 +629,56 @@ mod tests {
         assert!(Config::default().auth.trusted.is_empty());
         let error = toml::from_str::<Config>("[auth]\ntrusted = [\"10.0.0.1/8\"]\n").unwrap_err();
         assert!(error.to_string().contains("host bits"), "{error}");
+    }
+
+    #[test]
+    fn proxy_section_sets_timer_c_and_relay_domains() {
+        let defaults = Config::default();
+        assert_eq!(defaults.proxy.timer_c_secs, 180);
+        assert!(
+            !defaults.proxy.relays_to("example.org"),
+            "no open relay by default"
+        );
+        let config: Config =
+            toml::from_str("[proxy]\ntimer_c_secs = 200\nrelay_domains = [\"Example.ORG\"]\n")
+                .expect("valid");
+        assert_eq!(config.proxy.timer_c_secs, 200);
+        assert!(config.proxy.relays_to("example.org"));
+        assert!(!config.proxy.relays_to("example.net"));
+        let any: Config = toml::from_str("[proxy]\nrelay_domains = [\"*\"]\n").expect("valid");
+        assert!(any.proxy.relays_to("example.net"));
+        let mut zero = Config::default();
+        zero.proxy.timer_c_secs = 0;
+        assert!(zero.validate().is_err());
+    }
+
+    #[test]
+    fn presence_section_sets_the_agent_limits() {
+        let config: Config = toml::from_str(
+            "[presence]\nmax_subscriptions_per_watcher = 5\nmin_notify_interval_ms = 0\n",
+        )
+        .expect("valid");
+        config.validate().expect("consistent");
+        assert_eq!(config.presence.max_subscriptions_per_watcher, 5);
+        assert_eq!(
+            config.presence.max_subscriptions_per_presentity,
+            PresenceConfig::default().max_subscriptions_per_presentity
+        );
+        let mut agent = presence::Config::new(60, 3600, 3600);
+        config.presence.apply(&mut agent);
+        assert_eq!(agent.subscription.max_per_subscriber, 5);
+        assert_eq!(agent.subscription.max_per_resource, 1000);
+        assert_eq!(agent.subscription.max_subscriptions, 100_000);
+        assert!(agent.subscription.min_notify_interval.is_zero());
+        Config::default().presence.apply(&mut agent);
+        assert_eq!(
+            agent.subscription.min_notify_interval,
+            std::time::Duration::from_millis(200),
+            "rate limiting is on by default"
+        );
+        let mut config = Config::default();
+        config.presence.max_subscriptions_per_presentity = 0;
+        assert!(config.validate().is_err());
     }
 
     #[test]

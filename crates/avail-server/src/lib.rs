@@ -3,11 +3,14 @@
 
 pub mod accounts;
 mod auth;
+mod backend;
 pub mod cli;
 pub mod config;
 mod presence;
+mod proxy;
 mod register;
 mod reply;
+mod rls;
 mod server;
 mod sip_core;
 

@@ -70,6 +70,7 @@ impl Presence {
         let r = &config.registrar;
         let mut agent_config = AgentConfig::new(r.min_expires, r.max_expires, r.default_expires);
         agent_config.xcap_root = xcap_root(config);
+        config.presence.apply(&mut agent_config);
         let agent = PresenceAgent::new(agent_config, rand::rngs::StdRng::from_entropy());
         let (writer, saves) = mpsc::unbounded_channel();
         tokio::spawn(write_state(store.clone(), saves));

@@ -108,6 +108,11 @@ impl Registration {
         Ok((registration, persisted))
     }
 
+    /// The bindings and GRUUs, for the proxy's target sets.
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
     /// When the next binding expires.
     pub fn next_deadline(&self) -> Option<Instant> {
         let at = self.registrar.next_expiry()?;

@@ -44,8 +44,10 @@ pub fn response(request: &Message, code: u16, reason: &str, to_tag: &str) -> Mes
 
 pub const SERVER: &str = concat!("Avail/", env!("CARGO_PKG_VERSION"));
 
-/// Methods this server handles itself; sent in `Allow` (RFC 3261 §20.5).
-pub const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL, PUBLISH, SUBSCRIBE, NOTIFY";
+/// Methods this server handles itself or proxies to its users; sent in `Allow` (RFC 3261
+/// §20.5).
+pub const ALLOW: &str =
+    "REGISTER, OPTIONS, INVITE, ACK, CANCEL, BYE, MESSAGE, REFER, INFO, UPDATE, PRACK, PUBLISH, SUBSCRIBE, NOTIFY";
 /// Event packages served (RFC 6665 §8.2.2), sent in `Allow-Events`.
 pub const ALLOW_EVENTS: &str = "presence, presence.winfo, xcap-diff";
 /// Extensions understood (RFC 3261 §20.37): GRUU (RFC 5627) and Path (RFC 3327).

@@ -9,6 +9,7 @@ use sip_auth::Nonces;
 use sip_transport::{tls, Transport, TransportConfig, Transports};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::oneshot;
 use tracing::{error, info};
 use xcap::DocumentChange;
 use xcap_http::{XcapConfig, XcapService};
@@ -17,7 +18,14 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::presence::Presence;
 use crate::register::Registration;
+use crate::rls::ListServer;
 use crate::sip_core::SipCore;
+
+/// How late a timer may fire. Under load timers come due every few hundred microseconds
+/// (transactions lingering after their response, RFC 3261 §17.1.2.2 Timer K); letting each
+/// wakeup take all that are due within this slack turns thousands of wakeups a second into
+/// at most a hundred, and no SIP timer needs finer precision.
+const TIMER_SLACK: Duration = Duration::from_millis(10);
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -34,11 +42,54 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         )?),
         None => None,
     };
+    let xcap = start_xcap(&config, &store, tls_server_config.clone()).await?;
+    let changes = xcap.as_ref().map(|service| service.subscribe());
+    // SIP runs on a thread of its own with a single-threaded runtime: the core and every
+    // transport task share one thread, so handing a message between them is a queue push
+    // instead of a cross-thread wakeup (a futex call and a context switch each way), and a
+    // connection's writer runs only once the core has queued all it has to send. XCAP keeps
+    // the multi-threaded runtime, so schema validation never stalls SIP.
+    let (stop, stopped) = oneshot::channel();
+    let (done, finished) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("sip".to_owned())
+        .spawn(move || {
+            let result = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => {
+                    runtime.block_on(run_sip(config, store, tls_server_config, changes, stopped))
+                }
+                Err(error) => Err(error.into()),
+            };
+            let _ = done.send(result);
+        })?;
+    tokio::pin!(finished);
+    tokio::select! {
+        result = &mut finished => return result.unwrap_or_else(|_| Err("the SIP thread panicked".into())),
+        _ = shutdown_signal() => info!("shutting down"),
+    }
+    let _ = stop.send(());
+    finished
+        .await
+        .unwrap_or_else(|_| Err("the SIP thread panicked".into()))
+}
+
+/// The SIP side: transports, authentication, registrar and presence agent, and the core's
+/// event loop feeding it received messages and timer expiries, until `stop` fires.
+async fn run_sip(
+    config: Arc<Config>,
+    store: store::Store,
+    tls_server_config: Option<Arc<rustls::ServerConfig>>,
+    mut changes: Option<broadcast::Receiver<DocumentChange>>,
+    stop: oneshot::Receiver<()>,
+) -> Result<(), BoxError> {
     let transport_config = TransportConfig {
         udp: config.sip.udp,
         tcp: config.sip.tcp,
         tls: config.sip.tls,
-        tls_server_config: tls_server_config.clone(),
+        tls_server_config,
         idle_timeout: Duration::from_secs(config.sip.idle_timeout_secs),
         limits: config.limits.sip(),
         max_connections: config.sip.max_connections,
@@ -50,20 +101,35 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
             info!("SIP over {kind} on {addr}");
         }
     }
-    let xcap = start_xcap(&config, &store, tls_server_config).await?;
-    let mut changes = xcap.as_ref().map(|service| service.subscribe());
     info!(domains = ?config.domains, data_dir = %config.data_dir.display(), "avail-server started");
     let auth = Authenticator::start(config.clone(), store.clone()).await?;
     let presence = Presence::new(&config, store.clone());
+    let lists = ListServer::new(&config, store.clone());
     let (registration, mut persisted) = Registration::start(config.clone(), store).await?;
-    let mut core = SipCore::new(config, auth, registration, presence, transport.clone());
+    let mut core = SipCore::new(
+        config,
+        auth,
+        registration,
+        presence,
+        lists,
+        transport.clone(),
+    );
     core.restore(Instant::now()).await;
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+    tokio::pin!(stop);
+    // One timer, moved only when the deadline moves: a fresh sleep per loop turn would
+    // register and cancel a timer entry for every message received.
+    let mut armed = Instant::now();
+    let timer = tokio::time::sleep_until(armed.into());
+    tokio::pin!(timer);
     loop {
         let deadline = core
             .next_deadline()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+            + TIMER_SLACK;
+        if deadline != armed || timer.is_elapsed() {
+            armed = deadline;
+            timer.as_mut().reset(deadline.into());
+        }
         tokio::select! {
             event = events.recv() => match event {
                 Some(event) => core.on_transport_event(event, Instant::now()).await,
@@ -71,11 +137,8 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
             },
             Some(batch) = persisted.recv() => core.on_persisted(batch, Instant::now()).await,
             change = next_change(&mut changes) => core.on_document_change(change, Instant::now()).await,
-            _ = tokio::time::sleep_until(deadline.into()) => core.on_timer(Instant::now()).await,
-            _ = &mut shutdown => {
-                info!("shutting down");
-                break;
-            }
+            () = &mut timer => core.on_timer(Instant::now()).await,
+            _ = &mut stop => break,
         }
     }
     transport.shutdown();

@@ -17,11 +17,16 @@ use sip_transaction::{
 use sip_transport::{Target, TransportEvent, TransportHandle};
 use tracing::{debug, info, warn};
 
+mod lists;
+
 use crate::auth::{simple, Authenticator};
+use crate::backend::RemoteWatches;
 use crate::config::Config;
 use crate::presence::Presence;
+use crate::proxy::{Outcome, Parts, ProxyService};
 use crate::register::{Persisted, Registration};
 use crate::reply::{self, Origin};
+use crate::rls::ListServer;
 
 pub struct SipCore {
     config: Arc<Config>,
@@ -30,6 +35,9 @@ pub struct SipCore {
     auth: Authenticator,
     registration: Registration,
     presence: Presence,
+    proxy: ProxyService,
+    lists: ListServer,
+    remote: RemoteWatches,
     transport: TransportHandle,
 }
 
@@ -39,6 +47,7 @@ impl SipCore {
         auth: Authenticator,
         registration: Registration,
         presence: Presence,
+        lists: ListServer,
         transport: TransportHandle,
     ) -> SipCore {
         let limits = config.limits.sip();
@@ -47,6 +56,9 @@ impl SipCore {
             ..sip_transaction::Config::default()
         });
         SipCore {
+            proxy: ProxyService::new(config.clone(), &transport),
+            remote: RemoteWatches::new(&config, transport.local_addr(sip_transport::Transport::Tcp)),
+            lists,
             config,
             limits,
             transactions,
@@ -62,6 +74,9 @@ impl SipCore {
             self.transactions.next_deadline(),
             self.registration.next_deadline(),
             self.presence.next_deadline(),
+            self.proxy.next_deadline(),
+            self.lists.agent().next_deadline(),
+            self.remote.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -71,9 +86,13 @@ impl SipCore {
     pub async fn on_timer(&mut self, now: Instant) {
         let actions = self.transactions.on_timer(now);
         self.execute(actions, now).await;
+        let actions = self.proxy.on_timer(&mut self.transactions, now);
+        self.execute(actions, now).await;
         self.registration.on_timer(now);
         let notifies = self.presence.agent().on_timer(now);
         self.send_notifies(notifies, now).await;
+        self.on_list_timers(now).await;
+        self.settle_lists(now).await;
         self.presence.save_if_due(now);
     }
 
@@ -100,6 +119,7 @@ impl SipCore {
                     connection: inbound.connection,
                 };
                 self.on_message(inbound.data, origin, now).await;
+                self.settle_lists(now).await;
             }
             // Bindings keep the address their REGISTER came from; requests to them reuse a live
             // connection to that address or open one, so a closed flow needs no bookkeeping.
@@ -112,14 +132,30 @@ impl SipCore {
             Ok(message) => message.with_source(origin.peer),
             Err(error) => return self.reject_unparsable(data, error, origin).await,
         };
+        if self.remote.is_ours(&message) {
+            return self.on_backend_message(message, origin, now).await;
+        }
         if !message.is_request() {
             match self.transactions.on_response(message, now) {
                 ClientEvent::Response {
                     id,
                     response,
                     actions,
+                } if self.proxy.owns(id) => {
+                    // The response first: `actions` may terminate its transaction, which
+                    // the proxy would otherwise take for a branch that failed.
+                    let forwarded =
+                        self.proxy
+                            .on_response(&mut self.transactions, id, response, now);
+                    self.execute(forwarded, now).await;
+                    self.execute(actions, now).await
+                }
+                ClientEvent::Response {
+                    id,
+                    response,
+                    actions,
                 } => {
-                    // Our only requests are NOTIFYs; their final response goes to the agent.
+                    // Other requests are NOTIFYs; their final response goes to the agent.
                     if response.status().is_some_and(|s| s >= 200) {
                         if let Some(sub) = self.presence.finished(id) {
                             let notifies = self
@@ -127,6 +163,9 @@ impl SipCore {
                                 .agent()
                                 .on_notify_response(sub, &response, now);
                             self.send_notifies(notifies, now).await;
+                        } else if let Some(sub) = self.lists.finished(id) {
+                            let output = self.lists.agent().on_notify_response(sub, &response, now);
+                            self.lists.defer(output);
                         }
                     }
                     self.execute(actions, now).await
@@ -154,9 +193,13 @@ impl SipCore {
             ServerEvent::Retransmission(actions) | ServerEvent::AckForFinal { actions, .. } => {
                 self.execute(actions, now).await
             }
-            // We answer INVITE with an error, so there is no 2xx to acknowledge; an ACK that
-            // matches nothing is dropped (RFC 3261 §17.2.3).
-            ServerEvent::Ack2xx { .. } | ServerEvent::StrayAck(_) => {}
+            // The ACK for a 2xx follows the dialog's route set (through us when we proxied
+            // the INVITE); any other ACK matching nothing is dropped (RFC 3261 §17.2.3).
+            ServerEvent::Ack2xx { ack, .. } | ServerEvent::StrayAck(ack) => {
+                if let Some(action) = self.proxy.on_ack(ack, origin).await {
+                    self.execute(vec![action], now).await
+                }
+            }
             ServerEvent::Overloaded(request) => {
                 let mut writer = reply::response(&request, 503, "Service Unavailable", &new_tag());
                 writer.header("Retry-After", "5");
@@ -203,12 +246,32 @@ impl SipCore {
             CancelTarget::Pending(_) | CancelTarget::AlreadyAnswered(_) => (200, "OK"),
             CancelTarget::NotFound => (481, "Call/Transaction Does Not Exist"),
         };
-        // Every INVITE is answered at once (501 until the proxy exists), so no INVITE is
-        // ever pending long enough to need the 487 of RFC 3261 §9.2.
         self.respond(id, &request, code, reason, now).await;
+        // Only proxied INVITEs stay pending: their branches are cancelled, and the INVITE
+        // gets its 487 once they have answered (RFC 3261 §16.10).
+        if let CancelTarget::Pending(invite) = target {
+            if self.proxy.is_proxying(invite) {
+                let actions = self.proxy.cancel(&mut self.transactions, invite, now);
+                self.execute(actions, now).await;
+            }
+        }
     }
 
     async fn on_request(&mut self, id: ServerTxId, request: Message, origin: Origin, now: Instant) {
+        // Proxied requests first: Require is for the far end (RFC 3261 §16.6), and requests
+        // for other domains meet the proxy's relay policy rather than a plain 403.
+        let parts = Parts {
+            layer: &mut self.transactions,
+            auth: &mut self.auth,
+            registration: &self.registration,
+        };
+        let request = match self.proxy.on_request(parts, id, request, origin, now).await {
+            Outcome::Local(request) => request,
+            Outcome::Respond(status, response) => {
+                return self.respond_with(id, response, status, now).await
+            }
+            Outcome::Forwarded(actions) => return self.execute(actions, now).await,
+        };
         let method = request
             .method()
             .cloned()
@@ -253,8 +316,8 @@ impl SipCore {
                 self.respond_with(id, writer.finish(None, b""), 200, now)
                     .await
             }
-            // Routing to registered users comes with the proxy; until then the INVITE server
-            // transaction ends with 501 (and absorbs the ACK).
+            // The proxy routes every other INVITE: this one is inside a dialog that was not
+            // routed through us, so it is not ours to forward.
             Method::Invite => {
                 self.respond(id, &request, 501, "Not Implemented", now)
                     .await
@@ -286,15 +349,35 @@ impl SipCore {
             Ok(from) => from.uri.host_text.to_ascii_lowercase(),
             Err(error) => return self.respond(id, request, 400, &error.0, now).await,
         };
-        if !self.config.serves(&domain) {
+        let identity = if self.config.serves(&domain) {
+            match self.auth.authenticate(request, &domain, origin, now).await {
+                Ok(user) => format!("sip:{user}@{domain}"),
+                Err((status, response)) => {
+                    return self.respond_with(id, response, status, now).await
+                }
+            }
+        } else if *method == Method::Subscribe {
+            // A watcher of another domain (a remote RLS or user agent) cannot be challenged
+            // with our credentials; like other federating presence servers we take its From
+            // identity as asserted, and the presentity's rules decide what it sees.
+            match request.from_header().ok().and_then(|f| f.uri.aor_key()) {
+                Some(key) => format!("sip:{key}"),
+                None => return self.respond(id, request, 400, "Invalid From URI", now).await,
+            }
+        } else {
             let (status, response) = simple(request, 403, "Domain not served here");
             return self.respond_with(id, response, status, now).await;
-        }
-        let user = match self.auth.authenticate(request, &domain, origin, now).await {
-            Ok(user) => user,
-            Err((status, response)) => return self.respond_with(id, response, status, now).await,
         };
-        let identity = format!("sip:{user}@{domain}");
+        if *method == Method::Subscribe {
+            if let Some(target) = self.list_target(request).await {
+                return self
+                    .on_list_subscribe(id, request, origin, &identity, target, now)
+                    .await;
+            }
+            if !self.resource_exists(request, now).await {
+                return self.respond(id, request, 404, "Not Found", now).await;
+            }
+        }
         let mut notifies = Vec::new();
         if let Some(presentity) = request.request_uri().and_then(presence::aor) {
             notifies = self.presence.ensure_policy(&presentity, now).await;
@@ -324,8 +407,13 @@ impl SipCore {
         change: Result<xcap::DocumentChange, tokio::sync::broadcast::error::RecvError>,
         now: Instant,
     ) {
+        let list_change = change.as_ref().ok().cloned();
         let notifies = self.presence.on_document_change(change, now).await;
         self.send_notifies(notifies, now).await;
+        if let Some(change) = list_change {
+            self.on_list_document_change(&change, now).await;
+        }
+        self.settle_lists(now).await;
     }
 
     /// Starts a client transaction per NOTIFY; a NOTIFY that cannot even be sent fails its
@@ -391,6 +479,7 @@ impl SipCore {
     }
 
     async fn execute(&mut self, actions: Vec<Action<Target>>, now: Instant) {
+        let actions = self.proxy.absorb(&mut self.transactions, actions, now);
         let mut notifies = Vec::new();
         for action in actions {
             notifies.extend(self.execute_one(action, now).await);
@@ -410,11 +499,17 @@ impl SipCore {
                     debug!(?sub, "NOTIFY failed");
                     return self.presence.agent().on_notify_failed(sub, now);
                 }
+                if let Some(sub) = self.lists.finished(tx) {
+                    debug!(?sub, "list NOTIFY failed");
+                    let output = self.lists.agent().on_notify_failed(sub, now);
+                    self.lists.defer(output);
+                }
             }
             Action::Timeout(id) => debug!(?id, "transaction timed out"),
             Action::TransportError(id) => debug!(?id, "transaction transport error"),
             Action::Terminated(TxId::Client(tx)) => {
                 self.presence.finished(tx);
+                self.lists.finished(tx);
             }
             Action::Terminated(_) => {}
         }

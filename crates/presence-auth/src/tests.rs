@@ -1,6 +1,6 @@
 use std::cell::Cell;
 
-use simple_payloads::common_policy::{Attribute, ProvideSet};
+use simple_payloads::common_policy::{Attribute, ProvideSet, Selector, UserInput};
 
 use super::*;
 
@@ -360,6 +360,75 @@ fn transformations_of_allowing_rules_are_combined() {
             transformations: None
         }
     );
+}
+
+/// RFC 4745 §10.2: permissions of every matching rule add up, whatever rule grants them.
+#[test]
+fn permissions_combine_as_a_union() {
+    let everyone = "<cp:identity><cp:many/></cp:identity>";
+    let bob = "<cp:identity><cp:one id=\"sip:bob@example.com\"/></cp:identity>";
+    let set = ruleset(&format!(
+        "{}{}{}",
+        rule(
+            "services",
+            everyone,
+            "allow",
+            "<pr:provide-services><pr:occurrence-id>t1</pr:occurrence-id></pr:provide-services>\
+             <pr:provide-devices><pr:deviceID>d1</pr:deviceID></pr:provide-devices>\
+             <pr:provide-user-input>bare</pr:provide-user-input>\
+             <pr:provide-unknown-attribute ns=\"urn:x\" name=\"a\">false</pr:provide-unknown-attribute>"
+        ),
+        rule(
+            "more",
+            bob,
+            "confirm",
+            "<pr:provide-services><pr:class>work</pr:class></pr:provide-services>\
+             <pr:provide-devices><pr:all-devices/></pr:provide-devices>\
+             <pr:provide-user-input>thresholds</pr:provide-user-input>\
+             <pr:provide-unknown-attribute ns=\"urn:x\" name=\"a\">true</pr:provide-unknown-attribute>"
+        ),
+        // Grants nothing by RFC 5025; it does not make bob's view whole either.
+        rule("blink-style", bob, "allow", ""),
+    ));
+    let decision = authorize(
+        Some(&set),
+        &request(Some("sip:bob@example.com")),
+        &blink_lists,
+    );
+    assert_eq!(decision.handling, SubHandling::Allow);
+    let t = decision.transformations.expect("filtered view");
+    assert_eq!(
+        t.services,
+        Some(ProvideSet::Some(vec![
+            Selector::OccurrenceId("t1".into()),
+            Selector::Class("work".into())
+        ]))
+    );
+    assert_eq!(t.devices, Some(ProvideSet::All), "all-devices wins");
+    assert_eq!(t.persons, None, "no rule provides persons");
+    assert_eq!(t.user_input, Some(UserInput::Thresholds));
+    assert!(t.unknown_attributes.iter().all(|u| u.provide));
+    assert_eq!(t.unknown_attributes.len(), 1);
+
+    // Carol matches only the first rule: her view is exactly its permissions.
+    let carol = authorize(
+        Some(&set),
+        &request(Some("sip:carol@example.com")),
+        &blink_lists,
+    );
+    assert_eq!(
+        carol.transformations.unwrap().user_input,
+        Some(UserInput::Bare)
+    );
+
+    // Rules without a single transformation give the whole document (blink-compat §1.6).
+    let blink = ruleset(&rule("allow-all", everyone, "allow", ""));
+    let decision = authorize(
+        Some(&blink),
+        &request(Some("sip:bob@example.com")),
+        &blink_lists,
+    );
+    assert!(decision.full_document(), "{decision:?}");
 }
 
 #[test]

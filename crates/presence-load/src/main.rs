@@ -85,7 +85,28 @@ struct Args {
     /// Longest wait for each of the setup phases, in seconds.
     #[arg(long, default_value_t = 60.0)]
     setup_timeout: f64,
+    /// Appends the run's figures to this file as one tab-separated row (a new file gets the
+    /// column names first), so several runs can be tabulated side by side.
+    #[arg(long)]
+    summary: Option<std::path::PathBuf>,
+    /// Name of the run in the summary row.
+    #[arg(long, default_value = "run")]
+    label: String,
 }
+
+/// The columns of a `--summary` row.
+const SUMMARY_COLUMNS: [&str; 10] = [
+    "run",
+    "transport",
+    "SUBSCRIBE/s setup",
+    "NOTIFY/s",
+    "delivered",
+    "µs CPU / NOTIFY",
+    "latency p50 ms",
+    "latency p99 ms",
+    "MB / 1,000 subs",
+    "VmHWM MB",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Transport {
@@ -368,6 +389,11 @@ async fn deliver(shared: &Shared, link: &Link, data: Bytes) {
     if let Some(reply) = reply {
         link.send(reply).await;
     }
+}
+
+/// `value` with `decimals` digits after the point, `-` when it is unknown.
+fn fixed(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
 }
 
 /// Waits until the `k`-th event of a schedule of `rate` per second starting at `start`.
@@ -662,23 +688,62 @@ async fn run(args: Args) -> Result<bool, String> {
         ms(100.0),
         s.latencies_us.len()
     );
-    if let (Some(a), Some(b)) = (cpu_before, cpu_after) {
-        let cpu = b - a;
-        println!(
-            "server CPU : {cpu:.2} s in {:.1} s ({:.0}% of one core) = {:.1} µs per delivered NOTIFY",
-            cpu_span.as_secs_f64(),
-            100.0 * cpu / cpu_span.as_secs_f64().max(1e-3),
-            cpu * 1e6 / (notifies.max(1) as f64),
-        );
-    }
-    if let Some(hwm) = hwm {
+    let cpu_per_notify = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) => {
+            let cpu = b - a;
+            let per_notify = cpu * 1e6 / (notifies.max(1) as f64);
+            println!(
+                "server CPU : {cpu:.2} s in {:.1} s ({:.0}% of one core) = {per_notify:.1} µs per delivered NOTIFY",
+                cpu_span.as_secs_f64(),
+                100.0 * cpu / cpu_span.as_secs_f64().max(1e-3),
+            );
+            Some(per_notify)
+        }
+        _ => None,
+    };
+    let per_thousand = hwm.map(|hwm| {
         let base = rss_before.unwrap_or(0);
+        let per_thousand =
+            hwm.saturating_sub(base) as f64 / 1024.0 / (subscribed.max(1) as f64 / 1000.0);
         println!(
-            "memory     : VmHWM {:.1} MB (RSS before setup {:.1} MB) = {:.2} MB per 1,000 subscriptions",
+            "memory     : VmHWM {:.1} MB (RSS before setup {:.1} MB) = {per_thousand:.2} MB per 1,000 subscriptions",
             hwm as f64 / 1024.0,
             base as f64 / 1024.0,
-            hwm.saturating_sub(base) as f64 / 1024.0 / (subscribed.max(1) as f64 / 1000.0),
         );
+        per_thousand
+    });
+    if let Some(path) = &args.summary {
+        let ms = |p: f64| stats::percentile(&s.latencies_us, p).map(|us| us as f64 / 1000.0);
+        let row = [
+            args.label.clone(),
+            format!("{:?}", args.transport).to_ascii_lowercase(),
+            fixed(Some(initial as f64 / setup_secs.max(1e-3)), 0),
+            fixed(Some(notifies as f64 / window.as_secs_f64().max(1e-3)), 0),
+            fixed(Some(notifies as f64 / expected.max(1) as f64), 3),
+            fixed(cpu_per_notify, 1),
+            fixed(ms(50.0), 2),
+            fixed(ms(99.0), 2),
+            fixed(per_thousand, 2),
+            fixed(hwm.map(|kb| kb as f64 / 1024.0), 1),
+        ];
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut file| {
+                use std::io::Write;
+                // A new file starts with the column names.
+                if file.metadata()?.len() == 0 {
+                    writeln!(file, "{}", SUMMARY_COLUMNS.join("\t"))?;
+                }
+                writeln!(file, "{}", row.join("\t"))
+            });
+        if let Err(error) = appended {
+            eprintln!(
+                "presence-load: cannot append to {}: {error}",
+                path.display()
+            );
+        }
     }
     if s.unexpected + s.closed_connections > 0 {
         println!(

@@ -31,11 +31,15 @@
 //! [`presence_auth::transition`] to every subscription of the presentity before anything is
 //! notified, so no NOTIFY ever carries state the new rules forbid.
 //!
-//! Transformations (RFC 5025 §4) are not applied yet: an `allow` rule with `provide-*`
-//! elements gives the whole document. Blink writes none (blink-compat §1.6).
+//! An `allow` watcher whose matching rules carry `provide-*` transformations (RFC 5025 §3.3,
+//! combined per RFC 4745 §10.2) gets the composed document filtered by
+//! [`pidf::transform`], rendered once per distinct permission set and cached next to the
+//! composed document. Rules without any transformation give the whole document: that is what
+//! Blink's rules, which never carry one, mean (blink-compat §1.6).
 
 mod persist;
 mod policy;
+mod views;
 mod watch;
 pub mod xcap_diff;
 
@@ -43,7 +47,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use bytes::Bytes;
-use presence_auth::{authorize, transition, Decision, SubHandling, Transition};
+use presence_auth::{authorize, transition, Decision, SubHandling, Transformations, Transition};
 use publication::{Esc, EventConfig, Operation};
 use rand::rngs::StdRng;
 use rand::RngCore;
@@ -56,6 +60,7 @@ use sip_subscription::{
     Action, Body, ContentMode, EndCause, Flow, PackageConfig, Reason, Resource, SubId, SubState,
     SubscribeOutcome, SubscriptionEngine,
 };
+use views::FilteredViews;
 use xcap_diff::{Documents, Watch};
 
 pub use persist::{Changes, RecordKind, Restored, StateRecord};
@@ -167,6 +172,8 @@ struct Presentity {
     policy: Policy,
     /// The composed document every `allow` watcher gets; None until rendered.
     document: Option<Body>,
+    /// `document` filtered for the permission sets of `allow` watchers with transformations.
+    views: FilteredViews,
     watchers: BTreeSet<SubId>,
     winfo: BTreeSet<SubId>,
     /// Back-end watches (the RLS's list members) by watcher AOR.
@@ -647,7 +654,15 @@ impl<D: Clone> PresenceAgent<D> {
     /// What a watcher with `decision` may see now.
     fn view(&mut self, presentity: &str, decision: &Decision) -> Option<Body> {
         match decision.handling {
-            SubHandling::Allow => Some(self.document(presentity)),
+            SubHandling::Allow => {
+                let document = self.document(presentity);
+                Some(match &decision.transformations {
+                    Some(permissions) if !permissions.provides_full_document() => {
+                        self.filtered(presentity, document, permissions)
+                    }
+                    _ => document,
+                })
+            }
             SubHandling::PoliteBlock => {
                 Some(Body::new(PIDF, pidf::polite_block_document(presentity)))
             }
@@ -697,6 +712,30 @@ impl<D: Clone> PresenceAgent<D> {
         body
     }
 
+    /// `document` as `permissions` let it through (RFC 5025 §3.3), from the cache when this
+    /// document was already filtered for them.
+    fn filtered(
+        &mut self,
+        presentity: &str,
+        document: Body,
+        permissions: &Transformations,
+    ) -> Body {
+        let views = self.presentities.get_mut(presentity).map(|p| &mut p.views);
+        if let Some(body) = views.as_ref().and_then(|v| v.get(&document, permissions)) {
+            return body;
+        }
+        // The composed document always parses; should it not, nothing is the safe view.
+        let xml = std::str::from_utf8(&document.data)
+            .ok()
+            .and_then(|text| pidf::transform(text, permissions).ok())
+            .unwrap_or_else(|| pidf::closed_document(presentity));
+        let body = Body::new(PIDF, xml);
+        if let Some(views) = views {
+            views.insert(document, permissions, body.clone());
+        }
+        body
+    }
+
     /// The presentity's state changed: render once, NOTIFY every `allow` watcher if the
     /// document differs from the last one.
     fn recompose(&mut self, presentity: &str, now: Instant, out: &mut Vec<Notify<D>>) {
@@ -709,23 +748,24 @@ impl<D: Clone> PresenceAgent<D> {
             return;
         }
         self.recompose_watches(presentity);
-        let allowed: Vec<SubId> = self
+        let allowed: Vec<(SubId, Decision)> = self
             .presentities
             .get(presentity)
             .into_iter()
-            .flat_map(|p| p.watchers.iter().copied())
-            .filter(|id| {
-                matches!(self.subs.get(id), Some(Kind::Presence { decision, .. })
-                    if decision.handling == SubHandling::Allow)
+            .flat_map(|p| p.watchers.iter())
+            .filter_map(|id| match self.subs.get(id) {
+                Some(Kind::Presence { decision, .. })
+                    if decision.handling == SubHandling::Allow =>
+                {
+                    Some((*id, decision.clone()))
+                }
+                _ => None,
             })
             .collect();
         let mut actions = Vec::new();
-        for id in allowed {
-            actions.extend(
-                self.engine
-                    .notify(id, Some(document.clone()), now)
-                    .unwrap_or_default(),
-            );
+        for (id, decision) in allowed {
+            let view = self.view(presentity, &decision);
+            actions.extend(self.engine.notify(id, view, now).unwrap_or_default());
         }
         self.run(actions, now, out);
     }

@@ -8,9 +8,13 @@
 //! - [`watcherinfo`]: `application/watcherinfo+xml` documents (RFC 3858).
 //! - [`common_policy`]: pres-rules documents (RFC 4745, RFC 5025, OMA common-policy).
 //! - [`xcap_diff`]: `application/xcap-diff+xml` documents (RFC 5874).
+//! - [`rlmi`]: resource list meta-information, `application/rlmi+xml` (RFC 4662 §5).
+//! - [`multipart`]: `multipart/related` bodies of resource list NOTIFYs (RFC 2387, RFC 4662 §5).
 
 pub mod common_policy;
+pub mod multipart;
 pub mod pidf;
+pub mod rlmi;
 pub mod uri;
 pub mod validate;
 pub mod watcherinfo;

@@ -10,6 +10,8 @@
 //!   extensions (the order `presence` requires), newest publication first. The
 //!   `pidf-manipulation` document (RFC 4827 §3) stands in only when nothing is published.
 //! - [`closed_document`] / [`polite_block_document`]: the neutral "closed" answer.
+//! - [`transform`]: what a watcher whose pres-rules carry `provide-*` permissions may see of
+//!   the composed document (RFC 5025 §3.3).
 //!
 //! Copied elements are written byte for byte, except for `xmlns` declarations added to their
 //! start tag when the composed root does not bind a prefix they rely on the same way, and for
@@ -22,6 +24,10 @@ use roxmltree::{Document, Node, ParsingOptions};
 
 use crate::uri::decode_any_uri;
 use crate::xcap_error::escape_into;
+
+mod transform;
+
+pub use transform::transform;
 
 /// `urn:ietf:params:xml:ns:pidf` (RFC 3863 §4.1).
 pub const PIDF_NS: &str = "urn:ietf:params:xml:ns:pidf";

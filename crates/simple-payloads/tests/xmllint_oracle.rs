@@ -26,6 +26,7 @@ fn usages(dir: &str) -> &'static [Usage] {
         "xcap-caps" => &[Usage::XcapCaps],
         "xcap-directory" => &[Usage::XcapDirectory],
         "xcap-error" => &[Usage::XcapError],
+        "rlmi" => &[Usage::Rlmi],
         other => panic!("corpus directory {other} has no usage mapping"),
     }
 }
@@ -119,7 +120,7 @@ fn corpus_verdicts_match_xmllint_and_the_directory() {
             }
         }
     }
-    assert_eq!(usages_seen, 8, "one corpus directory per usage schema set");
+    assert_eq!(usages_seen, 9, "one corpus directory per usage schema set");
     assert!(
         failures.is_empty(),
         "{} disagreements:\n{}",

@@ -35,6 +35,9 @@ struct Dialog<D> {
     remote_cseq: u32,
     /// `local_cseq` as last reported by [`SubscriptionEngine::take_changes`].
     saved_cseq: u32,
+    /// A NOTIFY of this dialog passed the full parse: later ones differ only in values we
+    /// generate (numbers, tokens, the body), so their headers need no validation again.
+    validated: bool,
     flow: Flow<D>,
     subs: Vec<SubId>,
 }
@@ -141,8 +144,9 @@ impl Rejection {
     }
 }
 
-/// Our own NOTIFYs are re-parsed only to hand the transaction layer a [`Message`]; their
-/// size was bounded by the SUBSCRIBE and the package's body, not by inbound limits.
+/// Our own NOTIFYs are re-parsed only to hand the transaction layer a [`Message`] (fully
+/// once per dialog, see `Dialog::validated`); their size was bounded by the SUBSCRIBE and
+/// the package's body, not by inbound limits.
 const OWN_MESSAGES: Limits = Limits {
     max_header_bytes: usize::MAX,
     max_headers: usize::MAX,
@@ -199,6 +203,26 @@ impl<D: Clone> SubscriptionEngine<D> {
 
     pub fn subscriptions(&self) -> impl Iterator<Item = (SubId, &Subscription)> + '_ {
         self.subs.iter().map(|(id, s)| (*id, s))
+    }
+
+    /// Whether an in-dialog request (a refreshing SUBSCRIBE) belongs to one of our dialogs:
+    /// how a shell with several engines (single resources, lists) picks the one to hand it to.
+    pub fn holds_dialog(&self, request: &Message) -> bool {
+        let (Ok(call_id), Ok(from), Ok(to)) = (
+            request.call_id(),
+            request.from_header(),
+            request.to_header(),
+        ) else {
+            return false;
+        };
+        let (Some(remote_tag), Some(local_tag)) = (from.tag(), to.tag()) else {
+            return false;
+        };
+        self.dialogs.contains_key(&DialogKey {
+            call_id: call_id.to_owned(),
+            local_tag: local_tag.to_owned(),
+            remote_tag: remote_tag.to_owned(),
+        })
     }
 
     // ------------------------------------------------------------------ SUBSCRIBE
@@ -300,6 +324,8 @@ impl<D: Clone> SubscriptionEngine<D> {
             dialog.remote_target.clone_from(target);
         }
         dialog.flow = flow;
+        // The target and our Via and Contact may have changed.
+        dialog.validated = false;
         // Every usage of the dialog records its CSeq and target.
         self.changed.extend(dialog.subs.iter().copied());
         let found = dialog.subs.iter().copied().find(|id| {
@@ -486,6 +512,7 @@ impl<D: Clone> SubscriptionEngine<D> {
                         local_cseq: 0,
                         remote_cseq: cseq,
                         saved_cseq: 0,
+                        validated: false,
                         flow: new.flow.clone(),
                         subs: Vec::new(),
                     },
@@ -862,6 +889,7 @@ impl<D: Clone> SubscriptionEngine<D> {
                 local_cseq: r.local_cseq,
                 remote_cseq: r.remote_cseq,
                 saved_cseq: r.local_cseq,
+                validated: false,
                 flow: Flow {
                     dest: r.dest,
                     reliable: r.reliable,
@@ -1121,8 +1149,11 @@ impl<D: Clone> SubscriptionEngine<D> {
         if sub.in_flight.is_some() {
             return;
         }
+        // The rate limit paces changes of state, never the end: an unsubscribe gets its final
+        // NOTIFY at once. A soft failure's back-off (failures > 0) holds that one too.
+        let ends = matches!(sub.state, SubState::Terminated(_)) && sub.failures == 0;
         match sub.hold_until {
-            Some(until) if now < until => return,
+            Some(until) if now < until && !ends => return,
             _ => sub.hold_until = None,
         }
         let Some(pkg) = self.config.packages.get(sub.package) else {
@@ -1191,8 +1222,14 @@ impl<D: Clone> SubscriptionEngine<D> {
                 branch: &branch,
             },
         );
-        match Message::parse(bytes, &OWN_MESSAGES) {
+        let parsed = if dialog.validated {
+            Message::parse_headers_only(bytes, &OWN_MESSAGES)
+        } else {
+            Message::parse(bytes, &OWN_MESSAGES)
+        };
+        match parsed {
             Ok(request) => {
+                dialog.validated = true;
                 actions.push(Action::SendNotify {
                     id,
                     request,
@@ -1213,7 +1250,13 @@ impl<D: Clone> SubscriptionEngine<D> {
             return;
         };
         let expiry = (!matches!(sub.state, SubState::Terminated(_))).then_some(sub.expires_at);
-        let hold = sub.hold_until.filter(|_| sub.in_flight.is_none());
+        // A hold with nothing waiting behind it needs no timer: the next body finds the hold
+        // over (or arms it then). Arming one after every answered NOTIFY would cost a timer
+        // and a wakeup per NOTIFY under load.
+        let waiting = !sub.queue.is_empty() || sub.resend || sub.need_full;
+        let hold = sub
+            .hold_until
+            .filter(|_| sub.in_flight.is_none() && waiting);
         let due = match (expiry, hold) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

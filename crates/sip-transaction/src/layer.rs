@@ -594,6 +594,10 @@ impl<D: Clone> TransactionLayer<D> {
                 }
                 tx.state = ClientState::Completed;
                 tx.timers.stop_running();
+                // Completed never retransmits the request, and over UDP the transaction
+                // lingers for T4 (Timer K): with thousands of NOTIFYs a second, holding every
+                // request for that long would dominate the server's memory.
+                tx.request_bytes = Bytes::new();
                 if tx.reliable {
                     Duration::ZERO
                 } else {

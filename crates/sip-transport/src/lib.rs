@@ -281,6 +281,9 @@ impl Transports {
     }
 }
 
+/// Receive buffer asked for on the UDP listener socket.
+const UDP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
+
 async fn bind_udp(addr: SocketAddr) -> Result<(Arc<UdpSocket>, SocketAddr), TransportError> {
     let bind_error = |source| TransportError::Bind {
         transport: Transport::Udp,
@@ -289,6 +292,14 @@ async fn bind_udp(addr: SocketAddr) -> Result<(Arc<UdpSocket>, SocketAddr), Tran
     };
     let socket = UdpSocket::bind(addr).await.map_err(bind_error)?;
     let local = socket.local_addr().map_err(bind_error)?;
+    // One socket takes every client's datagrams; the default buffer (about 200 KB, a few
+    // hundred small datagrams) overflows whenever the receiving thread is preempted for a few
+    // milliseconds under load, and each overflow costs a retransmission interval. The
+    // kernel caps the request at net.core.rmem_max, which is fine.
+    let sock = socket2::SockRef::from(&socket);
+    if let Err(error) = sock.set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
+        tracing::debug!(%addr, %error, "cannot enlarge the UDP receive buffer");
+    }
     Ok((Arc::new(socket), local))
 }
 

@@ -27,6 +27,9 @@ use crate::{ConnectionId, Inbound, SendError, Transport, TransportConfig, Transp
 
 /// Read granularity; the decoder bounds how much is buffered overall.
 const READ_CHUNK: usize = 16 * 1024;
+/// Bytes gathered into one write once several messages wait for a connection; the buffer
+/// lives only for that write, so idle connections hold none.
+const WRITE_BATCH: usize = 64 * 1024;
 /// How long a gracefully closed connection may take to flush what was queued before it.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// Pause after a failed accept, so fd exhaustion does not turn into a busy loop.
@@ -403,12 +406,27 @@ async fn write_loop<S: AsyncWrite>(
 ) {
     let result: io::Result<()> = async {
         while let Some(first) = queue.recv().await {
-            stream.write_all(&first).await?;
-            let mut written = first.len();
-            while let Ok(next) = queue.try_recv() {
-                stream.write_all(&next).await?;
-                written += next.len();
-            }
+            let written = match queue.try_recv() {
+                Err(_) => {
+                    stream.write_all(&first).await?;
+                    first.len()
+                }
+                // Whatever queued up meanwhile leaves in one write: a send call per message
+                // costs far more than copying the messages together.
+                Ok(second) => {
+                    let mut batch = Vec::with_capacity(WRITE_BATCH);
+                    batch.extend_from_slice(&first);
+                    batch.extend_from_slice(&second);
+                    while batch.len() < WRITE_BATCH {
+                        match queue.try_recv() {
+                            Ok(next) => batch.extend_from_slice(&next),
+                            Err(_) => break,
+                        }
+                    }
+                    stream.write_all(&batch).await?;
+                    batch.len()
+                }
+            };
             // TLS buffers records until flushed.
             stream.flush().await?;
             queued_bytes.fetch_sub(written, Ordering::AcqRel);

@@ -37,6 +37,9 @@ const MIGRATIONS: &[&str] = &[
 
 /// How long a connection waits for another writer (this process or another) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rows written by one statement of [`Store::save_presence_state`]; four parameters each
+/// stay far below SQLite's limit on bound parameters.
+const ROWS_PER_STATEMENT: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -300,25 +303,34 @@ impl Store {
         rows: &[PresenceRow],
         removed: &[(String, String)],
     ) -> Result<(), StoreError> {
+        // Many rows per statement: each statement is a round trip to the SQLite worker
+        // thread, which under load cost more than the rows themselves.
         let mut tx = begin(&self.pool).await?;
-        for (kind, key) in removed {
-            sqlx::query("DELETE FROM presence_state WHERE kind = ? AND key = ?")
-                .bind(kind)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in removed.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM presence_state WHERE (kind, key) IN (VALUES {})",
+                vec!["(?, ?)"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (kind, key) in chunk {
+                query = query.bind(kind).bind(key);
+            }
+            query.execute(&mut *tx).await?;
         }
-        for row in rows {
-            sqlx::query(
-                "INSERT OR REPLACE INTO presence_state (kind, key, expires_at, data)
-                 VALUES (?, ?, ?, ?)",
-            )
-            .bind(&row.kind)
-            .bind(&row.key)
-            .bind(row.expires_at)
-            .bind(&row.data)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT OR REPLACE INTO presence_state (kind, key, expires_at, data) VALUES {}",
+                vec!["(?, ?, ?, ?)"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                query = query
+                    .bind(&row.kind)
+                    .bind(&row.key)
+                    .bind(row.expires_at)
+                    .bind(&row.data);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -775,6 +787,31 @@ mod tests {
         assert_eq!(
             store.load_presence_state(60).await.unwrap(),
             [row("b", 300)]
+        );
+    }
+
+    #[tokio::test]
+    async fn presence_saves_larger_than_one_statement_keep_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let row = |n: usize| PresenceRow {
+            kind: "publication".into(),
+            key: format!("e{n:04}"),
+            expires_at: 1000,
+            data: vec![b'x'; n],
+        };
+        let total = 2 * ROWS_PER_STATEMENT + 7;
+        let rows: Vec<PresenceRow> = (0..total).map(row).collect();
+        store.save_presence_state(&rows, &[]).await.unwrap();
+        // Every row but the last three is deleted, across several statements.
+        let removed: Vec<(String, String)> = rows[..total - 3]
+            .iter()
+            .map(|r| (r.kind.clone(), r.key.clone()))
+            .collect();
+        store.save_presence_state(&[], &removed).await.unwrap();
+        assert_eq!(
+            store.load_presence_state(0).await.unwrap(),
+            rows[total - 3..]
         );
     }
 

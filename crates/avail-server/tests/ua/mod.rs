@@ -5,7 +5,6 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use md5::{Digest, Md5};
 use sip_message::{Challenge, HeaderName, Message};
 
 use crate::xcap_common::common::{unique, Server, SipConn, DOMAIN};
@@ -208,16 +207,19 @@ pub fn digest(challenge: &Message, user: &str, password: &str, method: &str, uri
                 .is_none_or(|a| a.eq_ignore_ascii_case("MD5"))
         })
         .expect("an MD5 challenge is offered");
-    let h = |s: String| hex::encode(Md5::digest(s.as_bytes()));
-    let ha1 = h(format!("{user}:{}:{password}", md5.realm));
-    let ha2 = h(format!("{method}:{uri}"));
     let cnonce = format!("c{}", unique());
-    let response = h(format!("{ha1}:{}:00000001:{cnonce}:auth:{ha2}", md5.nonce));
-    format!(
-        "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{response}\", \
-         algorithm=MD5, cnonce=\"{cnonce}\", nc=00000001, qop=auth",
-        md5.realm, md5.nonce
+    sip_auth::answer(
+        &md5,
+        &sip_auth::AnswerInput {
+            method,
+            uri,
+            username: user,
+            password,
+            cnonce: &cnonce,
+            nonce_count: 1,
+        },
     )
+    .expect("MD5 with qop=auth can be answered")
 }
 
 pub fn header(message: &Message, name: &str) -> String {

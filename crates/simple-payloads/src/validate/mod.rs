@@ -39,11 +39,14 @@ pub enum Usage {
     XcapDirectory,
     /// `application/xcap-error+xml` bodies (RFC 4825 §11); not a stored usage.
     XcapError,
+    /// `application/rlmi+xml` documents (RFC 4662 §5.2), the root part of resource list
+    /// NOTIFYs; not a stored usage.
+    Rlmi,
 }
 
 impl Usage {
     /// All usages, in a fixed order.
-    pub const ALL: [Usage; 9] = [
+    pub const ALL: [Usage; 10] = [
         Usage::ResourceLists,
         Usage::RlsServices,
         Usage::PresRules,
@@ -53,6 +56,7 @@ impl Usage {
         Usage::XcapCaps,
         Usage::XcapDirectory,
         Usage::XcapError,
+        Usage::Rlmi,
     ];
 
     /// The application unique ID as it appears in XCAP URIs (`None` for xcap-error bodies).
@@ -66,7 +70,7 @@ impl Usage {
             Usage::OmaPresContent => "org.openmobilealliance.pres-content",
             Usage::XcapCaps => "xcap-caps",
             Usage::XcapDirectory => "org.openmobilealliance.xcap-directory",
-            Usage::XcapError => return None,
+            Usage::XcapError | Usage::Rlmi => return None,
         })
     }
 
@@ -97,6 +101,7 @@ impl Usage {
             Usage::XcapCaps => &schemas::XCAP_CAPS_SET,
             Usage::XcapDirectory => &schemas::XCAP_DIRECTORY_SET,
             Usage::XcapError => &schemas::XCAP_ERROR_SET,
+            Usage::Rlmi => &schemas::RLMI_SET,
         }
     }
 }
@@ -197,6 +202,12 @@ pub fn validate_with(
         }
         _ => Ok(()),
     }
+}
+
+/// Whether `value` is a valid xs:anyURI as libxml2 judges it (see `simple.rs`), for writers
+/// that must put arbitrary strings into anyURI attributes.
+pub fn is_any_uri(value: &str) -> bool {
+    simple::Simple::AnyUri.check(value).is_ok()
 }
 
 /// Validates well-formedness and schema validity only: the verdict of `xmllint --schema`.

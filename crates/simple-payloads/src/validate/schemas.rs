@@ -3,7 +3,8 @@
 //! (RFC 4745 §14), pres-rules.xsd (RFC 5025 §5), OMA xdm_commonPolicy-v1_0.xsd, pidf.xsd
 //! (RFC 3863 §4.4), data-model.xsd (RFC 4479 §4), rpid.xsd (RFC 4480 §6), cipid.xsd (RFC 4482 §4),
 //! caps.xsd (RFC 5196 §5), OMA pres-content (OMA-SUP-XSD_prs_presContent), xcap-caps.xsd
-//! (RFC 4825 §12.5), OMA xcap-directory, xcap-error.xsd (RFC 4825 §11.2) and xml.xsd.
+//! (RFC 4825 §12.5), OMA xcap-directory, xcap-error.xsd (RFC 4825 §11.2), rlmi.xsd (RFC 4662
+//! §6) and xml.xsd.
 //!
 //! Each item names the XSD construct it mirrors; the copies of the XSDs in the crate's
 //! `schemas/` directory are the reference, and `tests/xmllint_oracle.rs` checks the two agree.
@@ -32,6 +33,7 @@ pub(crate) const PRES_CONTENT: &str = "urn:oma:xml:prs:pres-content";
 pub(crate) const XCAP_CAPS: &str = "urn:ietf:params:xml:ns:xcap-caps";
 pub(crate) const XCAP_DIRECTORY: &str = "urn:oma:xml:xdm:xcap-directory";
 pub(crate) const XCAP_ERROR: &str = "urn:ietf:params:xml:ns:xcap-error";
+pub(crate) const RLMI: &str = "urn:ietf:params:xml:ns:rlmi";
 
 const fn other_lax(target: &'static str) -> Particle {
     any(Namespaces::Other(target), Process::Lax)
@@ -1026,4 +1028,61 @@ pub(crate) static XCAP_ERROR_SET: SchemaSet = SchemaSet {
         &XE_NOT_UTF_8,
     ],
     attributes: &[],
+};
+
+// ---- rlmi.xsd -------------------------------------------------------------------------------------
+
+/// `<xs:anyAttribute processContents="lax"/>` (namespace ##any).
+const ANY_LAX: Option<super::model::Wildcard> = wildcard(Namespaces::Any, Process::Lax);
+
+static RLMI_NAME: ElementDecl = decl(RLMI, "name", &LANG_STRING);
+
+static RLMI_INSTANCE: ElementDecl = decl(
+    RLMI,
+    "instance",
+    &Type {
+        attributes: &[
+            required("id", Simple::String),
+            required(
+                "state",
+                Simple::StringEnum(&["active", "pending", "terminated"]),
+            ),
+            attr("reason", Simple::String),
+            attr("cid", Simple::String),
+        ],
+        any_attribute: ANY_LAX,
+        content: Content::Elements(star(any(Namespaces::Any, Process::Lax))),
+    },
+);
+
+static RLMI_RESOURCE: ElementDecl = decl(
+    RLMI,
+    "resource",
+    &Type {
+        attributes: &[required("uri", Simple::AnyUri)],
+        any_attribute: ANY_LAX,
+        content: Content::Elements(seq(&[star(el(&RLMI_NAME)), star(el(&RLMI_INSTANCE))])),
+    },
+);
+
+static RLMI_LIST: ElementDecl = decl(
+    RLMI,
+    "list",
+    &Type {
+        attributes: &[
+            required("uri", Simple::AnyUri),
+            required("version", Simple::UnsignedInt),
+            required("fullState", Simple::Boolean),
+            attr("cid", Simple::String),
+        ],
+        any_attribute: ANY_LAX,
+        content: Content::Elements(seq(&[star(el(&RLMI_NAME)), star(el(&RLMI_RESOURCE))])),
+    },
+);
+
+/// RFC 4662 §6; not an XCAP usage: the root part of resource list NOTIFYs.
+pub(crate) static RLMI_SET: SchemaSet = SchemaSet {
+    root: &RLMI_LIST,
+    elements: &[&RLMI_LIST, &RLMI_RESOURCE, &RLMI_INSTANCE, &RLMI_NAME],
+    attributes: &XML_ATTRIBUTE_REFS,
 };

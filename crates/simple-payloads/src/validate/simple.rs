@@ -19,6 +19,8 @@ pub(crate) enum Simple {
     DateTime,
     Integer,
     NonNegativeInteger,
+    /// xs:unsignedInt: a non-negative integer up to 4294967295.
+    UnsignedInt,
     PositiveInteger,
     Language,
     /// PIDF `qvalue`: xs:decimal restricted by `0(.[0-9]{0,3})?` and `1(.0{0,3})?`.
@@ -58,6 +60,14 @@ impl Simple {
             Simple::Integer => integer_digits(trim(value)).is_some(),
             Simple::NonNegativeInteger => integer_digits(trim(value))
                 .is_some_and(|(negative, digits)| !negative || digits.bytes().all(|b| b == b'0')),
+            // libxml2 accepts only plain digits here: no sign (not even "-0" or "+5") and no
+            // surrounding whitespace, although xs:unsignedInt collapses whitespace.
+            Simple::UnsignedInt => {
+                let significant = value.trim_start_matches('0');
+                !value.is_empty()
+                    && value.bytes().all(|b| b.is_ascii_digit())
+                    && (significant.is_empty() || significant.parse::<u32>().is_ok())
+            }
             Simple::PositiveInteger => integer_digits(trim(value))
                 .is_some_and(|(negative, digits)| !negative && digits.bytes().any(|b| b != b'0')),
             Simple::Language => is_language(trim(value)),
@@ -81,6 +91,7 @@ impl Simple {
             Simple::DateTime => "an xs:dateTime (YYYY-MM-DDThh:mm:ss[.s][Z|±hh:mm])".to_owned(),
             Simple::Integer => "an xs:integer".to_owned(),
             Simple::NonNegativeInteger => "an xs:nonNegativeInteger".to_owned(),
+            Simple::UnsignedInt => "an xs:unsignedInt (0 to 4294967295)".to_owned(),
             Simple::PositiveInteger => "an xs:positiveInteger".to_owned(),
             Simple::Language => "an xs:language tag".to_owned(),
             Simple::QValue => "a q-value between 0 and 1 with at most 3 decimals".to_owned(),
@@ -514,6 +525,13 @@ mod tests {
         assert!(ok(Simple::NonNegativeInteger, "-0"));
         assert!(ok(Simple::NonNegativeInteger, "+5"));
         assert!(!ok(Simple::NonNegativeInteger, "-1"));
+        assert!(ok(Simple::UnsignedInt, "004294967295"));
+        assert!(ok(Simple::UnsignedInt, "0"));
+        assert!(!ok(Simple::UnsignedInt, " 5"));
+        assert!(!ok(Simple::UnsignedInt, "-0"));
+        assert!(!ok(Simple::UnsignedInt, "+5"));
+        assert!(!ok(Simple::UnsignedInt, "4294967296"));
+        assert!(!ok(Simple::UnsignedInt, "-1"));
         assert!(ok(Simple::PositiveInteger, "+01"));
         assert!(!ok(Simple::PositiveInteger, "+0"));
         for good in ["0", "1", "1.", "0.123", " 0.5 ", "1.000"] {

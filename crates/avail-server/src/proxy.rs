@@ -1,0 +1,427 @@
+//! The proxy in the server (RFC 3261 §16): which requests are proxied rather than answered
+//! here, the 407 challenge for callers of the served domains (§22.3), the target set from the
+//! registrar (§16.5: every registered contact of an AOR, or the one instance a GRUU names,
+//! RFC 5627 §5.3), the relay policy, next hops resolved (RFC 3263 reduced to address records),
+//! and flows mapped to transport targets. The protocol itself is the sans-IO `proxy` crate.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use proxy::{Destination, Flow, Inbound, Listener, Proxy, Rejection, Routing};
+use registrar::Binding;
+use sip_message::{Host, Message, Method, NameAddr, Uri};
+use sip_transaction::{Action, ClientTxId, ServerTxId, TransactionLayer};
+use sip_transport::{Target, Transport, TransportHandle};
+use tracing::debug;
+
+use crate::auth::{simple, unix_now, Authenticator};
+use crate::config::Config;
+use crate::register::Registration;
+use crate::reply::{self, Origin};
+use crate::sip_core::new_tag;
+
+/// What the server parts the proxy needs for one request.
+pub struct Parts<'a> {
+    pub layer: &'a mut TransactionLayer<Target>,
+    pub auth: &'a mut Authenticator,
+    pub registration: &'a Registration,
+}
+
+/// What became of a request offered to the proxy.
+pub enum Outcome {
+    /// Not for the proxy: the server answers it itself.
+    Local(Message),
+    /// The proxy's answer for the server transaction (refusal, challenge, 404, 480...).
+    Respond(u16, Bytes),
+    /// Forwarded: the transaction actions to carry out.
+    Forwarded(Vec<Action<Target>>),
+}
+
+pub struct ProxyService {
+    config: Arc<Config>,
+    core: Proxy<Target>,
+}
+
+impl ProxyService {
+    pub fn new(config: Arc<Config>, transport: &TransportHandle) -> ProxyService {
+        let fallback_host = config.domains.first().cloned().unwrap_or_default();
+        let listeners = [Transport::Udp, Transport::Tcp, Transport::Tls]
+            .into_iter()
+            .filter_map(|kind| {
+                let addr = transport.local_addr(kind)?;
+                let host = match addr.ip() {
+                    ip if ip.is_unspecified() => fallback_host.clone(),
+                    IpAddr::V6(ip) => format!("[{ip}]"),
+                    IpAddr::V4(ip) => ip.to_string(),
+                };
+                Some(Listener {
+                    transport: flow_transport(kind),
+                    host,
+                    port: addr.port(),
+                })
+            })
+            .collect();
+        let core = Proxy::new(
+            proxy::Config {
+                listeners,
+                domains: config.domains.clone(),
+                timer_c: Duration::from_secs(config.proxy.timer_c_secs),
+                cancel_grace: sip_transaction::Config::default().timeout(),
+                max_contexts: config.limits.max_transactions,
+                max_branches: config.registrar.max_contacts_per_aor.max(1),
+                seed: rand::random(),
+            },
+            flow_target,
+        );
+        ProxyService { config, core }
+    }
+
+    pub fn owns(&self, id: ClientTxId) -> bool {
+        self.core.owns(id)
+    }
+
+    pub fn is_proxying(&self, id: ServerTxId) -> bool {
+        self.core.is_proxying(id)
+    }
+
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        self.core.next_deadline()
+    }
+
+    pub fn on_timer(
+        &mut self,
+        layer: &mut TransactionLayer<Target>,
+        now: Instant,
+    ) -> Vec<Action<Target>> {
+        self.core.on_timer(layer, now)
+    }
+
+    pub fn on_response(
+        &mut self,
+        layer: &mut TransactionLayer<Target>,
+        id: ClientTxId,
+        response: Message,
+        now: Instant,
+    ) -> Vec<Action<Target>> {
+        self.core.on_response(layer, id, response, now)
+    }
+
+    pub fn cancel(
+        &mut self,
+        layer: &mut TransactionLayer<Target>,
+        invite: ServerTxId,
+        now: Instant,
+    ) -> Vec<Action<Target>> {
+        self.core.cancel(layer, invite, now)
+    }
+
+    /// The transaction layer's actions minus those about the proxy's own transactions.
+    pub fn absorb(
+        &mut self,
+        layer: &mut TransactionLayer<Target>,
+        actions: Vec<Action<Target>>,
+        now: Instant,
+    ) -> Vec<Action<Target>> {
+        self.core.absorb(layer, actions, now)
+    }
+
+    /// An ACK outside any transaction (the ACK for a 2xx, RFC 3261 §13.2.2.4) follows the
+    /// dialog's route set through us statelessly; any other is dropped (§17.2.3).
+    pub async fn on_ack(&mut self, ack: Message, origin: Origin) -> Option<Action<Target>> {
+        let inbound = self.core.inspect(ack, origin_flow(origin)).ok()?;
+        let Routing::NextHop { uri, flow } = inbound.routing() else {
+            return None;
+        };
+        if !inbound.followed_our_route() {
+            return None;
+        }
+        let flow = match flow {
+            Some(flow) => flow,
+            None => resolve(uri).await?,
+        };
+        let destination = Destination {
+            request_uri: inbound.request_uri().to_owned(),
+            flow,
+            route: Vec::new(),
+        };
+        Some(self.core.forward_stateless(&inbound, &destination))
+    }
+
+    /// A new request (server transaction `id`): forwarded, answered by the proxy, or handed
+    /// back for the server's own handlers.
+    pub async fn on_request(
+        &mut self,
+        parts: Parts<'_>,
+        id: ServerTxId,
+        request: Message,
+        origin: Origin,
+        now: Instant,
+    ) -> Outcome {
+        if !may_be_proxied(&request) {
+            return Outcome::Local(request);
+        }
+        let inbound = match self.core.inspect(request.clone(), origin_flow(origin)) {
+            Ok(inbound) => inbound,
+            Err(rejection) => return refuse(&request, &rejection),
+        };
+        let hop = match inbound.routing() {
+            Routing::NextHop { uri, flow } => Some((uri.to_owned(), flow)),
+            Routing::RequestUri => None,
+        };
+        if let Some((uri, flow)) = hop {
+            let dialog = inbound.followed_our_route() && inbound.in_dialog();
+            if !dialog && !self.relays_to(&uri) {
+                return respond(&request, 403, "Relaying not allowed");
+            }
+            return self
+                .forward_to_hop(parts, id, inbound, &uri, flow, now)
+                .await;
+        }
+        if handled_here(&request) || inbound.in_dialog() {
+            return Outcome::Local(request);
+        }
+        let Ok(target) = Uri::parse(inbound.request_uri()) else {
+            return respond(&request, 400, "Invalid Request-URI");
+        };
+        let domain = target.host_text.to_ascii_lowercase();
+        let served = self.config.serves(&domain);
+        if !served && !self.config.proxy.relays_to(&domain) {
+            return respond(&request, 403, "Relaying not allowed");
+        }
+        if let Err(refusal) = self
+            .authenticate_caller(parts.auth, &request, origin, now)
+            .await
+        {
+            return refusal;
+        }
+        if !served {
+            let uri = inbound.request_uri().to_owned();
+            return self
+                .forward_to_hop(parts, id, inbound, &uri, None, now)
+                .await;
+        }
+        let destinations = match self
+            .target_set(parts.auth, parts.registration, &target, now)
+            .await
+        {
+            Ok(destinations) => destinations,
+            Err((status, reason)) => return respond(&request, status, reason),
+        };
+        debug!(target = %inbound.request_uri(), branches = destinations.len(), "request forked");
+        Outcome::Forwarded(
+            self.core
+                .forward(parts.layer, id, inbound, destinations, now),
+        )
+    }
+
+    async fn forward_to_hop(
+        &mut self,
+        parts: Parts<'_>,
+        id: ServerTxId,
+        inbound: Inbound,
+        uri: &str,
+        flow: Option<Flow>,
+        now: Instant,
+    ) -> Outcome {
+        let flow = match flow {
+            Some(flow) => flow,
+            None => match resolve(uri).await {
+                Some(flow) => flow,
+                None => return respond(inbound.request(), 503, "Next hop not reachable"),
+            },
+        };
+        let destination = Destination {
+            request_uri: inbound.request_uri().to_owned(),
+            flow,
+            route: Vec::new(),
+        };
+        Outcome::Forwarded(
+            self.core
+                .forward(parts.layer, id, inbound, vec![destination], now),
+        )
+    }
+
+    /// Requests from a user of a served domain are challenged (407) unless they carry valid
+    /// credentials of that user; requests from elsewhere are not (another domain's users
+    /// cannot hold our credentials).
+    async fn authenticate_caller(
+        &self,
+        auth: &mut Authenticator,
+        request: &Message,
+        origin: Origin,
+        now: Instant,
+    ) -> Result<(), Outcome> {
+        let from = request
+            .from_header()
+            .map_err(|error| respond(request, 400, &error.0))?;
+        let realm = from.uri.host_text.to_ascii_lowercase();
+        if !self.config.serves(&realm) {
+            return Ok(());
+        }
+        let from_user = from.uri.user_unescaped().map(|u| u.into_owned());
+        match auth
+            .authenticate_proxied(request, &realm, origin, now)
+            .await
+        {
+            Ok(user) if Some(&user) == from_user.as_ref() => Ok(()),
+            Ok(_) => Err(respond(
+                request,
+                403,
+                "Credentials do not match the From user",
+            )),
+            Err((status, response)) => Err(Outcome::Respond(status, response)),
+        }
+    }
+
+    /// §16.5 for a URI of a served domain: the instance a GRUU names, or every contact of the
+    /// AOR; 404 for unknown users and GRUUs, 480 when nothing is registered.
+    async fn target_set(
+        &self,
+        auth: &mut Authenticator,
+        registration: &Registration,
+        target: &Uri<'_>,
+        now: Instant,
+    ) -> Result<Vec<Destination>, (u16, &'static str)> {
+        let registrar = registration.registrar();
+        let unix = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+        if let Some(gruu) = registrar.lookup_gruu(target) {
+            let destinations: Vec<Destination> = registrar
+                .bindings(&gruu.aor, unix)
+                .filter(|b| b.instance.as_deref() == Some(gruu.instance.as_str()))
+                .filter_map(destination)
+                .collect();
+            return if destinations.is_empty() {
+                Err((480, "Temporarily Unavailable"))
+            } else {
+                Ok(destinations)
+            };
+        }
+        if target.param("gr").is_some() {
+            return Err((404, "Unknown GRUU"));
+        }
+        let (Some(aor), Some(user)) = (target.aor_key(), target.user_unescaped()) else {
+            return Err((404, "Not Found"));
+        };
+        let destinations: Vec<Destination> = registrar
+            .bindings(&aor, unix)
+            .filter_map(destination)
+            .collect();
+        if !destinations.is_empty() {
+            return Ok(destinations);
+        }
+        let domain = target.host_text.to_ascii_lowercase();
+        if auth.has_account(&user, &domain, now).await {
+            Err((480, "Temporarily Unavailable"))
+        } else {
+            Err((404, "Not Found"))
+        }
+    }
+
+    /// Whether a next hop URI may be reached although no dialog through us leads there.
+    fn relays_to(&self, uri: &str) -> bool {
+        Uri::parse(uri).is_ok_and(|uri| {
+            let host = uri.host_text.to_ascii_lowercase();
+            self.config.serves(&host) || self.config.proxy.relays_to(&host)
+        })
+    }
+}
+
+/// Methods the proxy may forward when nothing else says otherwise; REGISTER, PUBLISH,
+/// SUBSCRIBE and NOTIFY outside a route set are the server's own business.
+fn may_be_proxied(request: &Message) -> bool {
+    request.header(&sip_message::HeaderName::Route).is_some() || !handled_here(request)
+}
+
+/// Requests the server answers itself once no route leads elsewhere: its registrar and
+/// presence methods, and anything for the server itself (a Request-URI without a user, such
+/// as an OPTIONS probe).
+fn handled_here(request: &Message) -> bool {
+    match request.method() {
+        Some(Method::Register | Method::Publish | Method::Subscribe | Method::Notify) => true,
+        _ => request
+            .request_uri()
+            .and_then(|uri| Uri::parse(uri).ok())
+            .is_none_or(|uri| uri.user.is_none()),
+    }
+}
+
+fn refuse(request: &Message, rejection: &Rejection) -> Outcome {
+    let mut writer = reply::response(request, rejection.status, &rejection.reason, &new_tag());
+    if let Some(tags) = &rejection.unsupported {
+        writer.header("Unsupported", tags);
+    }
+    Outcome::Respond(rejection.status, writer.finish(None, b""))
+}
+
+fn respond(request: &Message, status: u16, reason: &str) -> Outcome {
+    let (status, response) = simple(request, status, reason);
+    Outcome::Respond(status, response)
+}
+
+/// A binding as a branch target: its contact, over the flow its REGISTER came on (Blink
+/// behind NAT uses no Outbound, so only that flow reaches it), after its Path.
+fn destination(binding: &Binding) -> Option<Destination> {
+    Some(Destination {
+        request_uri: binding.contact.clone(),
+        flow: Flow {
+            transport: proxy::Transport::from_name(&binding.transport)?,
+            addr: binding.source.parse().ok()?,
+        },
+        route: binding.path.clone(),
+    })
+}
+
+/// Where a URI leads (RFC 3263 §4 without NAPTR and SRV): its transport parameter or
+/// scheme, its port or the default, its address or the first address record of its host.
+async fn resolve(uri: &str) -> Option<Flow> {
+    let text = NameAddr::parse(uri).map_or(uri, |addr| addr.uri.text);
+    let uri = Uri::parse(text).ok()?;
+    let secure = uri.scheme.eq_ignore_ascii_case("sips");
+    let transport = match uri.param("transport").flatten() {
+        _ if secure => proxy::Transport::Tls,
+        Some(name) => proxy::Transport::from_name(name)?,
+        None => proxy::Transport::Udp,
+    };
+    let port = uri.port.unwrap_or(if secure { 5061 } else { 5060 });
+    let addr = match uri.host {
+        Host::Ipv4(ip) => SocketAddr::new(ip.into(), port),
+        Host::Ipv6(ip) => SocketAddr::new(ip.into(), port),
+        Host::Name(name) => tokio::net::lookup_host((name, port)).await.ok()?.next()?,
+    };
+    Some(Flow { transport, addr })
+}
+
+fn origin_flow(origin: Origin) -> Flow {
+    Flow {
+        transport: flow_transport(origin.transport),
+        addr: origin.peer,
+    }
+}
+
+fn flow_transport(transport: Transport) -> proxy::Transport {
+    match transport {
+        Transport::Udp => proxy::Transport::Udp,
+        Transport::Tcp => proxy::Transport::Tcp,
+        Transport::Tls => proxy::Transport::Tls,
+    }
+}
+
+/// A flow as a send target: a datagram, or the live connection from that address (the one
+/// the peer opened, RFC 3261 §18.2.2) or a new one.
+fn flow_target(flow: &Flow) -> Target {
+    match flow.transport {
+        proxy::Transport::Udp => Target::Udp(flow.addr),
+        proxy::Transport::Tcp => Target::Connect {
+            transport: Transport::Tcp,
+            addr: flow.addr,
+            server_name: None,
+        },
+        proxy::Transport::Tls => Target::Connect {
+            transport: Transport::Tls,
+            addr: flow.addr,
+            server_name: None,
+        },
+    }
+}

@@ -1,0 +1,206 @@
+//! The resource list server in the server: finds the service a SUBSCRIBE names among the
+//! users' rls-services documents (RFC 4826 §4.5: service URIs are unique server-wide, which
+//! the XCAP store enforces and indexes), expands its list from the stored documents (RFC 4826
+//! §4.3, every reference form followed by [`rls::expand`]), drives the sans-IO
+//! [`rls::RlsAgent`] and keeps its NOTIFY client transactions. Back-end watches of local
+//! resources are served by the presence agent (see `sip_core.rs`); a list is expanded again
+//! whenever XCAP changes a document it was read from (issue 5 item 5).
+
+use std::collections::{BTreeSet, HashMap};
+
+use rls::{
+    Auid, Command, DocumentRef, Documents, Expansion, ExpansionLimits, List, Notify, Output,
+    RlsAgent,
+};
+use sip_message::Message;
+use sip_subscription::SubId;
+use sip_transaction::ClientTxId;
+use sip_transport::Target;
+use store::{DocumentKey, DocumentStore, Store};
+use tracing::warn;
+
+use crate::config::Config;
+
+/// The rls-services usage, whose service URIs the store keeps as unique keys.
+const RLS_SERVICES: &str = "rls-services";
+
+/// A service with list subscriptions, and what its expansion read.
+#[derive(Debug)]
+struct Service {
+    owner: String,
+    documents: BTreeSet<DocumentRef>,
+}
+
+pub struct ListServer {
+    agent: RlsAgent<Target>,
+    store: Store,
+    limits: ExpansionLimits,
+    /// Path of the XCAP root, against which absolute references are resolved.
+    xcap_root_path: String,
+    /// NOTIFY client transactions in flight, one per subscription at most.
+    notifies: HashMap<ClientTxId, SubId>,
+    /// Services expanded for a subscription, by service URI.
+    services: HashMap<String, Service>,
+    /// NOTIFYs and back-end commands not carried out yet: whatever produces them (a NOTIFY
+    /// answer met deep in the transaction actions, a timer) leaves them here, and the core
+    /// runs them once the event is handled, so no handler has to call back into another.
+    backlog: Output<Target>,
+}
+
+impl ListServer {
+    pub fn new(config: &Config, store: Store) -> ListServer {
+        let r = &config.registrar;
+        let mut agent_config = rls::Config::new(r.min_expires, r.max_expires, r.default_expires);
+        agent_config.batch_window = config.rls.batch_window();
+        agent_config.max_notify_body = config.rls.max_notify_body;
+        if let Some(domain) = config.domains.first() {
+            agent_config.cid_domain.clone_from(domain);
+        }
+        let agent = RlsAgent::new(agent_config, rand::SeedableRng::from_entropy());
+        ListServer {
+            agent,
+            store,
+            limits: ExpansionLimits {
+                max_entries: config.rls.max_entries,
+                max_depth: config.rls.max_depth,
+                max_documents: config.rls.max_documents,
+            },
+            xcap_root_path: config.http.root.clone(),
+            notifies: HashMap::new(),
+            services: HashMap::new(),
+            backlog: Output::default(),
+        }
+    }
+
+    pub fn agent(&mut self) -> &mut RlsAgent<Target> {
+        &mut self.agent
+    }
+
+    pub fn holds_dialog(&self, request: &Message) -> bool {
+        self.agent.holds_dialog(request)
+    }
+
+    /// The owner and service URI of the rls-services service `request` is addressed to.
+    pub async fn service_of(&self, request: &Message) -> Option<(String, String)> {
+        let uri = sip_message::Uri::parse(request.request_uri()?).ok()?;
+        let candidates: Vec<String> = [
+            uri.aor_key().map(|key| format!("sip:{key}")),
+            Some(format!(
+                "{}:{}@{}",
+                uri.scheme.to_ascii_lowercase(),
+                uri.user?,
+                uri.host_text
+            )),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match self
+            .store
+            .unique_key_holders(RLS_SERVICES, &candidates)
+            .await
+        {
+            Ok(holders) => holders
+                .into_iter()
+                .next()
+                .and_then(|(service, key)| Some((presence::aor(&key.owner)?, service))),
+            Err(error) => {
+                warn!(%error, "service lookup failed");
+                None
+            }
+        }
+    }
+
+    /// `service`'s list as `owner`'s documents define it now; None when the service is gone.
+    pub async fn expand(&mut self, owner: &str, service: &str) -> Option<List> {
+        let mut documents = Documents::new();
+        let mut read = BTreeSet::new();
+        loop {
+            match rls::expand(
+                owner,
+                service,
+                &documents,
+                &self.limits,
+                &self.xcap_root_path,
+            ) {
+                Expansion::Done(list) => {
+                    self.services.insert(
+                        service.to_owned(),
+                        Service {
+                            owner: owner.to_owned(),
+                            documents: read,
+                        },
+                    );
+                    return Some(list);
+                }
+                Expansion::NoService => return None,
+                Expansion::Need(needed) => {
+                    for document in needed {
+                        let text = self.load(&document).await;
+                        read.insert(document.clone());
+                        documents.insert(document, text);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn load(&self, document: &DocumentRef) -> Option<String> {
+        let key = DocumentKey {
+            auid: document.auid.as_str().to_owned(),
+            owner: document.owner.clone(),
+            path: document.name.clone(),
+        };
+        match self.store.get_document(&key).await {
+            Ok(stored) => stored.and_then(|d| String::from_utf8(d.content).ok()),
+            Err(error) => {
+                warn!(%error, path = %document.path(), "list document not readable");
+                None
+            }
+        }
+    }
+
+    /// Services whose expansion read the document `auid`/`owner`/`name`.
+    pub fn services_reading(&self, auid: &str, owner: &str, name: &str) -> Vec<(String, String)> {
+        let auid = match auid {
+            "resource-lists" => Auid::ResourceLists,
+            RLS_SERVICES => Auid::RlsServices,
+            _ => return Vec::new(),
+        };
+        let changed = DocumentRef {
+            auid,
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+        };
+        self.services
+            .iter()
+            .filter(|(_, s)| s.documents.contains(&changed))
+            .map(|(uri, s)| (s.owner.clone(), uri.clone()))
+            .collect()
+    }
+
+    /// Forgets a service no list subscription uses any more.
+    pub fn forget_service(&mut self, service: &str) {
+        self.services.remove(service);
+    }
+
+    /// Leaves `output` for [`Self::take_backlog`].
+    pub fn defer(&mut self, output: Output<Target>) {
+        self.backlog.notifies.extend(output.notifies);
+        self.backlog.commands.extend(output.commands);
+    }
+
+    pub fn take_backlog(&mut self) -> (Vec<Notify<Target>>, Vec<Command>) {
+        let backlog = std::mem::take(&mut self.backlog);
+        (backlog.notifies, backlog.commands)
+    }
+
+    pub fn sent(&mut self, tx: ClientTxId, sub: SubId) {
+        self.notifies.insert(tx, sub);
+    }
+
+    /// The subscription a NOTIFY transaction belonged to, forgetting the transaction.
+    pub fn finished(&mut self, tx: ClientTxId) -> Option<SubId> {
+        self.notifies.remove(&tx)
+    }
+}

@@ -1,0 +1,364 @@
+//! The stateful proxy (RFC 3261 §16) over real sockets. SIPp plays both ends: user agent
+//! servers register themselves, then answer what the proxy forwards over their registration's
+//! flow; user agent clients call through the server, answering its 407 challenge. Rust wire
+//! tests cover what SIPp cannot observe (GRUU targeting, a loop coming back).
+
+mod ua;
+mod xcap_common;
+
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sip_message::{ContactValue, HeaderName, Message};
+use xcap_common::common::{self, sipp_with, users_csv, Server, SipConn, SippRun, DOMAIN};
+
+/// SIPp names each call's Call-ID after this pattern; caller and callees share it so that the
+/// forwarded INVITE maps onto the callee's SIPp call, which began with its REGISTER.
+const CALL_ID: &str = "proxy-%u@sipp";
+
+fn callee(
+    server: &Server,
+    scenario: &'static str,
+    user: &'static str,
+    transport: &'static str,
+) -> JoinHandle<SippRun> {
+    let csv = users_csv(&[(user, "callee-pw")]);
+    let target = server.tcp_addr();
+    std::thread::spawn(move || {
+        sipp_with(
+            scenario,
+            transport,
+            target,
+            &csv,
+            1,
+            1,
+            &["-cid_str", CALL_ID],
+        )
+    })
+}
+
+fn caller(server: &Server, scenario: &str, callee: &str, transport: &str) -> SippRun {
+    let csv = users_csv(&[("alice", "caller-pw")]);
+    sipp_with(
+        scenario,
+        transport,
+        server.tcp_addr(),
+        &csv,
+        1,
+        1,
+        &["-cid_str", CALL_ID, "-key", "callee", callee],
+    )
+}
+
+fn ok(run: &SippRun) -> bool {
+    run.successful == 1 && run.failed == 0
+}
+
+/// Lets the callees' REGISTERs complete before the call starts.
+fn wait_for_registrations() {
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
+fn server() -> Server {
+    Server::start(&[
+        ("alice", "caller-pw"),
+        ("bob", "callee-pw"),
+        ("carol", "callee-pw"),
+    ])
+}
+
+#[test]
+fn a_call_between_registered_users_over_tcp_and_udp() {
+    for transport in ["t1", "u1"] {
+        let server = server();
+        let bob = callee(&server, "proxy_uas_call.xml", "bob", transport);
+        wait_for_registrations();
+        let call = caller(&server, "proxy_uac_call.xml", "bob", transport);
+        let bob = bob.join().expect("callee thread");
+        assert!(
+            ok(&call),
+            "caller over {transport}: {call:?}\n{}",
+            server.log()
+        );
+        assert!(ok(&bob), "callee over {transport}: {bob:?}");
+    }
+}
+
+#[test]
+fn a_message_is_delivered_and_outside_senders_are_not_challenged() {
+    for transport in ["t1", "u1"] {
+        let server = server();
+        let bob = callee(&server, "proxy_uas_message.xml", "bob", transport);
+        wait_for_registrations();
+        let sent = caller(&server, "proxy_uac_message.xml", "bob", transport);
+        let bob = bob.join().expect("recipient thread");
+        assert!(ok(&sent), "sender over {transport}: {sent:?}");
+        assert!(ok(&bob), "recipient over {transport}: {bob:?}");
+
+        // From another domain: no 407 (the scenario fails on anything but a 200).
+        let carol = callee(&server, "proxy_uas_message.xml", "carol", transport);
+        wait_for_registrations();
+        let outside = caller(&server, "proxy_uac_message_outside.xml", "carol", transport);
+        let carol = carol.join().expect("recipient thread");
+        assert!(ok(&outside), "outside sender over {transport}: {outside:?}");
+        assert!(ok(&carol), "recipient over {transport}: {carol:?}");
+    }
+}
+
+#[test]
+fn cancelling_a_ringing_call_ends_it_with_487() {
+    for transport in ["t1", "u1"] {
+        let server = server();
+        let bob = callee(&server, "proxy_uas_ringing.xml", "bob", transport);
+        wait_for_registrations();
+        let call = caller(&server, "proxy_uac_cancel.xml", "bob", transport);
+        let bob = bob.join().expect("callee thread");
+        assert!(ok(&call), "caller over {transport}: {call:?}");
+        assert!(ok(&bob), "callee over {transport}: {bob:?}");
+    }
+}
+
+/// Two contacts of one AOR: both get the INVITE; the one that answers wins, the one still
+/// ringing gets the proxy's CANCEL (its scenario fails without one).
+#[test]
+fn a_fork_to_two_contacts_is_won_by_the_first_200_and_the_other_branch_cancelled() {
+    for transport in ["t1", "u1"] {
+        let server = server();
+        let ringing = callee(&server, "proxy_uas_ringing.xml", "bob", transport);
+        let answering = callee(&server, "proxy_uas_call.xml", "bob", transport);
+        wait_for_registrations();
+        let call = caller(&server, "proxy_uac_call.xml", "bob", transport);
+        let answering = answering.join().expect("callee thread");
+        let ringing = ringing.join().expect("callee thread");
+        assert!(ok(&call), "caller over {transport}: {call:?}");
+        assert!(
+            ok(&answering),
+            "answering contact over {transport}: {answering:?}"
+        );
+        assert!(
+            ok(&ringing),
+            "cancelled contact over {transport}: {ringing:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_users_get_404_and_unregistered_ones_480() {
+    let server = server();
+    for transport in ["t1", "u1"] {
+        let unknown = caller(&server, "proxy_uac_404.xml", "nobody", transport);
+        assert!(ok(&unknown), "over {transport}: {unknown:?}");
+        let unregistered = caller(&server, "proxy_uac_480.xml", "carol", transport);
+        assert!(ok(&unregistered), "over {transport}: {unregistered:?}");
+    }
+}
+
+#[test]
+fn an_exhausted_hop_count_gets_483() {
+    let server = server();
+    for transport in ["t1", "u1"] {
+        let run = caller(&server, "proxy_uac_483.xml", "bob", transport);
+        assert!(ok(&run), "over {transport}: {run:?}");
+    }
+}
+
+/// REGISTER `contact` for `user` over `conn`, answering the 401; returns the 200.
+fn register(conn: &mut SipConn, user: &str, password: &str, contact: &str) -> Message {
+    let call_id = format!("reg-{}", common::unique());
+    let request = |cseq: u32, authorization: &str| {
+        format!(
+            "REGISTER sip:{DOMAIN} SIP/2.0\r\n\
+             Via: SIP/2.0/TCP 127.0.0.1:5099;branch=z9hG4bK-r{n};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:{user}@{DOMAIN}>;tag=r{n}\r\n\
+             To: <sip:{user}@{DOMAIN}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: {contact}\r\n\
+             Supported: gruu\r\n\
+             {authorization}Content-Length: 0\r\n\r\n",
+            n = common::unique()
+        )
+    };
+    conn.send(&request(1, ""));
+    let challenge = conn.recv();
+    assert_eq!(challenge.status(), Some(401));
+    let credentials = ua::digest(
+        &challenge,
+        user,
+        password,
+        "REGISTER",
+        &format!("sip:{DOMAIN}"),
+    );
+    conn.send(&request(2, &format!("Authorization: {credentials}\r\n")));
+    let response = conn.recv();
+    assert_eq!(response.status(), Some(200), "registration of {contact}");
+    response
+}
+
+/// An INVITE from a user of another domain (never challenged) to `uri`.
+fn outside_invite(uri: &str, transport: &str) -> String {
+    let n = common::unique();
+    format!(
+        "INVITE {uri} SIP/2.0\r\n\
+         Via: SIP/2.0/{transport} 127.0.0.1:5098;branch=z9hG4bK-i{n};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:dave@elsewhere.example.net>;tag=i{n}\r\n\
+         To: <{uri}>\r\n\
+         Call-ID: invite-{n}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:dave@127.0.0.1:5098;transport={transport}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The next request on `conn`, skipping nothing: the proxy must send it within 5 s.
+fn next_request(conn: &mut SipConn) -> Message {
+    let message = conn
+        .try_recv(Duration::from_secs(5))
+        .expect("a forwarded request within 5 s");
+    assert!(message.is_request(), "expected a request, got {message:?}");
+    message
+}
+
+fn answer(conn: &mut SipConn, request: &Message, status: u16, reason: &str) {
+    let response = sip_message::response_to(request, status, reason, Some("uas")).finish(None, b"");
+    conn.send_bytes(&response);
+}
+
+fn pub_gruu(response: &Message) -> String {
+    let contacts = response.contacts().expect("Contact headers");
+    let Some(ContactValue::Addr(contact)) = contacts.first() else {
+        panic!("no Contact in {response:?}");
+    };
+    let gruu = contact
+        .params
+        .get("pub-gruu")
+        .flatten()
+        .expect("a pub-gruu");
+    gruu.trim_matches('"').to_owned()
+}
+
+/// RFC 5627 §5.3: a request for a public GRUU goes to that one instance, while the AOR
+/// itself forks to every contact.
+#[test]
+fn a_gruu_reaches_only_its_instance_and_the_aor_forks_to_all() {
+    let server = server();
+    let mut first = SipConn::tcp(server.tcp_addr()).unwrap();
+    let mut second = SipConn::tcp(server.tcp_addr()).unwrap();
+    let registered = register(
+        &mut first,
+        "bob",
+        "callee-pw",
+        "<sip:bob@192.0.2.1:5070;transport=tcp>;+sip.instance=\"<urn:uuid:00000000-0000-4000-8000-000000000001>\"",
+    );
+    register(
+        &mut second,
+        "bob",
+        "callee-pw",
+        "<sip:bob@192.0.2.2:5070;transport=tcp>;+sip.instance=\"<urn:uuid:00000000-0000-4000-8000-000000000002>\"",
+    );
+    let gruu = pub_gruu(&registered);
+    assert!(
+        gruu.contains(";gr=urn:uuid:00000000-0000-4000-8000-000000000001"),
+        "{gruu}"
+    );
+
+    let mut caller = SipConn::tcp(server.tcp_addr()).unwrap();
+    caller.send(&outside_invite(&gruu, "TCP"));
+    assert_eq!(caller.recv().status(), Some(100));
+    let invite = next_request(&mut first);
+    assert_eq!(
+        invite.request_uri(),
+        Some("sip:bob@192.0.2.1:5070;transport=tcp")
+    );
+    assert!(
+        second.try_recv(Duration::from_millis(500)).is_none(),
+        "the other instance must not be reached"
+    );
+    answer(&mut first, &invite, 486, "Busy Here");
+    let ack = next_request(&mut first);
+    assert_eq!(
+        ack.method(),
+        Some(&sip_message::Method::Ack),
+        "hop-by-hop ACK for the 486"
+    );
+    assert_eq!(caller.recv().status(), Some(486));
+
+    caller.send(&outside_invite(&format!("sip:bob@{DOMAIN}"), "TCP"));
+    assert_eq!(caller.recv().status(), Some(100));
+    let to_first = next_request(&mut first);
+    let to_second = next_request(&mut second);
+    assert_eq!(
+        to_first.request_uri(),
+        Some("sip:bob@192.0.2.1:5070;transport=tcp")
+    );
+    assert_eq!(
+        to_second.request_uri(),
+        Some("sip:bob@192.0.2.2:5070;transport=tcp")
+    );
+    assert_ne!(
+        to_first.top_via().unwrap().branch(),
+        to_second.top_via().unwrap().branch(),
+        "each branch is a client transaction of its own"
+    );
+}
+
+/// RFC 3261 §16.3 item 4: the forwarded INVITE sent back unchanged by a downstream element
+/// carries our Via with the branch this request hashes to: 482.
+#[test]
+fn a_request_coming_back_unchanged_is_a_loop() {
+    let server = server();
+    let mut bob = SipConn::tcp(server.tcp_addr()).unwrap();
+    register(
+        &mut bob,
+        "bob",
+        "callee-pw",
+        "<sip:bob@192.0.2.1:5070;transport=tcp>",
+    );
+    let mut caller = SipConn::tcp(server.tcp_addr()).unwrap();
+    let aor = format!("sip:bob@{DOMAIN}");
+    caller.send(&outside_invite(&aor, "TCP"));
+    let forwarded = next_request(&mut bob);
+    let text = String::from_utf8_lossy(forwarded.as_bytes()).into_owned();
+    let (start_line, rest) = text.split_once("\r\n").unwrap();
+    assert!(
+        start_line.starts_with("INVITE sip:bob@192.0.2.1:5070"),
+        "{start_line}"
+    );
+    let looped = format!(
+        "INVITE {aor} SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1:5070;branch=z9hG4bK-loop{}\r\n{rest}",
+        common::unique()
+    );
+    bob.send(&looped);
+    let refused = bob.recv();
+    assert_eq!(refused.status(), Some(482), "{refused:?}");
+    assert_eq!(refused.cseq().unwrap().method, sip_message::Method::Invite);
+}
+
+/// RFC 3261 §16.6 item 4: a request arriving over TLS and leaving over TCP records two
+/// routes, the top one facing the callee's transport, so each side reaches us over its own.
+#[test]
+fn changing_transport_records_a_route_per_side() {
+    let server = server();
+    let mut bob = SipConn::tcp(server.tcp_addr()).unwrap();
+    register(
+        &mut bob,
+        "bob",
+        "callee-pw",
+        "<sip:bob@192.0.2.1:5070;transport=tcp>",
+    );
+    let mut caller = SipConn::tls(server.tls_addr(), &server.data_dir);
+    caller.send(&outside_invite(&format!("sip:bob@{DOMAIN}"), "TLS"));
+    let invite = next_request(&mut bob);
+    let routes: Vec<&str> = invite.header_values(&HeaderName::RecordRoute).collect();
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    assert!(
+        routes[0].contains(&format!("127.0.0.1:{};transport=tcp;lr", server.sip_port)),
+        "{routes:?}"
+    );
+    assert!(
+        routes[1].contains(&format!("127.0.0.1:{};transport=tls;lr", server.tls_port)),
+        "{routes:?}"
+    );
+}

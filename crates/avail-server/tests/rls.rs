@@ -1,0 +1,368 @@
+//! The resource list server on the wire (RFC 4662 with lists from RFC 4826 documents), over
+//! TCP against the running binary, with Blink's documents as it writes them (blink-compat
+//! §1.2, §1.5, §4.2): percent-encoded URIs, a `<resource-list>` reference into the
+//! resource-lists document, entries without a scheme and entries that are no SIP user.
+
+mod ua;
+mod xcap_common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use simple_payloads::multipart::Related;
+use simple_payloads::rlmi::{InstanceState, Rlmi};
+use sip_message::Message;
+use ua::{header, Ua};
+use xcap_common::common::{Server, DOMAIN};
+use xcap_common::Client;
+
+const USERS: &[(&str, &str)] = &[
+    ("alice", "secret"),
+    ("bob", "bobpw"),
+    ("carol", "carolpw"),
+    ("dave", "davepw"),
+    ("erin", "erinpw"),
+    ("frank", "frankpw"),
+];
+const ACCEPT: &str = "Accept: multipart/related, application/rlmi+xml, application/pidf+xml\r\n";
+const RLMI_XSD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../simple-payloads/schemas/rlmi.xsd"
+);
+
+fn service() -> String {
+    format!("sip:alice+presence@{DOMAIN}")
+}
+
+/// Blink's resource-lists document with `members` (as Blink stores them: percent-encoded,
+/// often without `sip:`) in `sipsimple_presence_rls`.
+fn resource_lists(members: &[&str]) -> String {
+    let entries: String = members
+        .iter()
+        .map(|m| format!("<rl:entry uri=\"{m}\"/>"))
+        .collect();
+    format!(
+        "<?xml version='1.0' encoding='UTF-8'?>\n\
+         <rl:resource-lists xmlns:rl=\"urn:ietf:params:xml:ns:resource-lists\">\
+         <rl:list name=\"oma_buddylist\"/><rl:list name=\"oma_grantedcontacts\"/>\
+         <rl:list name=\"oma_blockedcontacts\"/>\
+         <rl:list name=\"sipsimple_presence_rls\">{entries}</rl:list>\
+         <rl:list name=\"sipsimple_dialog_rls\"/></rl:resource-lists>"
+    )
+}
+
+/// Blink's rls-services document: the `+presence` service referring to the list by an
+/// absolute, percent-encoded XCAP URI.
+fn rls_services(root: &str) -> String {
+    let anchor = format!(
+        "{root}/resource-lists/users/sip:alice@{DOMAIN}/index/~~/resource-lists/list[@name=\"sipsimple_presence_rls\"]"
+    );
+    let encoded = simple_payloads::uri::encode_any_uri(&anchor);
+    let service = simple_payloads::uri::encode_any_uri(&service());
+    format!(
+        "<?xml version='1.0' encoding='UTF-8'?>\n\
+         <rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\">\
+         <service uri=\"{service}\"><resource-list>{encoded}</resource-list>\
+         <packages><package>presence</package></packages></service></rls-services>"
+    )
+}
+
+fn put(root: &str, user: &str, password: &str, auid: &str, content_type: &str, doc: &str) {
+    let client = Client::new(root.to_owned(), user, password);
+    let path = format!("{auid}/users/sip:{user}@{DOMAIN}/index");
+    let reply = client.put(&path, content_type, doc.as_bytes());
+    assert!(
+        reply.status == 200 || reply.status == 201,
+        "PUT {path}: {} {}",
+        reply.status,
+        reply.text()
+    );
+}
+
+fn put_lists(root: &str, members: &[&str]) {
+    put(
+        root,
+        "alice",
+        "secret",
+        "resource-lists",
+        "application/resource-lists+xml",
+        &resource_lists(members),
+    );
+}
+
+/// `user`'s pres-rules giving alice `handling`.
+fn put_rules_for_alice(root: &str, user: &str, password: &str, handling: &str) {
+    let doc = format!(
+        "<?xml version='1.0' encoding='UTF-8'?>\n<cp:ruleset \
+         xmlns:cp=\"urn:ietf:params:xml:ns:common-policy\" \
+         xmlns:pr=\"urn:ietf:params:xml:ns:pres-rules\"><cp:rule id=\"r\"><cp:conditions>\
+         <cp:identity><cp:one id=\"sip%3Aalice%40{DOMAIN}\"/></cp:identity></cp:conditions>\
+         <cp:actions><pr:sub-handling>{handling}</pr:sub-handling></cp:actions></cp:rule>\
+         </cp:ruleset>"
+    );
+    put(
+        root,
+        user,
+        password,
+        "org.openmobilealliance.pres-rules",
+        "application/auth-policy+xml",
+        &doc,
+    );
+}
+
+fn publish(ua: &mut Ua, note: &str) {
+    let me = ua.aor();
+    let pidf = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"{me}\">\
+         <tuple id=\"t-{}\"><status><basic>open</basic></status><note>{note}</note></tuple>\
+         </presence>",
+        ua.user
+    );
+    let response = ua.publish(
+        &me,
+        "Content-Type: application/pidf+xml\r\nExpires: 600\r\n",
+        &pidf,
+    );
+    assert_eq!(response.status(), Some(200), "PUBLISH by {}", ua.user);
+}
+
+/// One list NOTIFY, checked: multipart/related with the RLMI root first, valid against the
+/// rlmi schema, every `cid` naming a part.
+struct ListNotify {
+    rlmi: Rlmi,
+    related: Related,
+}
+
+impl ListNotify {
+    fn read(notify: &Message) -> ListNotify {
+        assert_eq!(header(notify, "Event"), "presence");
+        assert!(header(notify, "Require").contains("eventlist"));
+        let content_type = header(notify, "Content-Type");
+        let related = Related::parse(&content_type, &notify.body())
+            .unwrap_or_else(|e| panic!("multipart/related body ({e}): {content_type}"));
+        assert_eq!(related.root_type, "application/rlmi+xml");
+        let root = related.root().expect("a root part");
+        let text = String::from_utf8(root.body.clone()).expect("UTF-8 RLMI");
+        schema_valid(&text);
+        let rlmi = Rlmi::parse(&text).expect("a readable RLMI document");
+        for instance in rlmi.resources.iter().flat_map(|r| &r.instances) {
+            if let Some(cid) = &instance.cid {
+                assert!(related.part(cid).is_some(), "cid {cid} names no part");
+            }
+        }
+        ListNotify { rlmi, related }
+    }
+
+    fn resource(&self, uri: &str) -> Option<&simple_payloads::rlmi::Resource> {
+        self.rlmi.resources.iter().find(|r| r.uri == uri)
+    }
+
+    fn state(&self, uri: &str) -> Option<InstanceState> {
+        self.resource(uri)
+            .unwrap_or_else(|| panic!("{uri} listed in {:?}", self.rlmi))
+            .instances
+            .first()
+            .map(|i| i.state)
+    }
+
+    /// The PIDF carried for `uri`'s active instance.
+    fn document(&self, uri: &str) -> String {
+        let cid = self
+            .resource(uri)
+            .and_then(|r| r.instances.iter().find_map(|i| i.cid.clone()))
+            .unwrap_or_else(|| panic!("{uri} has a document"));
+        String::from_utf8(self.related.part(&cid).unwrap().body.clone()).unwrap()
+    }
+}
+
+/// xmllint, the schema oracle, accepts the RLMI document.
+fn schema_valid(document: &str) {
+    use std::io::Write;
+    let mut child = Command::new("xmllint")
+        .args(["--noout", "--schema", RLMI_XSD, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xmllint runs (libxml2-utils)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(document.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "RLMI not schema-valid: {}\n{document}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn subscribe_list(alice: &mut Ua) -> ListNotify {
+    let (response, _dialog) = alice.subscribe(
+        &service(),
+        "presence",
+        &format!("Supported: eventlist\r\n{ACCEPT}Expires: 600\r\n"),
+    );
+    assert_eq!(response.status(), Some(200), "{response:?}");
+    assert!(header(&response, "Require").contains("eventlist"));
+    assert!(
+        !header(&response, "Contact").is_empty(),
+        "a Contact in the 2xx"
+    );
+    let first = ListNotify::read(&alice.notify());
+    assert_eq!(first.rlmi.uri, service());
+    assert!(first.rlmi.full_state);
+    first
+}
+
+/// The next list NOTIFY within `timeout`, which must carry version `version`.
+fn next(alice: &mut Ua, version: u32, timeout: Duration) -> ListNotify {
+    let notify = alice
+        .try_notify(timeout)
+        .unwrap_or_else(|| panic!("a list NOTIFY (version {version}) within {timeout:?}"));
+    let list = ListNotify::read(&notify);
+    assert_eq!(list.rlmi.version, version, "versions are consecutive");
+    list
+}
+
+#[test]
+fn blink_buddy_list_gets_full_state_then_partial_updates() {
+    let (server, root) = Server::start_with_xcap(USERS);
+    put_lists(
+        &root,
+        &[
+            "bob%40example.com",
+            "sip%3Acarol%40example.com",
+            "sip%3Adave%40example.com",
+            "sip%3Aerin%40example.com",
+            "%2B31201234567",
+        ],
+    );
+    put(
+        &root,
+        "alice",
+        "secret",
+        "rls-services",
+        "application/rls-services+xml",
+        &rls_services(&root),
+    );
+    put_rules_for_alice(&root, "bob", "bobpw", "allow");
+    put_rules_for_alice(&root, "dave", "davepw", "polite-block");
+    put_rules_for_alice(&root, "erin", "erinpw", "block");
+    let mut bob = Ua::new(&server, "bob", "bobpw");
+    publish(&mut bob, "bob-at-work");
+    let mut dave = Ua::new(&server, "dave", "davepw");
+    publish(&mut dave, "dave-secret");
+
+    let mut alice = Ua::new(&server, "alice", "secret");
+    let first = subscribe_list(&mut alice);
+    assert_eq!(first.rlmi.version, 0);
+    let bob_uri = format!("sip:bob@{DOMAIN}");
+    let carol = format!("sip:carol@{DOMAIN}");
+    let dave_uri = format!("sip:dave@{DOMAIN}");
+    let erin = format!("sip:erin@{DOMAIN}");
+    assert_eq!(first.state(&bob_uri), Some(InstanceState::Active));
+    assert!(first.document(&bob_uri).contains("bob-at-work"));
+    assert_eq!(first.state(&carol), Some(InstanceState::Pending));
+    assert_eq!(first.state(&dave_uri), Some(InstanceState::Active));
+    assert!(
+        !first.document(&dave_uri).contains("dave-secret"),
+        "polite-block shows nothing real"
+    );
+    assert_eq!(first.state(&erin), Some(InstanceState::Terminated));
+    let erin_instance = &first.resource(&erin).unwrap().instances[0];
+    assert_eq!(erin_instance.reason.as_deref(), Some("rejected"));
+    let phone = first
+        .resource("sip:+31201234567")
+        .expect("a phone number entry is echoed back");
+    assert!(phone.instances.iter().all(|i| i.cid.is_none()));
+
+    // A buddy publishes: a partial NOTIFY with only that buddy, the next version.
+    let started = Instant::now();
+    publish(&mut bob, "bob-at-lunch");
+    let update = next(&mut alice, 1, Duration::from_secs(2));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!update.rlmi.full_state);
+    assert_eq!(update.rlmi.resources.len(), 1);
+    assert!(update.document(&bob_uri).contains("bob-at-lunch"));
+
+    // Carol approves alice: her resource turns active.
+    put_rules_for_alice(&root, "carol", "carolpw", "allow");
+    let approved = next(&mut alice, 2, Duration::from_secs(1));
+    assert_eq!(approved.state(&carol), Some(InstanceState::Active));
+    assert!(approved.resource(&bob_uri).is_none(), "only what changed");
+    drop(server);
+}
+
+#[test]
+fn adding_and_removing_a_buddy_through_xcap_shows_in_the_next_notify() {
+    let (server, root) = Server::start_with_xcap(USERS);
+    put_lists(&root, &["bob%40example.com"]);
+    put(
+        &root,
+        "alice",
+        "secret",
+        "rls-services",
+        "application/rls-services+xml",
+        &rls_services(&root),
+    );
+    put_rules_for_alice(&root, "frank", "frankpw", "allow");
+    let mut frank = Ua::new(&server, "frank", "frankpw");
+    publish(&mut frank, "frank-here");
+    let mut alice = Ua::new(&server, "alice", "secret");
+    let first = subscribe_list(&mut alice);
+    let bob_uri = format!("sip:bob@{DOMAIN}");
+    let frank_uri = format!("sip:frank@{DOMAIN}");
+    assert!(first.resource(&bob_uri).is_some());
+    assert!(first.resource(&frank_uri).is_none());
+
+    let started = Instant::now();
+    put_lists(&root, &["frank%40example.com"]);
+    let changed = next(&mut alice, 1, Duration::from_secs(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(changed.resource(&bob_uri).is_none(), "bob removed");
+    assert_eq!(changed.state(&frank_uri), Some(InstanceState::Active));
+    assert!(changed.document(&frank_uri).contains("frank-here"));
+    drop(server);
+}
+
+#[test]
+fn list_subscriptions_negotiate_eventlist_and_unknown_lists_are_not_found() {
+    let (server, root) = Server::start_with_xcap(USERS);
+    put_lists(&root, &[]);
+    put(
+        &root,
+        "alice",
+        "secret",
+        "rls-services",
+        "application/rls-services+xml",
+        &rls_services(&root),
+    );
+    let mut alice = Ua::new(&server, "alice", "secret");
+    let (response, _) = alice.subscribe(&service(), "presence", ACCEPT);
+    assert_eq!(response.status(), Some(421));
+    assert!(header(&response, "Require").contains("eventlist"));
+
+    let (response, _) = alice.subscribe(
+        &format!("sip:nobody+presence@{DOMAIN}"),
+        "presence",
+        &format!("Supported: eventlist\r\n{ACCEPT}"),
+    );
+    assert_eq!(response.status(), Some(404));
+
+    // An empty list is a valid list: full state with no resources.
+    let first = subscribe_list(&mut alice);
+    assert!(first.rlmi.resources.is_empty());
+    drop(server);
+}

@@ -1,0 +1,179 @@
+//! Flows (RFC 3261 §18: a transport plus the peer's address) and the flow tokens this proxy
+//! writes into its Record-Route user part, in the spirit of RFC 5626 §5.2, so that in-dialog
+//! requests reach a UA behind NAT over the flow its dialog-creating request used, without any
+//! per-dialog state in the proxy.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The transport of a flow (RFC 3261 §18; the `transport` URI parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    /// The Via `transport` token (RFC 3261 §20.42).
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// `udp`, `tcp`, `tls`: the URI parameter value, and how the registrar records bindings.
+    pub fn param_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    /// Parses a Via transport or a `transport` URI parameter, case-insensitively.
+    pub fn from_name(name: &str) -> Option<Transport> {
+        [Transport::Udp, Transport::Tcp, Transport::Tls]
+            .into_iter()
+            .find(|t| t.param_name().eq_ignore_ascii_case(name))
+    }
+
+    pub fn is_reliable(self) -> bool {
+        self != Transport::Udp
+    }
+
+    fn token_letter(self) -> char {
+        match self {
+            Transport::Udp => 'u',
+            Transport::Tcp => 't',
+            Transport::Tls => 's',
+        }
+    }
+}
+
+/// A peer reached over one transport at one address: where a request arrived from, or
+/// where a request goes. For TCP and TLS the caller reuses a live connection from that
+/// address (RFC 3261 §18.2.2, the NAT case) before opening a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Flow {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+impl Flow {
+    /// The flow as a URI user-part token: a transport letter, the address in hex, the port
+    /// in four hex digits. Only unreserved characters, so it needs no escaping.
+    pub(crate) fn token(&self) -> String {
+        let mut token = String::with_capacity(37);
+        token.push(self.transport.token_letter());
+        match self.addr.ip() {
+            IpAddr::V4(ip) => ip.octets().iter().for_each(|b| push_hex(&mut token, *b)),
+            IpAddr::V6(ip) => ip.octets().iter().for_each(|b| push_hex(&mut token, *b)),
+        }
+        let [high, low] = self.addr.port().to_be_bytes();
+        push_hex(&mut token, high);
+        push_hex(&mut token, low);
+        token
+    }
+
+    /// The inverse of [`Flow::token`]; None for anything else.
+    pub(crate) fn from_token(token: &str) -> Option<Flow> {
+        let transport = match token.as_bytes().first()? {
+            b'u' => Transport::Udp,
+            b't' => Transport::Tcp,
+            b's' => Transport::Tls,
+            _ => return None,
+        };
+        let bytes = decode_hex(token.get(1..)?)?;
+        let (ip, port) = match bytes.len() {
+            6 => (
+                IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])),
+                &bytes[4..],
+            ),
+            18 => {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(&bytes[..16]);
+                (IpAddr::V6(Ipv6Addr::from(octets)), &bytes[16..])
+            }
+            _ => return None,
+        };
+        let port = u16::from_be_bytes([port[0], port[1]]);
+        Some(Flow {
+            transport,
+            addr: SocketAddr::new(ip, port),
+        })
+    }
+}
+
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.transport.via_name(), self.addr)
+    }
+}
+
+fn push_hex(out: &mut String, byte: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+    out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    let pairs = text.as_bytes().chunks_exact(2);
+    if !pairs.remainder().is_empty() {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    pairs
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_for_both_address_families() {
+        for (transport, addr) in [
+            (Transport::Udp, "192.0.2.7:5060"),
+            (Transport::Tls, "[2001:db8::1]:5061"),
+            (Transport::Tcp, "10.0.0.1:1"),
+        ] {
+            let flow = Flow {
+                transport,
+                addr: addr.parse().unwrap(),
+            };
+            let token = flow.token();
+            assert!(token.bytes().all(|b| b.is_ascii_alphanumeric()), "{token}");
+            assert_eq!(Flow::from_token(&token), Some(flow));
+        }
+        assert_eq!(
+            Flow {
+                transport: Transport::Tcp,
+                addr: "127.0.0.1:5060".parse().unwrap()
+            }
+            .token(),
+            "t7f00000113c4"
+        );
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        for bad in [
+            "",
+            "x7f00000113c4",
+            "t7f00000113c",
+            "t7f00000113cg",
+            "t7F00000113c4",
+            "u",
+        ] {
+            assert_eq!(Flow::from_token(bad), None, "{bad:?}");
+        }
+    }
+}
