@@ -44,17 +44,12 @@ pub struct Effects {
 
 impl RemoteWatches {
     pub fn new(config: &Config, local_tcp: Option<SocketAddr>) -> RemoteWatches {
+        // Checked when the configuration was loaded.
         let routes = config
             .rls
-            .routes
-            .iter()
-            .filter_map(|route| {
-                let (domain, addr) = route.split_once('=')?;
-                Some((
-                    domain.trim().to_ascii_lowercase(),
-                    addr.trim().parse().ok()?,
-                ))
-            })
+            .route_table()
+            .unwrap_or_default()
+            .into_iter()
             .collect();
         let fallback = config.domains.first().cloned().unwrap_or_default();
         let local_host = match local_tcp {
@@ -155,6 +150,14 @@ impl RemoteWatches {
         effects
     }
 
+    /// The flow to `dest` broke: what was in flight on it fails (and is retried later).
+    pub fn on_flow_failed(&mut self, dest: &Target, now: Instant) -> Effects {
+        let outputs = self.ua.on_flow_failed(dest, now);
+        let mut effects = Effects::default();
+        self.apply(outputs, &mut effects);
+        effects
+    }
+
     pub fn next_deadline(&mut self) -> Option<Instant> {
         self.ua.next_deadline()
     }
@@ -204,6 +207,12 @@ impl RemoteWatches {
                     .map(|t| Body::new(&t, body));
                 (id, resource_state(&status, body))
             }
+            // An active state comes with the NOTIFY that carries the document; reporting it
+            // before would show the resource active and empty for a moment.
+            Event::SubscriptionState {
+                status: SubscriptionStatus::Active { .. },
+                ..
+            } => return,
             Event::SubscriptionState { id, status, .. } => (id, resource_state(&status, None)),
             // The remote side does not answer (or refuses): show the resource as pending
             // until a retry succeeds, so the rest of the list is not held up.

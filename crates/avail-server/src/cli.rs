@@ -123,6 +123,13 @@ pub struct Settings {
     /// Least milliseconds between two NOTIFYs of one subscription (0: no rate limit).
     #[arg(long, global = true, value_name = "MS")]
     pub min_notify_interval_ms: Option<u64>,
+    /// Milliseconds a resource list collects state changes into one NOTIFY.
+    #[arg(long, global = true, value_name = "MS")]
+    pub rls_batch_window_ms: Option<u64>,
+    /// Where back-end subscriptions to a domain go, `domain=host:port` over TCP (repeatable;
+    /// replaces the configured list).
+    #[arg(long = "rls-route", global = true, value_name = "DOMAIN=ADDR")]
+    pub rls_routes: Vec<String>,
 }
 
 /// A listen address, or `off` to disable that listener.
@@ -209,6 +216,12 @@ impl Settings {
             if let Some(cap) = flag {
                 *slot = cap;
             }
+        }
+        if let Some(ms) = self.rls_batch_window_ms {
+            config.rls.batch_window_ms = ms;
+        }
+        if !self.rls_routes.is_empty() {
+            config.rls.routes = self.rls_routes.clone();
         }
         if let Some(ms) = self.min_notify_interval_ms {
             presence.min_notify_interval_ms = ms;

@@ -279,6 +279,22 @@ impl RlsConfig {
     pub fn batch_window(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.batch_window_ms)
     }
+
+    /// The routes as `(domain in lower case, next hop)`.
+    pub fn route_table(&self) -> Result<Vec<(String, SocketAddr)>, String> {
+        self.routes
+            .iter()
+            .map(|route| {
+                let parsed = route
+                    .split_once('=')
+                    .and_then(|(domain, addr)| Some((domain.trim(), addr.trim().parse().ok()?)))
+                    .filter(|(domain, _)| is_valid_domain(domain));
+                parsed
+                    .map(|(domain, addr)| (domain.to_ascii_lowercase(), addr))
+                    .ok_or_else(|| format!("rls route `{route}` is not `domain=ip:port`"))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -457,6 +473,7 @@ impl Config {
                 "http root `{root}` must be a path starting with `/` (no query, fragment or escapes)"
             )));
         }
+        self.rls.route_table().map_err(ConfigError::Invalid)?;
         if self.proxy.timer_c_secs == 0 {
             return Err(ConfigError::Invalid(
                 "proxy timer_c_secs must be at least 1".into(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use proxy::{Destination, Flow, Inbound, Listener, Proxy, Rejection, Routing};
 use registrar::Binding;
-use sip_message::{Host, Message, Method, NameAddr, Uri};
+use sip_message::{Host, Message, Method, Uri};
 use sip_transaction::{Action, ClientTxId, ServerTxId, TransactionLayer};
 use sip_transport::{Target, Transport, TransportHandle};
 use tracing::debug;
@@ -42,6 +42,7 @@ pub enum Outcome {
 pub struct ProxyService {
     config: Arc<Config>,
     core: Proxy<Target>,
+    transport: TransportHandle,
 }
 
 impl ProxyService {
@@ -75,7 +76,11 @@ impl ProxyService {
             },
             flow_target,
         );
-        ProxyService { config, core }
+        ProxyService {
+            config,
+            core,
+            transport: transport.clone(),
+        }
     }
 
     pub fn owns(&self, id: ClientTxId) -> bool {
@@ -95,7 +100,8 @@ impl ProxyService {
         layer: &mut TransactionLayer<Target>,
         now: Instant,
     ) -> Vec<Action<Target>> {
-        self.core.on_timer(layer, now)
+        let actions = self.core.on_timer(layer, now);
+        self.detach_connects(actions)
     }
 
     pub fn on_response(
@@ -105,7 +111,8 @@ impl ProxyService {
         response: Message,
         now: Instant,
     ) -> Vec<Action<Target>> {
-        self.core.on_response(layer, id, response, now)
+        let actions = self.core.on_response(layer, id, response, now);
+        self.detach_connects(actions)
     }
 
     pub fn cancel(
@@ -114,7 +121,33 @@ impl ProxyService {
         invite: ServerTxId,
         now: Instant,
     ) -> Vec<Action<Target>> {
-        self.core.cancel(layer, invite, now)
+        let actions = self.core.cancel(layer, invite, now);
+        self.detach_connects(actions)
+    }
+
+    /// Sends towards a TCP or TLS flow whose connection may be gone (the contact then has
+    /// to be connected to, bounded only by the connect timeout) run in a task of their own,
+    /// so that one unreachable contact cannot stall the event loop. Every other action is
+    /// returned for the caller.
+    fn detach_connects(&self, actions: Vec<Action<Target>>) -> Vec<Action<Target>> {
+        actions
+            .into_iter()
+            .filter_map(|action| match action {
+                Action::Send {
+                    dest: dest @ Target::Connect { .. },
+                    data,
+                } => {
+                    let transport = self.transport.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = transport.send(dest, data).await {
+                            debug!(%error, "proxied request not sent");
+                        }
+                    });
+                    None
+                }
+                other => Some(other),
+            })
+            .collect()
     }
 
     /// The transaction layer's actions minus those about the proxy's own transactions.
@@ -146,7 +179,8 @@ impl ProxyService {
             flow,
             route: Vec::new(),
         };
-        Some(self.core.forward_stateless(&inbound, &destination))
+        let send = self.core.forward_stateless(&inbound, &destination);
+        self.detach_connects(vec![send]).pop()
     }
 
     /// A new request (server transaction `id`): forwarded, answered by the proxy, or handed
@@ -210,10 +244,10 @@ impl ProxyService {
             Err((status, reason)) => return respond(&request, status, reason),
         };
         debug!(target = %inbound.request_uri(), branches = destinations.len(), "request forked");
-        Outcome::Forwarded(
-            self.core
-                .forward(parts.layer, id, inbound, destinations, now),
-        )
+        let actions = self
+            .core
+            .forward(parts.layer, id, inbound, destinations, now);
+        Outcome::Forwarded(self.detach_connects(actions))
     }
 
     async fn forward_to_hop(
@@ -237,10 +271,10 @@ impl ProxyService {
             flow,
             route: Vec::new(),
         };
-        Outcome::Forwarded(
-            self.core
-                .forward(parts.layer, id, inbound, vec![destination], now),
-        )
+        let actions = self
+            .core
+            .forward(parts.layer, id, inbound, vec![destination], now);
+        Outcome::Forwarded(self.detach_connects(actions))
     }
 
     /// Requests from a user of a served domain are challenged (407) unless they carry valid
@@ -376,8 +410,7 @@ fn destination(binding: &Binding) -> Option<Destination> {
 /// Where a URI leads (RFC 3263 §4 without NAPTR and SRV): its transport parameter or
 /// scheme, its port or the default, its address or the first address record of its host.
 async fn resolve(uri: &str) -> Option<Flow> {
-    let text = NameAddr::parse(uri).map_or(uri, |addr| addr.uri.text);
-    let uri = Uri::parse(text).ok()?;
+    let uri = Uri::parse(uri).ok()?;
     let secure = uri.scheme.eq_ignore_ascii_case("sips");
     let transport = match uri.param("transport").flatten() {
         _ if secure => proxy::Transport::Tls,
@@ -423,5 +456,79 @@ fn flow_target(flow: &Flow) -> Target {
             addr: flow.addr,
             server_name: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, uri: &str) -> Message {
+        let text = format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bK1\r\n\
+             From: <sip:a@example.com>;tag=1\r\nTo: <{uri}>\r\nCall-ID: c\r\nCSeq: 1 {method}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        Message::parse(Bytes::from(text), &sip_message::Limits::default()).expect("valid")
+    }
+
+    #[test]
+    fn the_server_keeps_its_own_methods_and_requests_for_itself() {
+        assert!(handled_here(&request("REGISTER", "sip:example.com")));
+        assert!(handled_here(&request("SUBSCRIBE", "sip:bob@example.com")));
+        assert!(handled_here(&request("OPTIONS", "sip:example.com")));
+        assert!(handled_here(&request("INVITE", "sip:192.0.2.9:5060")));
+        assert!(!handled_here(&request("OPTIONS", "sip:bob@example.com")));
+        assert!(!handled_here(&request("MESSAGE", "sip:bob@example.com")));
+        assert!(!handled_here(&request("INFO", "sip:bob@example.net")));
+    }
+
+    fn binding(transport: &str, source: &str) -> Binding {
+        Binding {
+            aor: "bob@example.com".into(),
+            contact: "sip:bob@10.0.0.1:5062".into(),
+            instance: None,
+            q: None,
+            call_id: "c".into(),
+            cseq: 1,
+            expires_at: 0,
+            path: vec!["<sip:edge.example.com;lr>".into()],
+            transport: transport.into(),
+            source: source.into(),
+            user_agent: None,
+            temp_gruus: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_binding_is_reached_over_its_registration_flow() {
+        let target = destination(&binding("tls", "203.0.113.5:40001")).expect("usable");
+        assert_eq!(target.request_uri, "sip:bob@10.0.0.1:5062");
+        assert_eq!(target.flow.transport, proxy::Transport::Tls);
+        assert_eq!(target.flow.addr, "203.0.113.5:40001".parse().unwrap());
+        assert_eq!(target.route, ["<sip:edge.example.com;lr>"]);
+        assert_eq!(
+            flow_target(&target.flow),
+            Target::Connect {
+                transport: Transport::Tls,
+                addr: "203.0.113.5:40001".parse().unwrap(),
+                server_name: None
+            }
+        );
+        assert!(destination(&binding("sctp", "203.0.113.5:40001")).is_none());
+        assert!(destination(&binding("udp", "not an address")).is_none());
+    }
+
+    #[tokio::test]
+    async fn next_hops_resolve_by_transport_parameter_and_default_port() {
+        let tcp = resolve("sip:192.0.2.7;transport=tcp;lr")
+            .await
+            .expect("resolved");
+        assert_eq!(tcp.transport, proxy::Transport::Tcp);
+        assert_eq!(tcp.addr, "192.0.2.7:5060".parse().unwrap());
+        let tls = resolve("sips:[2001:db8::1]").await.expect("resolved");
+        assert_eq!(tls.transport, proxy::Transport::Tls);
+        assert_eq!(tls.addr, "[2001:db8::1]:5061".parse().unwrap());
+        assert!(resolve("sip:192.0.2.7;transport=sctp").await.is_none());
     }
 }

@@ -122,10 +122,12 @@ async fn run_sip(
     let timer = tokio::time::sleep_until(armed.into());
     tokio::pin!(timer);
     loop {
-        let deadline = core
-            .next_deadline()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
-            + TIMER_SLACK;
+        let deadline = match core.next_deadline() {
+            Some(at) => at + TIMER_SLACK,
+            // Nothing scheduled: a pending wakeup is harmless, an hour away is never.
+            None if !timer.is_elapsed() => armed,
+            None => Instant::now() + Duration::from_secs(3600),
+        };
         if deadline != armed || timer.is_elapsed() {
             armed = deadline;
             timer.as_mut().reset(deadline.into());

@@ -68,8 +68,20 @@ fn rls_services(root: &str) -> String {
 }
 
 fn put(root: &str, user: &str, password: &str, auid: &str, content_type: &str, doc: &str) {
+    put_in(DOMAIN, root, user, password, auid, content_type, doc)
+}
+
+fn put_in(
+    domain: &str,
+    root: &str,
+    user: &str,
+    password: &str,
+    auid: &str,
+    content_type: &str,
+    doc: &str,
+) {
     let client = Client::new(root.to_owned(), user, password);
-    let path = format!("{auid}/users/sip:{user}@{DOMAIN}/index");
+    let path = format!("{auid}/users/sip:{user}@{domain}/index");
     let reply = client.put(&path, content_type, doc.as_bytes());
     assert!(
         reply.status == 200 || reply.status == 201,
@@ -92,22 +104,26 @@ fn put_lists(root: &str, members: &[&str]) {
 
 /// `user`'s pres-rules giving alice `handling`.
 fn put_rules_for_alice(root: &str, user: &str, password: &str, handling: &str) {
-    let doc = format!(
+    put_in(
+        DOMAIN,
+        root,
+        user,
+        password,
+        "org.openmobilealliance.pres-rules",
+        "application/auth-policy+xml",
+        &rules_for_alice(handling),
+    );
+}
+
+fn rules_for_alice(handling: &str) -> String {
+    format!(
         "<?xml version='1.0' encoding='UTF-8'?>\n<cp:ruleset \
          xmlns:cp=\"urn:ietf:params:xml:ns:common-policy\" \
          xmlns:pr=\"urn:ietf:params:xml:ns:pres-rules\"><cp:rule id=\"r\"><cp:conditions>\
          <cp:identity><cp:one id=\"sip%3Aalice%40{DOMAIN}\"/></cp:identity></cp:conditions>\
          <cp:actions><pr:sub-handling>{handling}</pr:sub-handling></cp:actions></cp:rule>\
          </cp:ruleset>"
-    );
-    put(
-        root,
-        user,
-        password,
-        "org.openmobilealliance.pres-rules",
-        "application/auth-policy+xml",
-        &doc,
-    );
+    )
 }
 
 fn publish(ua: &mut Ua, note: &str) {
@@ -364,5 +380,96 @@ fn list_subscriptions_negotiate_eventlist_and_unknown_lists_are_not_found() {
     // An empty list is a valid list: full state with no resources.
     let first = subscribe_list(&mut alice);
     assert!(first.rlmi.resources.is_empty());
+    drop(server);
+}
+
+#[test]
+fn remote_buddies_are_watched_through_a_back_end_subscription_to_their_server() {
+    const REMOTE: &str = "example.org";
+    let (remote, remote_root) = Server::start_domain(REMOTE, &[("olga", "olgapw")], &[]);
+    let route = format!("{REMOTE}={}", remote.tcp_addr());
+    let (server, root) = Server::start_domain(DOMAIN, USERS, &["--rls-route", &route]);
+    put_in(
+        REMOTE,
+        &remote_root,
+        "olga",
+        "olgapw",
+        "org.openmobilealliance.pres-rules",
+        "application/auth-policy+xml",
+        &rules_for_alice("allow"),
+    );
+    let mut olga = Ua::in_domain(&remote, "olga", "olgapw", REMOTE);
+    publish(&mut olga, "olga-in-oslo");
+
+    put_lists(&root, &["sip%3Aolga%40example.org", "bob%40example.com"]);
+    put(
+        &root,
+        "alice",
+        "secret",
+        "rls-services",
+        "application/rls-services+xml",
+        &rls_services(&root),
+    );
+    let mut alice = Ua::new(&server, "alice", "secret");
+    let first = subscribe_list(&mut alice);
+    let olga_uri = format!("sip:olga@{REMOTE}");
+    // The remote state may arrive after the first NOTIFY (a round trip to the other server).
+    let mut version = first.rlmi.version;
+    let mut latest = first;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let has_document = |list: &ListNotify| {
+        list.resource(&olga_uri)
+            .is_some_and(|r| r.instances.iter().any(|i| i.cid.is_some()))
+    };
+    while !has_document(&latest) {
+        assert!(Instant::now() < deadline, "olga never became active");
+        version += 1;
+        latest = next(&mut alice, version, Duration::from_secs(5));
+    }
+    assert_eq!(latest.state(&olga_uri), Some(InstanceState::Active));
+    assert!(latest.document(&olga_uri).contains("olga-in-oslo"));
+
+    // A change on the remote server reaches the list.
+    publish(&mut olga, "olga-in-bergen");
+    let update = next(&mut alice, version + 1, Duration::from_secs(2));
+    assert!(update.document(&olga_uri).contains("olga-in-bergen"));
+    drop(server);
+    drop(remote);
+}
+
+#[test]
+fn an_unreachable_domain_leaves_its_buddies_pending_and_the_rest_flowing() {
+    let dead = format!("example.net=127.0.0.1:{}", xcap_common::common::free_port());
+    let (server, root) = Server::start_domain(DOMAIN, USERS, &["--rls-route", &dead]);
+    put_rules_for_alice(&root, "bob", "bobpw", "allow");
+    put_lists(&root, &["sip%3Aghost%40example.net", "bob%40example.com"]);
+    put(
+        &root,
+        "alice",
+        "secret",
+        "rls-services",
+        "application/rls-services+xml",
+        &rls_services(&root),
+    );
+    let mut alice = Ua::new(&server, "alice", "secret");
+    let first = subscribe_list(&mut alice);
+    let bob_uri = format!("sip:bob@{DOMAIN}");
+    assert_eq!(first.state(&bob_uri), Some(InstanceState::Active));
+    let ghost = "sip:ghost@example.net";
+    let mut latest = first;
+    let mut version = latest.rlmi.version;
+    while latest
+        .resource(ghost)
+        .is_some_and(|r| r.instances.is_empty())
+    {
+        version += 1;
+        latest = next(&mut alice, version, Duration::from_secs(3));
+    }
+    assert_eq!(latest.state(ghost), Some(InstanceState::Pending));
+
+    let mut bob = Ua::new(&server, "bob", "bobpw");
+    publish(&mut bob, "bob-still-here");
+    let update = next(&mut alice, version + 1, Duration::from_secs(2));
+    assert!(update.document(&bob_uri).contains("bob-still-here"));
     drop(server);
 }

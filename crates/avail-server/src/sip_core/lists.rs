@@ -176,10 +176,16 @@ impl SipCore {
 
     /// Sends what the back-end agent asked for and passes the states it learnt on.
     pub(super) async fn apply_backend(&mut self, effects: Effects, now: Instant) {
+        let mut states = effects.states;
         for (dest, data) in effects.sends {
-            self.send(dest, data).await;
+            if let Err(error) = self.transport.send(dest.clone(), data).await {
+                // The other domain cannot be reached: its requests fail now (and retry after
+                // a back-off) instead of waiting for their transactions to time out.
+                tracing::debug!(%error, "back-end send failed");
+                states.extend(self.remote.on_flow_failed(&dest, now).states);
+            }
         }
-        for (key, state) in effects.states {
+        for (key, state) in states {
             self.lists.agent().on_resource_state(&key, state, now);
         }
     }

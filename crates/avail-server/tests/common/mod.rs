@@ -73,13 +73,18 @@ impl Server {
 
     /// A fresh server with XCAP over plain HTTP too; returns it and the XCAP root URL.
     pub fn start_with_xcap(users: &[(&str, &str)]) -> (Server, String) {
+        Server::start_domain(DOMAIN, users, &[])
+    }
+
+    /// [`Self::start_with_xcap`] for another domain, with extra flags.
+    pub fn start_domain(domain: &str, users: &[(&str, &str)], extra: &[&str]) -> (Server, String) {
         let temp = tempfile::tempdir().expect("temp dir");
         for (user, password) in users {
-            add_user(temp.path(), &format!("{user}@{DOMAIN}"), password);
+            add_user(temp.path(), &format!("{user}@{domain}"), password);
         }
         let http = format!("127.0.0.1:{}", free_port());
         let data_dir = temp.path().to_owned();
-        let server = Server::spawn(data_dir, Some(temp), &http, "off", &[]);
+        let server = Server::spawn_in(domain, data_dir, Some(temp), &http, "off", extra);
         (server, format!("http://{http}/xcap-root"))
     }
 
@@ -96,6 +101,18 @@ impl Server {
         https: &str,
         extra: &[&str],
     ) -> Server {
+        Server::spawn_in(DOMAIN, data_dir, temp, http, https, extra)
+    }
+
+    /// [`Self::spawn`] serving `domain`.
+    pub fn spawn_in(
+        domain: &str,
+        data_dir: PathBuf,
+        temp: Option<tempfile::TempDir>,
+        http: &str,
+        https: &str,
+        extra: &[&str],
+    ) -> Server {
         let sip_port = free_port();
         let tls_port = free_port();
         let log_path = data_dir.join(format!("server-{sip_port}.log"));
@@ -103,7 +120,7 @@ impl Server {
         let child = Command::new(BINARY)
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--domain", DOMAIN])
+            .args(["--domain", domain])
             .args(["--sip-udp", &format!("127.0.0.1:{sip_port}")])
             .args(["--sip-tcp", &format!("127.0.0.1:{sip_port}")])
             .args(["--sip-tls", &format!("127.0.0.1:{tls_port}")])

@@ -14,6 +14,7 @@ pub struct Ua {
     pub conn: SipConn,
     pub user: String,
     pub password: String,
+    pub domain: String,
     /// Requests (NOTIFYs) that arrived while a response was awaited.
     pub requests: VecDeque<Message>,
 }
@@ -30,16 +31,22 @@ pub struct Dialog {
 
 impl Ua {
     pub fn new(server: &Server, user: &str, password: &str) -> Ua {
+        Ua::in_domain(server, user, password, DOMAIN)
+    }
+
+    /// A user of `domain` (a server started for that domain).
+    pub fn in_domain(server: &Server, user: &str, password: &str, domain: &str) -> Ua {
         Ua {
             conn: SipConn::tcp(server.tcp_addr()).expect("connect"),
             user: user.to_owned(),
             password: password.to_owned(),
+            domain: domain.to_owned(),
             requests: VecDeque::new(),
         }
     }
 
     pub fn aor(&self) -> String {
-        format!("sip:{}@{DOMAIN}", self.user)
+        format!("sip:{}@{}", self.user, self.domain)
     }
 
     /// Sends `method` (answering one 401 with credentials) and returns the final response.
