@@ -91,6 +91,20 @@ fn put_in(
     );
 }
 
+/// Alice's buddy list: her resource-lists with `members` and her rls-services `+presence`
+/// service referring to it.
+fn alice_list(root: &str, members: &[&str]) {
+    put_lists(root, members);
+    put(
+        root,
+        "alice",
+        "secret",
+        "rls-services",
+        "application/rls-services+xml",
+        &rls_services(root),
+    );
+}
+
 fn put_lists(root: &str, members: &[&str]) {
     put(
         root,
@@ -247,7 +261,7 @@ fn next(alice: &mut Ua, version: u32, timeout: Duration) -> ListNotify {
 #[test]
 fn blink_buddy_list_gets_full_state_then_partial_updates() {
     let (server, root) = Server::start_with_xcap(USERS);
-    put_lists(
+    alice_list(
         &root,
         &[
             "bob%40example.com",
@@ -256,14 +270,6 @@ fn blink_buddy_list_gets_full_state_then_partial_updates() {
             "sip%3Aerin%40example.com",
             "%2B31201234567",
         ],
-    );
-    put(
-        &root,
-        "alice",
-        "secret",
-        "rls-services",
-        "application/rls-services+xml",
-        &rls_services(&root),
     );
     put_rules_for_alice(&root, "bob", "bobpw", "allow");
     put_rules_for_alice(&root, "dave", "davepw", "polite-block");
@@ -320,15 +326,7 @@ fn blink_buddy_list_gets_full_state_then_partial_updates() {
 #[test]
 fn adding_and_removing_a_buddy_through_xcap_shows_in_the_next_notify() {
     let (server, root) = Server::start_with_xcap(USERS);
-    put_lists(&root, &["bob%40example.com"]);
-    put(
-        &root,
-        "alice",
-        "secret",
-        "rls-services",
-        "application/rls-services+xml",
-        &rls_services(&root),
-    );
+    alice_list(&root, &["bob%40example.com"]);
     put_rules_for_alice(&root, "frank", "frankpw", "allow");
     let mut frank = Ua::new(&server, "frank", "frankpw");
     publish(&mut frank, "frank-here");
@@ -356,15 +354,7 @@ fn adding_and_removing_a_buddy_through_xcap_shows_in_the_next_notify() {
 #[test]
 fn list_subscriptions_negotiate_eventlist_and_unknown_lists_are_not_found() {
     let (server, root) = Server::start_with_xcap(USERS);
-    put_lists(&root, &[]);
-    put(
-        &root,
-        "alice",
-        "secret",
-        "rls-services",
-        "application/rls-services+xml",
-        &rls_services(&root),
-    );
+    alice_list(&root, &[]);
     let mut alice = Ua::new(&server, "alice", "secret");
     let (response, _) = alice.subscribe(&service(), "presence", ACCEPT);
     assert_eq!(response.status(), Some(421));
@@ -401,15 +391,7 @@ fn remote_buddies_are_watched_through_a_back_end_subscription_to_their_server() 
     let mut olga = Ua::in_domain(&remote, "olga", "olgapw", REMOTE);
     publish(&mut olga, "olga-in-oslo");
 
-    put_lists(&root, &["sip%3Aolga%40example.org", "bob%40example.com"]);
-    put(
-        &root,
-        "alice",
-        "secret",
-        "rls-services",
-        "application/rls-services+xml",
-        &rls_services(&root),
-    );
+    alice_list(&root, &["sip%3Aolga%40example.org", "bob%40example.com"]);
     let mut alice = Ua::new(&server, "alice", "secret");
     let first = subscribe_list(&mut alice);
     let olga_uri = format!("sip:olga@{REMOTE}");
@@ -442,15 +424,7 @@ fn an_unreachable_domain_leaves_its_buddies_pending_and_the_rest_flowing() {
     let dead = format!("example.net=127.0.0.1:{}", xcap_common::common::free_port());
     let (server, root) = Server::start_domain(DOMAIN, USERS, &["--rls-route", &dead]);
     put_rules_for_alice(&root, "bob", "bobpw", "allow");
-    put_lists(&root, &["sip%3Aghost%40example.net", "bob%40example.com"]);
-    put(
-        &root,
-        "alice",
-        "secret",
-        "rls-services",
-        "application/rls-services+xml",
-        &rls_services(&root),
-    );
+    alice_list(&root, &["sip%3Aghost%40example.net", "bob%40example.com"]);
     let mut alice = Ua::new(&server, "alice", "secret");
     let first = subscribe_list(&mut alice);
     let bob_uri = format!("sip:bob@{DOMAIN}");
