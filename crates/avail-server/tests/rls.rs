@@ -34,20 +34,52 @@ fn service() -> String {
     format!("sip:alice+presence@{DOMAIN}")
 }
 
-/// Blink's resource-lists document with `members` (as Blink stores them: percent-encoded,
-/// often without `sip:`) in `sipsimple_presence_rls`.
+/// Blink's resource-lists document (blink-compat §1.2) with `members` (as Blink stores them:
+/// percent-encoded, often without `sip:`) in `sipsimple_presence_rls` and in the address book.
 fn resource_lists(members: &[&str]) -> String {
     let entries: String = members
         .iter()
         .map(|m| format!("<rl:entry uri=\"{m}\"/>"))
         .collect();
+    let contacts: String = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            format!(
+                "<addressbook:contact id=\"id17157724110000{i:02}\">\
+                 <addressbook:name>Buddy {i}</addressbook:name>\
+                 <addressbook:uris default=\"id17157724120000{i:02}\">\
+                 <addressbook:uri id=\"id17157724120000{i:02}\" uri=\"{m}\" type=\"SIP\">\
+                 <blink:attributes/></addressbook:uri></addressbook:uris>\
+                 <addressbook:dialog><addressbook:policy>default</addressbook:policy>\
+                 <addressbook:subscribe>false</addressbook:subscribe></addressbook:dialog>\
+                 <addressbook:presence><addressbook:policy>allow</addressbook:policy>\
+                 <addressbook:subscribe>true</addressbook:subscribe></addressbook:presence>\
+                 <blink:attributes/></addressbook:contact>"
+            )
+        })
+        .collect();
+    let own = format!("sip%3Aalice%40{DOMAIN}");
+    let external = |list: &str| {
+        format!(
+            "<rl:external anchor=\"https%3A//xcap.{DOMAIN}/xcap-root/resource-lists/users/{own}/index/~~/resource-lists/list%5B%40name%3D%22{list}%22%5D\"/>"
+        )
+    };
     format!(
         "<?xml version='1.0' encoding='UTF-8'?>\n\
-         <rl:resource-lists xmlns:rl=\"urn:ietf:params:xml:ns:resource-lists\">\
-         <rl:list name=\"oma_buddylist\"/><rl:list name=\"oma_grantedcontacts\"/>\
+         <rl:resource-lists xmlns:rl=\"urn:ietf:params:xml:ns:resource-lists\" \
+         xmlns:addressbook=\"urn:ag-projects:xml:ns:addressbook\" \
+         xmlns:blink=\"urn:ag-projects:blink:xml:ns:addressbook\">\
+         <rl:list name=\"oma_buddylist\"/><rl:list name=\"oma_grantedcontacts\">{entries}</rl:list>\
          <rl:list name=\"oma_blockedcontacts\"/>\
+         <rl:list name=\"oma_allcontacts\">{}{}{}</rl:list>\
+         <rl:list name=\"dialog_grantedcontacts\"/><rl:list name=\"dialog_blockedcontacts\"/>\
          <rl:list name=\"sipsimple_presence_rls\">{entries}</rl:list>\
-         <rl:list name=\"sipsimple_dialog_rls\"/></rl:resource-lists>"
+         <rl:list name=\"sipsimple_dialog_rls\"/>\
+         <rl:list name=\"sipsimple_addressbook\">{contacts}</rl:list></rl:resource-lists>",
+        external("oma_buddylist"),
+        external("oma_grantedcontacts"),
+        external("oma_blockedcontacts"),
     )
 }
 
