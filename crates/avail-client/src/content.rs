@@ -24,7 +24,7 @@ const MIME_TYPES: [&str; 3] = ["image/png", "image/jpeg", "image/gif"];
 const CONTENT_STYLE: Style = Style {
     fixed: &[(PRES_CONTENT, "", true)],
 };
-const PIDF_STYLE: Style = Style {
+pub(crate) const PIDF_STYLE: Style = Style {
     fixed: &[
         (PIDF, "", true),
         (DM, "dm", true),

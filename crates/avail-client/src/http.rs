@@ -120,7 +120,7 @@ impl HttpClient {
         }
         let host = uri.host().ok_or_else(|| bad("no host"))?.to_owned();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tls = https.then(|| connector(tls)).transpose()?;
+        let tls = https.then(|| tls_connector(tls)).transpose()?;
         Ok(HttpClient {
             scheme_https: https,
             host,
@@ -333,7 +333,8 @@ where
     Ok((Response { status, etag, body }, challenges))
 }
 
-fn connector(mode: &TlsMode) -> Result<tokio_rustls::TlsConnector, HttpError> {
+/// A TLS connector for `mode`, shared by XCAP and the SIP connection.
+pub fn tls_connector(mode: &TlsMode) -> Result<tokio_rustls::TlsConnector, HttpError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

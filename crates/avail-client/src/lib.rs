@@ -7,17 +7,28 @@
 //! The core ([`resource_lists`], [`rls_services`], [`pres_rules`], [`content`], [`journal`],
 //! [`documents`]) is sans-IO: it turns fetched bodies plus operations into bodies to write. The
 //! shell ([`http`], [`manager`]) only moves bytes, keeps the ETag cache and the journal file.
+//!
+//! The presence side is sans-IO too: [`config`] (the account file, §8 items 1–2), [`presence`]
+//! (the user's state machine and the PIDF it publishes, §3.2–§3.3, §5.4), [`pidf_view`]
+//! (contacts' PIDF as Blink reads it, §5.5) and [`roster`] (RLS, watcher info and xcap-diff
+//! NOTIFYs turned into contact availability and requests, §4.2–§4.5, §5.1).
 
 pub mod account;
+pub mod avatar;
+pub mod config;
 pub mod content;
 pub mod documents;
 pub mod http;
+pub mod icons;
 pub mod ids;
 pub mod journal;
 pub mod manager;
+pub mod pidf_view;
 pub mod pres_rules;
+pub mod presence;
 pub mod resource_lists;
 pub mod rls_services;
+pub mod roster;
 pub mod xml;
 
 pub use account::Account;

@@ -294,6 +294,11 @@ impl XcapManager {
         }
     }
 
+    /// The cached ETag of a document as the server sent it (quoted).
+    pub fn etag(&self, kind: DocumentKind) -> Option<&str> {
+        self.cache.get(&kind).map(|c| c.etag.as_str())
+    }
+
     /// The cached body of a document, if the server has one.
     pub fn document(&self, kind: DocumentKind) -> Option<&str> {
         self.cache.get(&kind).map(|c| c.body.as_str())

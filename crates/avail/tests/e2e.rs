@@ -1,0 +1,693 @@
+//! The agent against the real `avail-server` (issue 7 acceptance): Alice and Bob run agents
+//! over TCP with XCAP over HTTP; Bob adds Alice; Alice sees the request in her watcher info and
+//! accepts; each sees the other's state and note change; busy-in-call and auto-away reach Bob;
+//! a wrong password is reported as such.
+//!
+//! The server binary is found next to this test's executable (`target/<profile>/`), built
+//! with the same cargo when missing.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use avail::agent::{start, AgentHandle};
+use avail::cli::ApiClient;
+use avail_client::avatar::{decode_png, encode_png, Rgba};
+use avail_client::config::AccountSettings;
+use avail_client::http::{Credentials, HttpClient, TlsMode};
+use axum::http::Method;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+const DOMAIN: &str = "example.com";
+/// Most changes must show within a second; the first subscriptions need longer.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps layout");
+    let path = dir.join(format!("avail-server{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "avail-server", "--bin", "avail-server"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building avail-server failed");
+    }
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+struct Server {
+    child: Child,
+    sip: u16,
+    http: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(users: &[(&str, &str)]) -> Server {
+        let bin = server_binary();
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (user, password) in users {
+            let out = Command::new(&bin)
+                .arg("--data-dir")
+                .arg(dir.path())
+                .args(["user", "add", &format!("{user}@{DOMAIN}")])
+                .args(["--password", password])
+                .output()
+                .expect("user add runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let (sip, http) = (free_port(), free_port());
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let child = Command::new(&bin)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--domain", DOMAIN, "--sip-udp", "off", "--sip-tls", "off"])
+            .args(["--sip-tcp", &format!("127.0.0.1:{sip}")])
+            .args(["--http", &format!("127.0.0.1:{http}"), "--https", "off"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("server starts");
+        let server = Server {
+            child,
+            sip,
+            http,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err()
+            || std::net::TcpStream::connect(("127.0.0.1", sip)).is_err()
+        {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+struct Device {
+    agent: AgentHandle,
+    api: ApiClient,
+    _dir: tempfile::TempDir,
+}
+
+async fn device(server: &Server, user: &str, password: &str) -> Device {
+    device_at(server.sip, server.http, user, password).await
+}
+
+async fn device_at(sip: u16, http: u16, user: &str, password: &str) -> Device {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        "api = \"127.0.0.1:0\"\n[account]\naddress = \"{user}@{DOMAIN}\"\n\
+         password = \"{password}\"\ndisplay_name = \"{user}\"\ntransport = \"tcp\"\n\
+         outbound_proxy = \"127.0.0.1:{sip}\"\nxcap_root = \"http://127.0.0.1:{http}/xcap-root\"\n"
+    );
+    let path = dir.path().join("avail.toml");
+    std::fs::write(&path, config).expect("config written");
+    let settings = AccountSettings::load(&path).expect("config loads");
+    let agent = start(settings).await.expect("agent starts");
+    let api = ApiClient::new(&agent.api_addr.to_string()).expect("API client");
+    Device {
+        agent,
+        api,
+        _dir: dir,
+    }
+}
+
+/// Polls `path` until `done` holds, failing with the last answer after `within`.
+async fn until(
+    device: &Device,
+    path: &str,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let value = device.api.get(path).await.expect("API answers");
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {within:?}; last {path}: {value:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn ready(status: &Value) -> bool {
+    status["sip"]["registered"] == json!(true) && status["xcap"]["ready"] == json!(true)
+}
+
+fn contact<'a>(contacts: &'a Value, uri: &str) -> Option<&'a Value> {
+    contacts.as_array()?.iter().find(|c| {
+        c["uris"]
+            .as_array()
+            .is_some_and(|u| u.iter().any(|u| u["uri"] == uri))
+    })
+}
+
+fn shows(contacts: &Value, uri: &str, state: &str, note: Option<&str>) -> bool {
+    contact(contacts, uri).is_some_and(|c| {
+        c["availability"]["state"] == state && c["availability"]["note"].as_str() == note
+    })
+}
+
+async fn set_status(device: &Device, status: &str, note: &str) {
+    device
+        .api
+        .call(
+            Method::PUT,
+            "/status",
+            Some(json!({ "status": status, "note": note })),
+        )
+        .await
+        .expect("status set");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bob_adds_alice_she_accepts_and_they_see_each_other() {
+    let server = Server::start(&[("alice", "secret-a"), ("bob", "secret-b")]);
+    let alice = device(&server, "alice", "secret-a").await;
+    let bob = device(&server, "bob", "secret-b").await;
+    until(&alice, "/status", WAIT, "Alice registered", ready).await;
+    let status = until(&bob, "/status", WAIT, "Bob registered", ready).await;
+    assert!(
+        status["sip"]["gruu"]
+            .as_str()
+            .is_some_and(|g| g.contains("gr=")),
+        "{status:#}"
+    );
+
+    let added = bob
+        .api
+        .call(
+            Method::POST,
+            "/contacts",
+            Some(json!({ "uri": "alice@example.com", "name": "Alice", "group": "Friends" })),
+        )
+        .await
+        .expect("Bob adds Alice");
+    assert_eq!(added["name"], "Alice");
+    assert_eq!(added["groups"], json!(["Friends"]));
+
+    let requests = until(&alice, "/requests", WAIT, "Alice sees Bob's request", |v| {
+        v.as_array()
+            .is_some_and(|r| r.iter().any(|w| w["uri"] == "sip:bob@example.com"))
+    })
+    .await;
+    assert_eq!(requests.as_array().map(Vec::len), Some(1), "{requests:#}");
+    let contacts = bob.api.get("/contacts").await.expect("contacts");
+    let pending = contact(&contacts, "alice@example.com").expect("Alice listed");
+    assert_eq!(pending["availability"]["pending"], true, "{contacts:#}");
+
+    alice
+        .api
+        .call(
+            Method::POST,
+            "/requests/accept",
+            Some(json!({ "uri": "sip:bob@example.com", "name": "Bob" })),
+        )
+        .await
+        .expect("Alice accepts");
+    until(&alice, "/requests", WAIT, "the request is gone", |v| {
+        v.as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+    until(&alice, "/watchers", WAIT, "Bob watches Alice", |v| {
+        v.as_array()
+            .is_some_and(|w| w.iter().any(|w| w["uri"] == "sip:bob@example.com"))
+    })
+    .await;
+
+    set_status(&alice, "busy", "In a meeting").await;
+    until(&bob, "/contacts", WAIT, "Bob sees Alice busy", |v| {
+        shows(v, "alice@example.com", "busy", Some("In a meeting"))
+    })
+    .await;
+    set_status(&alice, "away", "Lunch").await;
+    until(
+        &bob,
+        "/contacts",
+        Duration::from_secs(1),
+        "Bob sees Alice's change within a second",
+        |v| shows(v, "alice@example.com", "away", Some("Lunch")),
+    )
+    .await;
+
+    set_status(&bob, "available", "Coding").await;
+    until(&alice, "/contacts", WAIT, "Alice sees Bob", |v| {
+        shows(v, "bob@example.com", "available", Some("Coding"))
+    })
+    .await;
+
+    // Busy with "On the phone" during a call, restored afterwards.
+    alice
+        .api
+        .call(Method::POST, "/call", Some(json!({ "active": true })))
+        .await
+        .expect("call starts");
+    until(
+        &bob,
+        "/contacts",
+        Duration::from_secs(2),
+        "on the phone",
+        |v| shows(v, "alice@example.com", "busy", Some("On the phone")),
+    )
+    .await;
+    alice
+        .api
+        .call(Method::POST, "/call", Some(json!({ "active": false })))
+        .await
+        .expect("call ends");
+    until(&bob, "/contacts", Duration::from_secs(2), "restored", |v| {
+        shows(v, "alice@example.com", "away", Some("Lunch"))
+    })
+    .await;
+
+    // Auto-away: Alice available, then idle past the threshold.
+    set_status(&alice, "available", "Back").await;
+    until(&bob, "/contacts", Duration::from_secs(2), "back", |v| {
+        shows(v, "alice@example.com", "available", Some("Back"))
+    })
+    .await;
+    alice
+        .api
+        .call(Method::POST, "/idle", Some(json!({ "seconds": 3600 })))
+        .await
+        .expect("idle reported");
+    let info = until(
+        &bob,
+        "/contacts/Alice/info",
+        Duration::from_secs(2),
+        "auto-away",
+        |v| v["availability"]["state"] == "away",
+    )
+    .await;
+    let devices = info["availability"]["devices"].as_array().expect("devices");
+    assert!(devices.iter().any(|d| d["idle"] == true), "{info:#}");
+    assert!(
+        devices
+            .iter()
+            .any(|d| d["contact"].as_str().is_some_and(|c| c.contains(";gr="))),
+        "Alice's device GRUU is exposed: {info:#}"
+    );
+
+    let status = alice.api.get("/status").await.expect("status");
+    let history: Vec<&str> = status["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["note"].as_str())
+        .collect();
+    assert_eq!(history, ["Back", "Lunch", "In a meeting"], "{status:#}");
+    // Bob's buddy list came through the server's resource list server, not per contact.
+    let bob_status = bob.api.get("/status").await.expect("status");
+    assert_eq!(bob_status["sip"]["list_mode"], "rls", "{bob_status:#}");
+
+    // Alice blocks Bob: from then on he sees her only as offline.
+    alice
+        .api
+        .call(
+            Method::POST,
+            "/requests/block",
+            Some(json!({ "uri": "sip:bob@example.com" })),
+        )
+        .await
+        .expect("Alice blocks Bob");
+    let blocked = alice.api.get("/blocked").await.expect("blocked list");
+    assert_eq!(blocked[0]["uri"], "bob@example.com", "{blocked:#}");
+    until(&bob, "/contacts", WAIT, "Bob sees Alice offline", |v| {
+        shows(v, "alice@example.com", "offline", None)
+    })
+    .await;
+    set_status(&alice, "available", "Visible to friends only").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let contacts = bob.api.get("/contacts").await.expect("contacts");
+    assert!(
+        shows(&contacts, "alice@example.com", "offline", None),
+        "{contacts:#}"
+    );
+
+    alice.agent.stop().await;
+    bob.agent.stop().await;
+    drop(server);
+}
+
+/// A 600×300 picture, scaled by the agent to 256×128.
+fn png() -> Vec<u8> {
+    let image = Rgba {
+        width: 600,
+        height: 300,
+        pixels: [10, 120, 200, 255].repeat(600 * 300),
+    };
+    encode_png(&image).expect("PNG encodes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_stay_in_sync_and_avatar_and_offline_note_reach_bob() {
+    let server = Server::start(&[("alice", "secret-a"), ("bob", "secret-b")]);
+    let laptop = device(&server, "alice", "secret-a").await;
+    let phone = device(&server, "alice", "secret-a").await;
+    let bob = device(&server, "bob", "secret-b").await;
+    for d in [&laptop, &phone, &bob] {
+        until(d, "/status", WAIT, "registered", ready).await;
+    }
+    // Both Alices are contacts of Bob's, and he of theirs.
+    bob.api
+        .call(
+            Method::POST,
+            "/contacts",
+            Some(json!({ "uri": "alice@example.com" })),
+        )
+        .await
+        .expect("Bob adds Alice");
+    until(
+        &phone,
+        "/requests",
+        WAIT,
+        "the phone sees the request",
+        |v| v.as_array().is_some_and(|r| !r.is_empty()),
+    )
+    .await;
+    laptop
+        .api
+        .call(
+            Method::POST,
+            "/requests/accept",
+            Some(json!({ "uri": "sip:bob@example.com", "name": "Bob" })),
+        )
+        .await
+        .expect("accepted on the laptop");
+    until(
+        &phone,
+        "/contacts",
+        WAIT,
+        "the phone gets the new contact",
+        |v| contact(v, "bob@example.com").is_some(),
+    )
+    .await;
+    until(
+        &phone,
+        "/requests",
+        WAIT,
+        "and the request is gone there",
+        |v| v.as_array().is_some_and(Vec::is_empty),
+    )
+    .await;
+
+    set_status(&laptop, "busy", "Deadline").await;
+    until(
+        &phone,
+        "/status",
+        WAIT,
+        "the phone follows the laptop",
+        |v| v["status"] == "busy" && v["note"] == "Deadline",
+    )
+    .await;
+    set_status(&phone, "away", "Commuting").await;
+    let laptop_status = until(&laptop, "/status", WAIT, "and back", |v| {
+        v["status"] == "away" && v["note"] == "Commuting"
+    })
+    .await;
+    let notes: Vec<&str> = laptop_status["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["note"].as_str())
+        .collect();
+    assert_eq!(notes, ["Commuting", "Deadline"], "synced into the history");
+    until(
+        &bob,
+        "/contacts",
+        WAIT,
+        "Bob sees the newest device's state",
+        |v| shows(v, "alice@example.com", "away", Some("Commuting")),
+    )
+    .await;
+
+    // The avatar: uploaded to pres-content, published as an icon URL with its token.
+    laptop
+        .api
+        .call(
+            Method::PUT,
+            "/avatar",
+            Some(json!({ "png": base64::engine::general_purpose::STANDARD.encode(png()) })),
+        )
+        .await
+        .expect("avatar set");
+    let seen = until(&bob, "/contacts", WAIT, "Bob gets Alice's icon", |v| {
+        contact(v, "alice@example.com").is_some_and(|c| {
+            c["availability"]["devices"]
+                .as_array()
+                .is_some_and(|d| d.len() == 2)
+                && c["availability"]["icon"]
+                    .as_str()
+                    .is_some_and(|i| i.contains("#blink-icon"))
+        })
+    })
+    .await;
+    let icon = contact(&seen, "alice@example.com").expect("Alice")["availability"]["icon"]
+        .as_str()
+        .expect("icon URL")
+        .to_owned();
+    assert!(
+        icon.contains("/org.openmobilealliance.pres-content/users/sip:alice@example.com/oma_status-icon/index#blink-icon"),
+        "{icon}"
+    );
+
+    let fetched = bob
+        .api
+        .get("/contacts/alice@example.com/avatar")
+        .await
+        .expect("Bob fetches the icon without Alice's credentials");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(fetched["base64"].as_str().expect("base64"))
+        .expect("decodes");
+    let picture = decode_png(&bytes).expect("a PNG");
+    assert_eq!(
+        (picture.width, picture.height),
+        (256, 128),
+        "scaled to fit 256"
+    );
+
+    // The offline note: what Bob sees once no device of Alice's publishes.
+    laptop
+        .api
+        .call(
+            Method::PUT,
+            "/offline-note",
+            Some(json!({ "note": "On holiday" })),
+        )
+        .await
+        .expect("offline note set");
+    laptop.agent.stop().await;
+    phone.agent.stop().await;
+    until(&bob, "/contacts", WAIT, "Bob sees the offline note", |v| {
+        shows(v, "alice@example.com", "offline", Some("On holiday"))
+    })
+    .await;
+    bob.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_reported() {
+    let nobody = device_at(free_port(), free_port(), "erin", "pw").await;
+    let status = until(&nobody, "/status", WAIT, "errors reported", |v| {
+        v["sip"]["error"].is_string() && v["xcap"]["error"].is_string()
+    })
+    .await;
+    assert!(
+        status["sip"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unreachable")),
+        "{status:#}"
+    );
+    assert!(
+        status["xcap"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("XCAP server unreachable")),
+        "{status:#}"
+    );
+    assert_eq!(status["sip"]["registered"], false);
+    nobody.agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_talks_to_the_agent() {
+    let server = Server::start(&[("dave", "pw")]);
+    let dave = device(&server, "dave", "pw").await;
+    until(&dave, "/status", WAIT, "registered", ready).await;
+    let addr = dave.agent.api_addr.to_string();
+    let avail = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_avail"))
+            .args(["--api", &addr])
+            .args(args)
+            .output()
+            .expect("avail runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = avail(&["status", "busy", "--note", "Writing"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("sip:dave@example.com: busy \u{2014} Writing"),
+        "{out}"
+    );
+    let (ok, out, err) = avail(&["contacts", "add", "erin@example.com", "--name", "Erin"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "Erin <erin@example.com>");
+    let (ok, out, _) = avail(&["--json", "contacts", "list"]);
+    assert!(ok);
+    let list: Value = serde_json::from_str(&out).expect("JSON output");
+    assert_eq!(list[0]["name"], "Erin");
+    let (ok, _, err) = avail(&["contacts", "remove", "Nobody"]);
+    assert!(!ok);
+    assert!(err.contains("no contact \"Nobody\""), "{err}");
+    let (ok, _, err) = avail(&["status", "sleeping"]);
+    assert!(!ok);
+    assert!(err.contains("unknown state"), "{err}");
+    dave.agent.stop().await;
+    let (ok, _, err) = avail(&["status"]);
+    assert!(!ok);
+    assert!(err.contains("no running agent"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_reported() {
+    let server = Server::start(&[("carol", "right")]);
+    let carol = device(&server, "carol", "wrong").await;
+    let status = until(&carol, "/status", WAIT, "errors reported", |v| {
+        v["sip"]["error"].is_string() && v["xcap"]["error"].is_string()
+    })
+    .await;
+    let sip = status["sip"]["error"].as_str().unwrap_or_default();
+    assert!(
+        sip.contains("wrong password"),
+        "{status:#}\n{}",
+        server.log()
+    );
+    let xcap = status["xcap"]["error"].as_str().unwrap_or_default();
+    assert!(xcap.contains("authentication failed"), "{status:#}");
+    carol.agent.stop().await;
+}
+
+/// A document Blink wrote (blink-compat §1.2, with another application's element and list added)
+/// is read, edited through the command line, and written back with its foreign content intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blink_document_survives_an_edit_through_the_command_line() {
+    let server = Server::start(&[("alice", "secret-a")]);
+    let blink = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../simple-payloads/tests/corpus/resource-lists/valid/blink-normalised-addressbook.xml"
+    ))
+    .expect("Blink's document")
+    .replace(
+        "<blink:attributes><blink:attribute name=\"preferred_media\">",
+        "<x:note xmlns:x=\"urn:example:other\">keep me</x:note>\
+         <blink:attributes><blink:attribute name=\"preferred_media\">",
+    )
+    .replace(
+        "<rl:list name=\"oma_buddylist\"/>",
+        "<rl:list name=\"oma_buddylist\"/><rl:list name=\"work\"><rl:entry \
+         uri=\"sip%3Aboss%40example.com\"><rl:display-name>Boss</rl:display-name></rl:entry>\
+         </rl:list>",
+    );
+    let xcap = HttpClient::new(
+        &format!("http://127.0.0.1:{}/xcap-root", server.http),
+        Some(Credentials {
+            username: "alice".into(),
+            password: "secret-a".into(),
+            realm: DOMAIN.into(),
+        }),
+        &TlsMode::Insecure,
+        Duration::from_secs(10),
+    )
+    .expect("XCAP client");
+    let path = "/resource-lists/users/sip:alice@example.com/index";
+    let put = xcap
+        .request(
+            Method::PUT,
+            path,
+            &[],
+            Some(("application/resource-lists+xml", blink.into())),
+        )
+        .await
+        .expect("PUT");
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+
+    let alice = device(&server, "alice", "secret-a").await;
+    until(&alice, "/status", WAIT, "registered", ready).await;
+    until(&alice, "/contacts", WAIT, "Blink's contact is read", |v| {
+        contact(v, "bob@example.com").is_some_and(|c| c["name"] == "Bob Smith")
+    })
+    .await;
+    let out = Command::new(env!("CARGO_BIN_EXE_avail"))
+        .args(["--api", &alice.agent.api_addr.to_string()])
+        .args(["contacts", "edit", "Bob Smith", "--name", "Robert Smith"])
+        .output()
+        .expect("avail runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let stored = xcap
+        .request(Method::GET, path, &[], None)
+        .await
+        .expect("GET");
+    let text = String::from_utf8_lossy(&stored.body);
+    assert!(
+        text.contains("<addressbook:name>Robert Smith</addressbook:name>"),
+        "{text}"
+    );
+    assert!(text.contains("keep me</x:note>"), "{text}");
+    assert!(text.contains("xmlns:x=\"urn:example:other\""), "{text}");
+    assert!(
+        text.contains("<rl:display-name>Boss</rl:display-name>"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"<blink:attribute name="preferred_media">audio</blink:attribute>"#),
+        "{text}"
+    );
+    alice.agent.stop().await;
+}
