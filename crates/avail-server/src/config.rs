@@ -191,7 +191,7 @@ impl ProxyConfig {
 impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
-            timer_c_secs: 180,
+            timer_c_secs: 181,
             relay_domains: Vec::new(),
         }
     }
@@ -651,7 +651,7 @@ mod tests {
     #[test]
     fn proxy_section_sets_timer_c_and_relay_domains() {
         let defaults = Config::default();
-        assert_eq!(defaults.proxy.timer_c_secs, 180);
+        assert_eq!(defaults.proxy.timer_c_secs, 181);
         assert!(
             !defaults.proxy.relays_to("example.org"),
             "no open relay by default"

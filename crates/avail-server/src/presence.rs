@@ -50,7 +50,7 @@ pub const SAVE_INTERVAL: Duration = Duration::from_millis(250);
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One save: rows to upsert and `(kind, key)` pairs to delete.
-type Save = (Vec<PresenceRow>, Vec<(String, String)>);
+pub type Save = (Vec<PresenceRow>, Vec<(String, String)>);
 
 pub struct Presence {
     agent: PresenceAgent<Target>,
@@ -83,6 +83,17 @@ impl Presence {
             notifies: HashMap::new(),
             fallback_host: config.domains.first().cloned().unwrap_or_default(),
         }
+    }
+
+    /// The writer task's queue, shared with the resource list server so both save into one
+    /// ordered stream of transactions.
+    pub fn writer(&self) -> mpsc::UnboundedSender<Save> {
+        self.writer.clone()
+    }
+
+    /// How a restored dialog's subscriber is reached (see [`restored_flow`]).
+    pub fn restored_flow(&self, transport: &TransportHandle, target: &str) -> Option<Flow<Target>> {
+        restored_flow(&self.fallback_host, transport, target)
     }
 
     /// The agent, for a call that may change its state (which schedules a save).

@@ -5,8 +5,14 @@
 //! [`rls::RlsAgent`] and keeps its NOTIFY client transactions. Back-end watches of local
 //! resources are served by the presence agent (see `sip_core.rs`); a list is expanded again
 //! whenever XCAP changes a document it was read from (issue 5 item 5).
+//!
+//! List subscriptions survive a restart like presence subscriptions (README "Restart and
+//! durability"): their changed records go, at most every [`SAVE_INTERVAL`], to the presence
+//! writer as rows of kind `list`; on start they are imported, their lists expanded again and
+//! each gets a full-state NOTIFY on its dialog.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
 
 use rls::{
     Auid, Command, DocumentRef, Documents, Expansion, ExpansionLimits, List, Notify, Output,
@@ -16,13 +22,17 @@ use sip_message::Message;
 use sip_subscription::SubId;
 use sip_transaction::ClientTxId;
 use sip_transport::Target;
-use store::{DocumentKey, DocumentStore, Store};
-use tracing::warn;
+use store::{DocumentKey, DocumentStore, PresenceRow, Store};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::presence::{Save, SAVE_INTERVAL};
 
 /// The rls-services usage, whose service URIs the store keeps as unique keys.
 const RLS_SERVICES: &str = "rls-services";
+/// The `kind` of list subscription rows in the presence state table.
+const ROW_KIND: &str = "list";
 
 /// A service with list subscriptions, and what its expansion read.
 #[derive(Debug)]
@@ -45,10 +55,14 @@ pub struct ListServer {
     /// answer met deep in the transaction actions, a timer) leaves them here, and the core
     /// runs them once the event is handled, so no handler has to call back into another.
     backlog: Output<Target>,
+    writer: mpsc::UnboundedSender<Save>,
+    /// Whether the agent may have changed since the last save.
+    dirty: bool,
+    last_save: Instant,
 }
 
 impl ListServer {
-    pub fn new(config: &Config, store: Store) -> ListServer {
+    pub fn new(config: &Config, store: Store, writer: mpsc::UnboundedSender<Save>) -> ListServer {
         let r = &config.registrar;
         let mut agent_config = rls::Config::new(r.min_expires, r.max_expires, r.default_expires);
         agent_config.batch_window = config.rls.batch_window();
@@ -69,11 +83,123 @@ impl ListServer {
             notifies: HashMap::new(),
             services: HashMap::new(),
             backlog: Output::default(),
+            writer,
+            dirty: false,
+            last_save: Instant::now(),
         }
     }
 
+    /// The agent, for a call that may change its state (which schedules a save).
     pub fn agent(&mut self) -> &mut RlsAgent<Target> {
+        self.dirty = true;
         &mut self.agent
+    }
+
+    /// The agent's next timer, or the next save when one is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let save = self.dirty.then(|| self.last_save + SAVE_INTERVAL);
+        [self.agent.next_deadline(), save]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Hands the list subscriptions changed since the last save to the writer, if one is due.
+    pub fn save_if_due(&mut self, now: Instant) {
+        if !self.dirty || now < self.last_save + SAVE_INTERVAL {
+            return;
+        }
+        self.dirty = false;
+        self.last_save = now;
+        let changes = self.agent.export_changes(now, crate::auth::unix_now());
+        if changes.is_empty() {
+            return;
+        }
+        let rows = changes
+            .records
+            .into_iter()
+            .map(|record| PresenceRow {
+                kind: ROW_KIND.to_owned(),
+                key: record.key,
+                expires_at: i64::try_from(record.expires_at).unwrap_or(i64::MAX),
+                data: record.data,
+            })
+            .collect();
+        let removed = changes
+            .removed
+            .into_iter()
+            .map(|key| (ROW_KIND.to_owned(), key))
+            .collect();
+        let _ = self.writer.send((rows, removed));
+    }
+
+    /// Start-up: the saved list subscriptions with their lists expanded afresh; the watch
+    /// commands wait in the backlog, and [`Self::resume`] follows once they have run.
+    pub async fn restore(
+        &mut self,
+        flow: impl Fn(&str) -> Option<sip_subscription::Flow<Target>>,
+        now: Instant,
+    ) {
+        let now_unix = crate::auth::unix_now();
+        let rows = match self
+            .store
+            .load_presence_state(i64::try_from(now_unix).unwrap_or(i64::MAX))
+            .await
+        {
+            Ok(rows) => rows,
+            Err(error) => {
+                warn!(%error, "saved list subscriptions not readable; starting empty");
+                return;
+            }
+        };
+        let records = rows
+            .into_iter()
+            .filter(|row| row.kind == ROW_KIND)
+            .filter_map(|row| {
+                Some(rls::ListRecord {
+                    key: row.key,
+                    expires_at: u64::try_from(row.expires_at).ok()?,
+                    data: row.data,
+                })
+            })
+            .collect();
+        let restored = self.agent.import(records, flow, now, now_unix);
+        for service in restored.services {
+            let owner = self.owner_of(&service).await;
+            let list = match owner {
+                Some(owner) => self.expand(&owner, &service).await,
+                None => None,
+            };
+            let output = match list {
+                Some(list) => self.agent.on_list_changed(&service, list, now),
+                None => self.agent.on_service_removed(&service, now),
+            };
+            self.defer(output);
+        }
+        info!(
+            subscriptions = self.agent.subscriptions(),
+            "list subscriptions restored"
+        );
+        self.dirty = true;
+    }
+
+    /// The restored subscriptions' full-state NOTIFYs, rendered now that the states known
+    /// at once are in.
+    pub fn resume(&mut self, now: Instant) {
+        let output = self.agent.resume(now);
+        self.defer(output);
+    }
+
+    async fn owner_of(&self, service: &str) -> Option<String> {
+        let holders = self
+            .store
+            .unique_key_holders(RLS_SERVICES, &[service.to_owned()])
+            .await
+            .ok()?;
+        holders
+            .into_iter()
+            .next()
+            .and_then(|(_, key)| presence::aor(&key.owner))
     }
 
     pub fn holds_dialog(&self, request: &Message) -> bool {

@@ -1,6 +1,6 @@
-//! `avail-server run`: opens storage, starts the transports and the XCAP server (RFC 4825
-//! over HTTP and HTTPS), and runs the SIP core's event loop, feeding it received messages
-//! and timer expiries.
+//! `avail-server run`: opens storage, starts the XCAP server (RFC 4825 over HTTP and HTTPS)
+//! on the multi-threaded runtime, and the transports and the SIP core's event loop, fed with
+//! received messages and timer expiries, on a thread of their own (see [`run`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,7 +104,7 @@ async fn run_sip(
     info!(domains = ?config.domains, data_dir = %config.data_dir.display(), "avail-server started");
     let auth = Authenticator::start(config.clone(), store.clone()).await?;
     let presence = Presence::new(&config, store.clone());
-    let lists = ListServer::new(&config, store.clone());
+    let lists = ListServer::new(&config, store.clone(), presence.writer());
     let (registration, mut persisted) = Registration::start(config.clone(), store).await?;
     let mut core = SipCore::new(
         config,

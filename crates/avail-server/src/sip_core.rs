@@ -57,7 +57,10 @@ impl SipCore {
         });
         SipCore {
             proxy: ProxyService::new(config.clone(), &transport),
-            remote: RemoteWatches::new(&config, transport.local_addr(sip_transport::Transport::Tcp)),
+            remote: RemoteWatches::new(
+                &config,
+                transport.local_addr(sip_transport::Transport::Tcp),
+            ),
             lists,
             config,
             limits,
@@ -75,7 +78,7 @@ impl SipCore {
             self.registration.next_deadline(),
             self.presence.next_deadline(),
             self.proxy.next_deadline(),
-            self.lists.agent().next_deadline(),
+            self.lists.next_deadline(),
             self.remote.next_deadline(),
         ]
         .into_iter()
@@ -94,12 +97,20 @@ impl SipCore {
         self.on_list_timers(now).await;
         self.settle_lists(now).await;
         self.presence.save_if_due(now);
+        self.lists.save_if_due(now);
     }
 
     /// Start-up: the presence state saved before the last stop, with its NOTIFYs.
     pub async fn restore(&mut self, now: Instant) {
         let notifies = self.presence.restore(&self.transport, now).await;
         self.send_notifies(notifies, now).await;
+        let (presence, transport) = (&self.presence, &self.transport);
+        self.lists
+            .restore(|target| presence.restored_flow(transport, target), now)
+            .await;
+        self.settle_lists(now).await;
+        self.lists.resume(now);
+        self.settle_lists(now).await;
     }
 
     /// Bindings a writer batch stored (or failed to): send the REGISTER responses.
@@ -362,7 +373,11 @@ impl SipCore {
             // identity as asserted, and the presentity's rules decide what it sees.
             match request.from_header().ok().and_then(|f| f.uri.aor_key()) {
                 Some(key) => format!("sip:{key}"),
-                None => return self.respond(id, request, 400, "Invalid From URI", now).await,
+                None => {
+                    return self
+                        .respond(id, request, 400, "Invalid From URI", now)
+                        .await
+                }
             }
         } else {
             let (status, response) = simple(request, 403, "Domain not served here");

@@ -362,3 +362,38 @@ fn changing_transport_records_a_route_per_side() {
         "{routes:?}"
     );
 }
+
+/// No open relay: a request for another domain is refused unless `--relay-domain` lists it,
+/// and then forwarded to that domain's address.
+#[test]
+fn other_domains_are_relayed_only_when_configured() {
+    let peer = common::SipUdp::new(std::net::SocketAddr::from(([127, 0, 0, 1], 9)));
+    let peer_addr = peer.socket.local_addr().unwrap();
+    let message = |n: u64| {
+        format!(
+            "MESSAGE sip:x@{peer_addr} SIP/2.0\r\n\
+             Via: SIP/2.0/TCP 127.0.0.1:5098;branch=z9hG4bK-relay{n}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:dave@elsewhere.example.net>;tag=r{n}\r\n\
+             To: <sip:x@{peer_addr}>\r\n\
+             Call-ID: relay-{n}\r\n\
+             CSeq: 1 MESSAGE\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let closed = server();
+    let mut conn = SipConn::tcp(closed.tcp_addr()).unwrap();
+    conn.send(&message(common::unique()));
+    assert_eq!(conn.recv().status(), Some(403));
+
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().to_owned();
+    let open = Server::launch(data_dir, Some(temp), &["--relay-domain", "127.0.0.1"]);
+    let mut conn = SipConn::tcp(open.tcp_addr()).unwrap();
+    conn.send(&message(common::unique()));
+    let relayed = peer
+        .try_recv(Duration::from_secs(5))
+        .expect("the MESSAGE relayed over UDP");
+    assert_eq!(relayed.method(), Some(&sip_message::Method::Message));
+    assert_eq!(relayed.vias().unwrap().len(), 2);
+}

@@ -5,10 +5,8 @@
 mod ua;
 mod xcap_common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use sip_message::{Limits, Message};
 use ua::{body, digest, header, Ua};
 use xcap_common::common::{unique, Server, SipUdp, DOMAIN};
 
@@ -42,7 +40,7 @@ fn subscribe_udp(watcher: &SipUdp) -> (String, String, String) {
             )
             .as_bytes(),
         );
-        let response = next_response(watcher);
+        let response = watcher.next_response();
         if response.status() == Some(401) {
             authorization = format!(
                 "Authorization: {}\r\n",
@@ -55,48 +53,6 @@ fn subscribe_udp(watcher: &SipUdp) -> (String, String, String) {
         return (call_id, from_tag, to_tag);
     }
     panic!("SUBSCRIBE not accepted");
-}
-
-/// The next datagram and who sent it (NOTIFYs come from whichever server is running).
-fn recv(watcher: &SipUdp) -> Option<(Message, SocketAddr)> {
-    watcher
-        .socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .ok()?;
-    let mut buf = vec![0u8; 65535];
-    let (n, from) = watcher.socket.recv_from(&mut buf).ok()?;
-    buf.truncate(n);
-    let message = Message::parse(buf.into(), &Limits::default()).expect("a valid message");
-    Some((message, from))
-}
-
-fn next_response(watcher: &SipUdp) -> Message {
-    loop {
-        let (message, from) = recv(watcher).expect("a response");
-        if !message.is_request() {
-            return message;
-        }
-        answer(watcher, &message, from);
-    }
-}
-
-fn answer(watcher: &SipUdp, request: &Message, to: SocketAddr) {
-    let reply = sip_message::response_to(request, 200, "OK", None).finish(None, b"");
-    watcher.socket.send_to(&reply, to).expect("send");
-}
-
-/// The next NOTIFY whose body contains `note`, answered; the earlier ones are answered too.
-fn notify_with(watcher: &SipUdp, note: &str) -> Message {
-    loop {
-        let (message, from) = recv(watcher).unwrap_or_else(|| panic!("a NOTIFY with {note}"));
-        if !message.is_request() {
-            continue;
-        }
-        answer(watcher, &message, from);
-        if body(&message).contains(note) {
-            return message;
-        }
-    }
 }
 
 #[test]
@@ -113,7 +69,7 @@ fn publications_and_subscriptions_survive_sigkill() {
     );
     assert_eq!(published.status(), Some(200));
     let etag = header(&published, "SIP-ETag");
-    let before = notify_with(&watcher, "before");
+    let before = watcher.request_with("before");
     let cseq_before = before.cseq().unwrap().seq;
 
     // Longer than the save interval, so the state is on disk.
@@ -122,7 +78,7 @@ fn publications_and_subscriptions_survive_sigkill() {
     let server = Server::launch(data_dir, temp, &[]);
 
     // The restored subscription gets the full state at once, on the same dialog.
-    let restored = notify_with(&watcher, "before");
+    let restored = watcher.request_with("before");
     assert_eq!(restored.call_id().unwrap(), call_id);
     assert_eq!(restored.from_header().unwrap().tag(), Some(to_tag.as_str()));
     assert_eq!(restored.to_header().unwrap().tag(), Some(from_tag.as_str()));
@@ -143,7 +99,7 @@ fn publications_and_subscriptions_survive_sigkill() {
         &pidf("after"),
     );
     assert_eq!(modified.status(), Some(200));
-    let after = notify_with(&watcher, "after");
+    let after = watcher.request_with("after");
     assert_eq!(after.call_id().unwrap(), call_id);
     assert!(after.cseq().unwrap().seq > cseq_restored);
     assert!(body(&after).contains("<note>after</note>"));

@@ -13,7 +13,7 @@ use simple_payloads::multipart::Related;
 use simple_payloads::rlmi::{InstanceState, Rlmi};
 use sip_message::Message;
 use ua::{header, Ua};
-use xcap_common::common::{Server, DOMAIN};
+use xcap_common::common::{unique, Server, SipUdp, DOMAIN};
 use xcap_common::Client;
 
 const USERS: &[(&str, &str)] = &[
@@ -478,4 +478,51 @@ fn an_unreachable_domain_leaves_its_buddies_pending_and_the_rest_flowing() {
     let update = next(&mut alice, version + 1, Duration::from_secs(2));
     assert!(update.document(&bob_uri).contains("bob-still-here"));
     drop(server);
+}
+
+#[test]
+fn buddy_list_subscriptions_survive_sigkill() {
+    // Trusted loopback: the UDP subscriber needs no digest, and its Contact (its socket)
+    // stays reachable across the restart.
+    let trusted = ["--trusted", "127.0.0.1/32"];
+    let (server, root) = Server::start_domain(DOMAIN, USERS, &trusted);
+    put_rules_for_alice(&root, "bob", "bobpw", "allow");
+    alice_list(&root, &["bob%40example.com"]);
+    let mut bob = Ua::new(&server, "bob", "bobpw");
+    publish(&mut bob, "bob-before");
+
+    let watcher = SipUdp::new(server.tcp_addr());
+    let local = watcher.socket.local_addr().unwrap();
+    let call_id = format!("rls-restart-{}", unique());
+    let service = service();
+    watcher.send(
+        format!(
+            "SUBSCRIBE {service} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK-rr{};rport\r\nMax-Forwards: 70\r\n\
+             From: <sip:alice@{DOMAIN}>;tag=a1\r\nTo: <{service}>\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 SUBSCRIBE\r\nContact: <sip:alice@{local}>\r\nEvent: presence\r\n\
+             Supported: eventlist\r\n{ACCEPT}Expires: 600\r\nContent-Length: 0\r\n\r\n",
+            unique()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(watcher.next_response().status(), Some(200));
+    let before = ListNotify::read(&watcher.request_with("bob-before"));
+
+    // Longer than the save interval, so the subscription is on disk.
+    std::thread::sleep(Duration::from_millis(800));
+    let (data_dir, temp) = server.kill();
+    let server = Server::launch(data_dir, temp, &trusted);
+
+    // The same dialog gets full state at once, with a higher version.
+    let notify = watcher.request_with("bob-before");
+    assert_eq!(notify.call_id().unwrap(), call_id);
+    let restored = ListNotify::read(&notify);
+    assert!(restored.rlmi.full_state);
+    assert!(restored.rlmi.version > before.rlmi.version);
+
+    let mut bob = Ua::new(&server, "bob", "bobpw");
+    publish(&mut bob, "bob-after");
+    let after = ListNotify::read(&watcher.request_with("bob-after"));
+    assert_eq!(after.rlmi.version, restored.rlmi.version + 1);
 }

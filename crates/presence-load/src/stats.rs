@@ -55,7 +55,8 @@ pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks as f64 / TICKS_PER_SECOND as f64)
 }
 
-fn children(pid: u32) -> Vec<u32> {
+/// The child processes of `pid` (empty when it has none or is gone).
+pub fn children(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };

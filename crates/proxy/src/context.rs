@@ -5,13 +5,16 @@ use bytes::Bytes;
 use sip_message::{default_reason, HeaderName, Message};
 use sip_transaction::ClientTxId;
 
-use crate::request::{upstream_response, Sent};
+use crate::request::{upstream_response, CancelIds, Sent};
 use crate::Flow;
 
 pub(crate) struct Context {
-    /// The request as received, for the responses the proxy makes itself.
-    pub request: Message,
+    /// The request as received, for the responses the proxy makes itself; dropped with the
+    /// final response, as an INVITE context lives on for 32 s after it (RFC 6026 §8.4).
+    request: Option<Message>,
     pub invite: bool,
+    /// For the CANCELs of an INVITE's branches.
+    pub cancel_ids: Option<CancelIds>,
     pub branches: Vec<Branch>,
     /// Final responses of the branches that did not end with a 2xx, in arrival order; no
     /// message when the proxy made the outcome up (timeout, nothing sent).
@@ -66,13 +69,26 @@ pub(crate) enum Final {
 impl Context {
     pub fn new(request: Message, invite: bool) -> Context {
         Context {
-            request,
+            cancel_ids: if invite {
+                CancelIds::of(&request)
+            } else {
+                None
+            },
+            request: Some(request),
             invite,
             branches: Vec::new(),
             outcomes: Vec::new(),
             final_sent: false,
             cancelled: false,
         }
+    }
+
+    /// The final response is out (or can no longer be sent): what only served to choose and
+    /// build it goes. Returns the request, for a response the proxy makes itself.
+    pub fn mark_final(&mut self) -> Option<Message> {
+        self.final_sent = true;
+        self.outcomes = Vec::new();
+        self.request.take()
     }
 
     /// Branch `index` ended with `status`; non-2xx outcomes are kept for §16.7 item 6.

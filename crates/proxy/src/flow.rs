@@ -3,7 +3,6 @@
 //! requests reach a UA behind NAT over the flow its dialog-creating request used, without any
 //! per-dialog state in the proxy.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The transport of a flow (RFC 3261 §18; the `transport` URI parameter).
@@ -104,12 +103,6 @@ impl Flow {
             transport,
             addr: SocketAddr::new(ip, port),
         })
-    }
-}
-
-impl fmt::Display for Flow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.transport.via_name(), self.addr)
     }
 }
 

@@ -177,10 +177,6 @@ impl<D: Clone> Proxy<D> {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Live response contexts.
     pub fn context_count(&self) -> usize {
         self.contexts.len()
@@ -364,7 +360,7 @@ impl<D: Clone> Proxy<D> {
                 Action::Terminated(TxId::Server(id)) if self.contexts.contains_key(&id) => {
                     if let Some(context) = self.contexts.get_mut(&id) {
                         // Nothing can be answered any more.
-                        context.final_sent = true;
+                        context.mark_final();
                     }
                     self.forget_if_done(id);
                     rest.push(Action::Terminated(TxId::Server(id)));
@@ -570,7 +566,7 @@ impl<D: Clone> Proxy<D> {
                 }
             }
             let first = !context.final_sent;
-            context.final_sent = true;
+            context.mark_final();
             if first && context.invite {
                 // §16.7 item 10: the other branches are no longer wanted.
                 self.cancel_pending(layer, server, Some(index), now, out);
@@ -651,7 +647,11 @@ impl<D: Clone> Proxy<D> {
             branch.cancel_wanted = true;
             return;
         }
-        let Some(cancel) = request::cancel_request(&context.request, &branch.sent) else {
+        let Some(cancel) = context
+            .cancel_ids
+            .as_ref()
+            .and_then(|ids| request::cancel_request(ids, &branch.sent))
+        else {
             return;
         };
         branch.cancel_sent = true;
@@ -684,13 +684,14 @@ impl<D: Clone> Proxy<D> {
             self.forget_if_done(server);
             return;
         }
-        context.final_sent = true;
-        let (status, data) = match context.best_response() {
-            context::Final::Forward(status, data) => (status, data),
-            context::Final::Local(status, reason) => {
-                let request = context.request.clone();
+        let best = context.best_response();
+        let request = context.mark_final();
+        let (status, data) = match (best, request) {
+            (context::Final::Forward(status, data), _) => (status, data),
+            (context::Final::Local(status, reason), Some(request)) => {
                 (status, self.local_response(&request, status, reason))
             }
+            (context::Final::Local(..), None) => return,
         };
         if let Ok(actions) = layer.respond(server, data, status, now) {
             out.extend(actions);

@@ -72,10 +72,6 @@ impl Inbound {
         &self.request
     }
 
-    pub fn arrived(&self) -> Flow {
-        self.arrived
-    }
-
     pub fn request_uri(&self) -> &str {
         &self.request_uri
     }
@@ -339,10 +335,29 @@ pub(crate) struct Sent {
     pub routes: Vec<String>,
 }
 
+/// What a CANCEL copies from the INVITE it cancels (§9.1), kept instead of the whole INVITE.
+#[derive(Debug, Clone)]
+pub(crate) struct CancelIds {
+    from: String,
+    to: String,
+    call_id: String,
+    cseq: u32,
+}
+
+impl CancelIds {
+    pub(crate) fn of(invite: &Message) -> Option<CancelIds> {
+        Some(CancelIds {
+            from: invite.header(&HeaderName::From)?.to_owned(),
+            to: invite.header(&HeaderName::To)?.to_owned(),
+            call_id: invite.header(&HeaderName::CallId)?.to_owned(),
+            cseq: invite.cseq().ok()?.seq,
+        })
+    }
+}
+
 /// §9.1: Request-URI, Call-ID, To, From and CSeq number of the INVITE, its one Via (our
 /// branch), its Route headers.
-pub(crate) fn cancel_request(original: &Message, sent: &Sent) -> Option<Message> {
-    let cseq = original.cseq().ok()?;
+pub(crate) fn cancel_request(ids: &CancelIds, sent: &Sent) -> Option<Message> {
     let mut writer = MessageWriter::request(&Method::Cancel, &sent.request_uri);
     writer.header("Via", &sent.via);
     for route in &sent.routes {
@@ -350,10 +365,10 @@ pub(crate) fn cancel_request(original: &Message, sent: &Sent) -> Option<Message>
     }
     writer
         .header("Max-Forwards", "70")
-        .copy_headers(original, &HeaderName::From)
-        .copy_headers(original, &HeaderName::To)
-        .copy_headers(original, &HeaderName::CallId)
-        .header_fmt("CSeq", format_args!("{} CANCEL", cseq.seq));
+        .header("From", &ids.from)
+        .header("To", &ids.to)
+        .header("Call-ID", &ids.call_id)
+        .header_fmt("CSeq", format_args!("{} CANCEL", ids.cseq));
     Message::parse(writer.finish(None, b""), &sip_message::Limits::default()).ok()
 }
 

@@ -21,9 +21,9 @@
 //!   certificates come from [`tls::load_or_generate`].
 //!
 //! Received traffic and connection closures arrive on one bounded channel of
-//! [`TransportEvent`]s. When it is full, UDP datagrams are dropped (a datagram sender must
-//! cope with loss anyway) while stream readers wait, which pushes back on the peer through
-//! TCP flow control.
+//! [`TransportEvent`]s. When it is full, readers wait: datagrams then queue in the UDP
+//! socket's kernel receive buffer (enlarged at bind, and dropping only once it is full, which
+//! a datagram sender copes with), and stream peers are pushed back by TCP flow control.
 
 mod stream;
 pub mod tls;
@@ -32,7 +32,6 @@ mod udp;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -372,11 +371,6 @@ impl TransportHandle {
     /// The bound address of a listener, `None` if that transport is not enabled.
     pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
         self.shared.local_addr(transport)
-    }
-
-    /// UDP datagrams dropped because the event channel was full.
-    pub fn dropped_datagrams(&self) -> u64 {
-        self.shared.udp_dropped.load(Ordering::Relaxed)
     }
 
     /// Stops accepting and receiving, and closes all connections gracefully.

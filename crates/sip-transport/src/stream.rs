@@ -6,13 +6,13 @@
 //! channel whose size is bounded in bytes by a counter checked on every enqueue.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use rustls::pki_types::ServerName;
 use sip_message::{FramingError, StreamDecoder, StreamItem};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -27,9 +27,10 @@ use crate::{ConnectionId, Inbound, SendError, Transport, TransportConfig, Transp
 
 /// Read granularity; the decoder bounds how much is buffered overall.
 const READ_CHUNK: usize = 16 * 1024;
-/// Bytes gathered into one write once several messages wait for a connection; the buffer
-/// lives only for that write, so idle connections hold none.
+/// Bytes gathered into one write once several messages wait for a connection.
 const WRITE_BATCH: usize = 64 * 1024;
+/// Messages gathered into one write, well below the kernel's IOV_MAX (1024).
+const WRITE_SLICES: usize = 64;
 /// How long a gracefully closed connection may take to flush what was queued before it.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// Pause after a failed accept, so fd exhaustion does not turn into a busy loop.
@@ -76,7 +77,6 @@ pub(crate) struct Shared {
     /// Connections holding a [`Slot`]; counts handshakes in progress, unlike the registry.
     open: AtomicUsize,
     next_id: AtomicU64,
-    pub(crate) udp_dropped: AtomicU64,
     listeners: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -97,7 +97,6 @@ impl Shared {
             registry: Mutex::new(Registry::default()),
             open: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
-            udp_dropped: AtomicU64::new(0),
             listeners: Mutex::new(Vec::new()),
         }
     }
@@ -405,28 +404,22 @@ async fn write_loop<S: AsyncWrite>(
     id: ConnectionId,
 ) {
     let result: io::Result<()> = async {
+        let mut batch = Vec::new();
         while let Some(first) = queue.recv().await {
-            let written = match queue.try_recv() {
-                Err(_) => {
-                    stream.write_all(&first).await?;
-                    first.len()
-                }
-                // Whatever queued up meanwhile leaves in one write: a send call per message
-                // costs far more than copying the messages together.
-                Ok(second) => {
-                    let mut batch = Vec::with_capacity(WRITE_BATCH);
-                    batch.extend_from_slice(&first);
-                    batch.extend_from_slice(&second);
-                    while batch.len() < WRITE_BATCH {
-                        match queue.try_recv() {
-                            Ok(next) => batch.extend_from_slice(&next),
-                            Err(_) => break,
-                        }
+            // Whatever queued up meanwhile leaves in one vectored write: a send call per
+            // message costs far more, and gathering needs no copy.
+            let mut written = first.len();
+            batch.push(first);
+            while written < WRITE_BATCH && batch.len() < WRITE_SLICES {
+                match queue.try_recv() {
+                    Ok(next) => {
+                        written += next.len();
+                        batch.push(next);
                     }
-                    stream.write_all(&batch).await?;
-                    batch.len()
+                    Err(_) => break,
                 }
-            };
+            }
+            write_all_vectored(&mut stream, &mut batch).await?;
             // TLS buffers records until flushed.
             stream.flush().await?;
             queued_bytes.fetch_sub(written, Ordering::AcqRel);
@@ -437,6 +430,42 @@ async fn write_loop<S: AsyncWrite>(
     if let Err(error) = result {
         debug!(connection = %id, %error, "write failed; closing");
         stop.notify_one();
+    }
+}
+
+/// Writes every buffer of `batch` in order, leaving `batch` empty (its capacity is kept for
+/// the next batch). A stream without vectored writes takes one buffer per call, which the
+/// loop handles like any partial write.
+async fn write_all_vectored<S: AsyncWrite>(
+    stream: &mut WriteHalf<S>,
+    batch: &mut Vec<Bytes>,
+) -> io::Result<()> {
+    let mut start = 0;
+    loop {
+        while batch.get(start).is_some_and(Bytes::is_empty) {
+            start += 1;
+        }
+        let Some(rest) = batch.get(start..).filter(|rest| !rest.is_empty()) else {
+            batch.clear();
+            return Ok(());
+        };
+        let slices: Vec<IoSlice<'_>> = rest.iter().map(|b| IoSlice::new(b)).collect();
+        let mut n = stream.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let Some(head) = batch.get_mut(start) else {
+                break;
+            };
+            if n >= head.len() {
+                n -= head.len();
+                start += 1;
+            } else {
+                head.advance(n);
+                n = 0;
+            }
+        }
     }
 }
 

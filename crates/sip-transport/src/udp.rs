@@ -1,13 +1,11 @@
 //! UDP receive loop (RFC 3261 §18.1.1, §18.2.1): one datagram is one message.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc::error::TrySendError;
 use tracing::debug;
 
 use crate::stream::Shared;
@@ -50,15 +48,17 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
             connection: None,
             data: Bytes::copy_from_slice(datagram),
         };
-        match shared.events().try_send(TransportEvent::Message(inbound)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                // The sender retransmits (RFC 3261 §17.1.2); waiting would only delay
-                // everything queued behind this datagram.
-                let dropped = shared.udp_dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                debug!(%peer, dropped, "event queue full; dropping UDP datagram");
-            }
-            Err(TrySendError::Closed(_)) => return,
+        // Waiting for room stops reading the socket: what arrives meanwhile queues in the
+        // kernel's receive buffer, which drops only once it is full too. Dropping here instead
+        // lost datagrams whenever the server was briefly busy, each loss costing the sender a
+        // retransmission interval (or, for a response, the answer).
+        if shared
+            .events()
+            .send(TransportEvent::Message(inbound))
+            .await
+            .is_err()
+        {
+            return;
         }
     }
 }

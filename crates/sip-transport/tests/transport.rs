@@ -73,6 +73,32 @@ async fn udp_datagram_in_and_reply_from_listener_socket() {
 }
 
 #[tokio::test]
+async fn udp_burst_beyond_the_event_queue_is_delivered_whole() {
+    let (handle, mut events) = Transports::start(TransportConfig {
+        inbound_queue: 4,
+        ..config()
+    })
+    .await
+    .unwrap();
+    let server = handle.local_addr(Transport::Udp).unwrap();
+    let client = UdpSocket::bind(loopback()).await.unwrap();
+    // Nobody reads events while the burst arrives: the queue fills after four.
+    let burst = 50;
+    for n in 0..burst {
+        let message = request(&format!("burst{n}"), "");
+        client.send_to(message.as_bytes(), server).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for n in 0..burst {
+        let inbound = next_message(&mut events).await;
+        assert_eq!(
+            &inbound.data[..],
+            request(&format!("burst{n}"), "").as_bytes()
+        );
+    }
+}
+
+#[tokio::test]
 async fn udp_keepalives_and_oversized_datagrams_are_dropped() {
     let limits = Limits {
         max_header_bytes: 512,
@@ -240,6 +266,33 @@ async fn idle_connection_is_closed() {
         handle.send(Target::Connection(id), Bytes::from_static(b"late")).await,
         Err(SendError::ConnectionClosed(closed)) if closed == id
     ));
+}
+
+#[tokio::test]
+async fn many_queued_messages_arrive_whole_and_in_order() {
+    let (handle, mut events) = Transports::start(config()).await.unwrap();
+    let mut client = tcp_client(&handle).await;
+    client
+        .write_all(request("many", "").as_bytes())
+        .await
+        .unwrap();
+    let id = next_message(&mut events).await.connection.unwrap();
+    // Far more than the socket buffers hold while the client does not read, so writes end
+    // part-way through a message and must resume exactly there.
+    let messages: Vec<String> = (0..3000)
+        .map(|n| request(&format!("m{n}"), &"x".repeat(n % 700)))
+        .collect();
+    for message in &messages {
+        handle
+            .send(Target::Connection(id), Bytes::from(message.clone()))
+            .await
+            .unwrap();
+    }
+    let expected = messages.concat();
+    assert_eq!(
+        read_exact(&mut client, expected.len()).await,
+        expected.as_bytes()
+    );
 }
 
 #[tokio::test]

@@ -365,11 +365,59 @@ impl SipUdp {
         Some(Message::parse(datagram, &Limits::default()).expect("server sent a valid message"))
     }
     pub fn try_recv_raw(&self, timeout: Duration) -> Option<Bytes> {
+        self.recv_from(timeout).map(|(datagram, _)| datagram)
+    }
+
+    /// The next datagram and who sent it (after a restart, NOTIFYs come from whichever
+    /// server is running).
+    pub fn recv_from(&self, timeout: Duration) -> Option<(Bytes, SocketAddr)> {
         self.socket.set_read_timeout(Some(timeout)).ok()?;
         let mut buf = vec![0u8; 65535];
-        let (n, _) = self.socket.recv_from(&mut buf).ok()?;
+        let (n, from) = self.socket.recv_from(&mut buf).ok()?;
         buf.truncate(n);
-        Some(Bytes::from(buf))
+        Some((Bytes::from(buf), from))
+    }
+
+    fn recv_message(&self, timeout: Duration) -> Option<(Message, SocketAddr)> {
+        let (datagram, from) = self.recv_from(timeout)?;
+        let message = Message::parse(datagram, &Limits::default()).expect("a valid message");
+        Some((message, from))
+    }
+
+    /// Answers a request with 200 OK.
+    pub fn answer(&self, request: &Message, to: SocketAddr) {
+        let reply = sip_message::response_to(request, 200, "OK", None).finish(None, b"");
+        self.socket.send_to(&reply, to).expect("send");
+    }
+
+    /// The next response; requests arriving meanwhile are answered.
+    pub fn next_response(&self) -> Message {
+        loop {
+            let (message, from) = self
+                .recv_message(Duration::from_secs(5))
+                .expect("a response");
+            if !message.is_request() {
+                return message;
+            }
+            self.answer(&message, from);
+        }
+    }
+
+    /// The next request whose body contains `text`, answered; the earlier ones are answered
+    /// too.
+    pub fn request_with(&self, text: &str) -> Message {
+        loop {
+            let (message, from) = self
+                .recv_message(Duration::from_secs(5))
+                .unwrap_or_else(|| panic!("a request with {text}"));
+            if !message.is_request() {
+                continue;
+            }
+            self.answer(&message, from);
+            if String::from_utf8_lossy(&message.body()).contains(text) {
+                return message;
+            }
+        }
     }
 }
 
