@@ -1,10 +1,13 @@
 //! The client's account configuration (TOML) and local data directory (blink-compat §2.1, §6,
-//! §8 items 1–2): SIP address and password, transport (TLS preferred, TCP), an outbound proxy
-//! `host:port` (else the domain on the transport's default port), the XCAP root, a display
-//! name, and the instance id (RFC 5626 §4.1) generated once and kept in the data directory.
+//! §8 items 1–2): one or more accounts, each with a SIP address and password, transport (TLS
+//! preferred, TCP), an outbound proxy `host:port` (else the domain is resolved as RFC 3263
+//! says, see [`crate::discovery`]), the XCAP root (else DNS TXT `xcap.<domain>`, §2.1), a
+//! display name, and the instance id (RFC 5626 §4.1) generated once and kept in the account's
+//! data directory.
 //!
-//! XCAP root discovery by DNS TXT `xcap.<domain>` (§2.1) is not implemented: no DNS resolver
-//! crate is in the workspace, so the root must be configured.
+//! A file has one `[account]` table, whose state lives in `data_dir` itself, and/or any number
+//! of `[[accounts]]` tables, each keeping its state in `<data_dir>/<user@domain>/` so that
+//! instance ids, journals and caches never mix.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -60,6 +63,9 @@ pub struct AccountConfig {
     /// `http(s)://host[:port]/path`.
     #[serde(default)]
     pub xcap_root: Option<String>,
+    /// Address of this account's local API; default: the file's `api`.
+    #[serde(default)]
+    pub api: Option<String>,
     /// PEM file of the CA that signed the SIP and XCAP servers' certificates.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
@@ -88,7 +94,12 @@ pub struct ConfigFile {
     /// `<data_dir>/agent.addr`).
     #[serde(default)]
     pub api: Option<String>,
-    pub account: AccountConfig,
+    /// The single account (`[account]`).
+    #[serde(default)]
+    pub account: Option<AccountConfig>,
+    /// More accounts (`[[accounts]]`).
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,8 +117,12 @@ pub enum ConfigError {
     Address(String),
     #[error("outbound proxy {0:?} is not host:port")]
     Proxy(String),
-    #[error("no XCAP root configured (DNS TXT discovery of xcap.<domain> is not supported)")]
-    NoXcapRoot,
+    #[error("no account configured (an [account] or [[accounts]] table)")]
+    NoAccount,
+    #[error("account {0} is configured twice")]
+    Duplicate(String),
+    #[error("no account {0:?} configured (configured: {1})")]
+    UnknownAccount(String, String),
 }
 
 /// A checked account, ready to use.
@@ -118,9 +133,10 @@ pub struct AccountSettings {
     pub password: String,
     pub display_name: Option<String>,
     pub transport: Transport,
-    /// Host and port to connect to.
-    pub server: (String, u16),
-    pub xcap: Account,
+    /// Host and port of the outbound proxy; none: resolve the domain (RFC 3263).
+    pub outbound_proxy: Option<(String, u16)>,
+    /// The configured XCAP root; none: DNS TXT `xcap.<domain>` (blink-compat §2.1).
+    pub xcap_root: Option<String>,
     pub tls: TlsMode,
     pub homepage: Option<String>,
     pub map: Option<String>,
@@ -141,50 +157,74 @@ impl AccountSettings {
         format!("{}@{}", self.user, self.domain)
     }
 
-    /// Reads the file, creates the data directory and the instance id if needed.
-    pub fn load(path: &Path) -> Result<AccountSettings, ConfigError> {
-        let io = |source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        if fs::metadata(path).map_err(io)?.len() > MAX_CONFIG_BYTES {
-            return Err(ConfigError::TooLarge(path.to_owned()));
-        }
-        let text = fs::read_to_string(path).map_err(io)?;
-        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let data_dir = base.join(file.data_dir.clone().unwrap_or("avail-data".into()));
-        AccountSettings::from_file(file, data_dir)
+    /// The XCAP identity once the root is known.
+    pub fn xcap_account(&self, root: &str) -> Account {
+        Account::new(&self.user, &self.domain, root)
     }
 
-    pub fn from_file(file: ConfigFile, data_dir: PathBuf) -> Result<AccountSettings, ConfigError> {
-        let account = file.account;
-        let address = account
-            .address
-            .strip_prefix("sip:")
-            .unwrap_or(&account.address);
-        let (user, domain) = address
-            .split_once('@')
-            .filter(|(u, d)| !u.is_empty() && !d.is_empty() && !d.contains(['@', ';', ' ']))
-            .ok_or_else(|| ConfigError::Address(account.address.clone()))?;
-        let server = match &account.outbound_proxy {
-            Some(proxy) => {
-                let (host, port) = proxy
-                    .rsplit_once(':')
-                    .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-                    .filter(|(h, _)| !h.is_empty())
-                    .ok_or_else(|| ConfigError::Proxy(proxy.clone()))?;
-                (host.to_owned(), port)
-            }
-            None => (domain.to_owned(), account.transport.default_port()),
+    /// Every account of the file, in order, creating data directories and instance ids.
+    pub fn load_all(path: &Path) -> Result<Vec<AccountSettings>, ConfigError> {
+        entries(path)?.into_iter().map(Entry::settings).collect()
+    }
+
+    /// The account `selector` names (its address, or a user part only one account has), or
+    /// without a selector the first account of the file.
+    pub fn load(path: &Path, selector: Option<&str>) -> Result<AccountSettings, ConfigError> {
+        let mut entries = entries(path)?;
+        let index = match selector {
+            None => 0,
+            Some(wanted) => select(&entries, wanted).ok_or_else(|| {
+                let known: Vec<String> = entries.iter().map(|e| e.address()).collect();
+                ConfigError::UnknownAccount(wanted.to_owned(), known.join(", "))
+            })?,
         };
-        let root = account
-            .xcap_root
-            .as_deref()
-            .ok_or(ConfigError::NoXcapRoot)?;
+        entries.swap_remove(index).settings()
+    }
+}
+
+/// `user@domain` of an address as written (a leading `sip:` is accepted).
+fn parse_address(written: &str) -> Result<(String, String), ConfigError> {
+    let address = written.strip_prefix("sip:").unwrap_or(written);
+    address
+        .split_once('@')
+        .filter(|(u, d)| !u.is_empty() && !d.is_empty() && !d.contains(['@', ';', ' ']))
+        // The address names the account's data directory.
+        .filter(|_| !address.contains('/'))
+        .map(|(u, d)| (u.to_owned(), d.to_owned()))
+        .ok_or_else(|| ConfigError::Address(written.to_owned()))
+}
+
+/// One account of the file with where its state lives and its API listens.
+struct Entry {
+    account: AccountConfig,
+    user: String,
+    domain: String,
+    data_dir: PathBuf,
+    api: String,
+}
+
+impl Entry {
+    fn address(&self) -> String {
+        format!("{}@{}", self.user, self.domain)
+    }
+
+    /// User parts are case-sensitive, domains are not (RFC 3261 §19.1.4).
+    fn is(&self, user: &str, domain: &str) -> bool {
+        self.user == user && self.domain.eq_ignore_ascii_case(domain)
+    }
+
+    fn settings(self) -> Result<AccountSettings, ConfigError> {
+        let account = self.account;
+        let outbound_proxy = match &account.outbound_proxy {
+            Some(proxy) => Some(
+                proxy
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+                    .filter(|(h, _)| !h.is_empty())
+                    .ok_or_else(|| ConfigError::Proxy(proxy.clone()))?,
+            ),
+            None => None,
+        };
         let tls = if account.tls_insecure {
             TlsMode::Insecure
         } else {
@@ -192,19 +232,19 @@ impl AccountSettings {
                 ca_file: account.tls_ca_file.clone(),
             }
         };
-        fs::create_dir_all(&data_dir).map_err(|source| ConfigError::Io {
-            path: data_dir.clone(),
+        fs::create_dir_all(&self.data_dir).map_err(|source| ConfigError::Io {
+            path: self.data_dir.clone(),
             source,
         })?;
-        let instance_uuid = instance_uuid(&data_dir)?;
+        let instance_uuid = instance_uuid(&self.data_dir)?;
         Ok(AccountSettings {
-            user: user.to_owned(),
-            domain: domain.to_owned(),
+            user: self.user,
+            domain: self.domain,
             password: account.password,
             display_name: account.display_name,
             transport: account.transport,
-            server,
-            xcap: Account::new(user, domain, root),
+            outbound_proxy,
+            xcap_root: account.xcap_root,
             tls,
             homepage: account.homepage,
             map: account.map,
@@ -212,10 +252,72 @@ impl AccountSettings {
                 .idle_threshold_secs
                 .map_or(DEFAULT_IDLE_THRESHOLD, Duration::from_secs),
             capabilities: account.capabilities,
-            data_dir,
-            api: file.api.unwrap_or_else(|| "127.0.0.1:0".into()),
+            data_dir: self.data_dir,
+            api: self.api,
             instance_uuid,
         })
+    }
+}
+
+/// Reads the file and lists its accounts; nothing is created yet.
+fn entries(path: &Path) -> Result<Vec<Entry>, ConfigError> {
+    let io = |source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if fs::metadata(path).map_err(io)?.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge(path.to_owned()));
+    }
+    let text = fs::read_to_string(path).map_err(io)?;
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    file_entries(file, base)
+}
+
+fn file_entries(file: ConfigFile, base: &Path) -> Result<Vec<Entry>, ConfigError> {
+    let data_dir = base.join(file.data_dir.unwrap_or("avail-data".into()));
+    let api = file.api.unwrap_or_else(|| "127.0.0.1:0".into());
+    let single = file.account.map(|a| (a, true));
+    let mut entries: Vec<Entry> = Vec::new();
+    for (account, single) in single
+        .into_iter()
+        .chain(file.accounts.into_iter().map(|a| (a, false)))
+    {
+        let (user, domain) = parse_address(&account.address)?;
+        let address = format!("{user}@{domain}");
+        if entries.iter().any(|e| e.is(&user, &domain)) {
+            return Err(ConfigError::Duplicate(address));
+        }
+        entries.push(Entry {
+            data_dir: if single {
+                data_dir.clone()
+            } else {
+                data_dir.join(&address)
+            },
+            api: account.api.clone().unwrap_or_else(|| api.clone()),
+            account,
+            user,
+            domain,
+        });
+    }
+    if entries.is_empty() {
+        return Err(ConfigError::NoAccount);
+    }
+    Ok(entries)
+}
+
+/// The entry `wanted` names: its address exactly, else a user part only one account has.
+fn select(entries: &[Entry], wanted: &str) -> Option<usize> {
+    if let Ok((user, domain)) = parse_address(wanted) {
+        return entries.iter().position(|e| e.is(&user, &domain));
+    }
+    let mut by_user = entries.iter().enumerate().filter(|(_, e)| e.user == wanted);
+    match (by_user.next(), by_user.next()) {
+        (Some((i, _)), None) => Some(i),
+        _ => None,
     }
 }
 
@@ -261,19 +363,20 @@ fn instance_uuid(dir: &Path) -> Result<String, ConfigError> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<AccountSettings, ConfigError> {
+    /// Writes `text` as `avail.toml` in a fresh directory.
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: "t".into(),
-            message: e.to_string(),
-        })?;
-        let settings = AccountSettings::from_file(file, dir.path().to_owned());
-        // The directory outlives the call only for the instance id check below.
-        let again = fs::read_to_string(dir.path().join("instance-id"));
-        if let (Ok(s), Ok(stored)) = (&settings, again) {
-            assert_eq!(stored.trim(), s.instance_uuid);
-        }
-        settings
+        let path = dir.path().join("avail.toml");
+        fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    fn parse(text: &str) -> Result<AccountSettings, ConfigError> {
+        let (_dir, path) = file(text);
+        let settings = AccountSettings::load(&path, None)?;
+        let stored = fs::read_to_string(settings.data_dir.join("instance-id")).unwrap();
+        assert_eq!(stored.trim(), settings.instance_uuid);
+        Ok(settings)
     }
 
     #[test]
@@ -285,8 +388,14 @@ mod tests {
         .unwrap();
         assert_eq!(s.aor(), "sip:alice@example.com");
         assert_eq!(s.transport, Transport::Tls);
-        assert_eq!(s.server, ("example.com".into(), 5061));
-        assert_eq!(s.xcap.xcap_root, "https://xcap.example.com/xcap-root");
+        assert_eq!(s.outbound_proxy, None, "resolved through DNS");
+        let root = s.xcap_root.as_deref().unwrap();
+        assert_eq!(
+            s.xcap_account(root).xcap_root,
+            "https://xcap.example.com/xcap-root"
+        );
+        assert!(s.data_dir.ends_with("avail-data"), "{:?}", s.data_dir);
+        assert_eq!(s.api, "127.0.0.1:0");
         assert_eq!(s.idle_threshold, DEFAULT_IDLE_THRESHOLD);
         assert!(is_uuid(&s.instance_uuid), "{}", s.instance_uuid);
         assert_eq!(&s.instance_uuid[14..15], "4");
@@ -296,19 +405,20 @@ mod tests {
     fn reads_proxy_and_transport_and_refuses_bad_values() {
         let s = parse(
             "[account]\naddress = \"bob@example.com\"\npassword = \"pw\"\ntransport = \"tcp\"\n\
-             outbound_proxy = \"127.0.0.1:5070\"\nxcap_root = \"http://127.0.0.1:8080/x\"\n",
+             outbound_proxy = \"127.0.0.1:5070\"\n",
         )
         .unwrap();
-        assert_eq!(s.server, ("127.0.0.1".into(), 5070));
+        assert_eq!(s.outbound_proxy, Some(("127.0.0.1".into(), 5070)));
         assert_eq!(s.transport, Transport::Tcp);
-        let bad = |account: &str| {
-            parse(&format!(
-                "[account]\npassword = \"pw\"\nxcap_root = \"http://h/x\"\n{account}"
-            ))
-            .unwrap_err()
-        };
+        assert_eq!(s.xcap_root, None, "discovered through DNS");
+        let bad =
+            |account: &str| parse(&format!("[account]\npassword = \"pw\"\n{account}")).unwrap_err();
         assert!(matches!(
             bad("address = \"nodomain\""),
+            ConfigError::Address(_)
+        ));
+        assert!(matches!(
+            bad("address = \"a@b/c\""),
             ConfigError::Address(_)
         ));
         assert!(matches!(
@@ -320,8 +430,69 @@ mod tests {
             ConfigError::Syntax { .. }
         ));
         assert!(matches!(
-            parse("[account]\naddress = \"a@b\"\npassword = \"pw\"\n").unwrap_err(),
-            ConfigError::NoXcapRoot
+            parse("data_dir = \"d\"\n").unwrap_err(),
+            ConfigError::NoAccount
+        ));
+    }
+
+    const SEVERAL: &str = "api = \"127.0.0.1:0\"\n\
+        [account]\naddress = \"alice@example.com\"\npassword = \"a\"\n\
+        [[accounts]]\naddress = \"alice@work.example\"\npassword = \"w\"\napi = \"127.0.0.1:7000\"\n\
+        [[accounts]]\naddress = \"sip:bob@example.com\"\npassword = \"b\"\n";
+
+    #[test]
+    fn several_accounts_keep_their_state_apart() {
+        let (dir, path) = file(SEVERAL);
+        let all = AccountSettings::load_all(&path).unwrap();
+        let addresses: Vec<String> = all.iter().map(AccountSettings::address).collect();
+        assert_eq!(
+            addresses,
+            ["alice@example.com", "alice@work.example", "bob@example.com"]
+        );
+        let data = dir.path().join("avail-data");
+        assert_eq!(all[0].data_dir, data, "[account] uses data_dir itself");
+        assert_eq!(all[1].data_dir, data.join("alice@work.example"));
+        assert_eq!(all[2].data_dir, data.join("bob@example.com"));
+        assert_eq!(all[1].api, "127.0.0.1:7000");
+        assert_eq!(all[2].api, "127.0.0.1:0", "the file's api by default");
+        let ids: std::collections::BTreeSet<&str> =
+            all.iter().map(|s| s.instance_uuid.as_str()).collect();
+        assert_eq!(ids.len(), 3, "one instance id per account");
+    }
+
+    #[test]
+    fn an_account_is_selected_by_address_or_unique_user() {
+        let (_dir, path) = file(SEVERAL);
+        let pick = |wanted: Option<&str>| AccountSettings::load(&path, wanted).map(|s| s.address());
+        assert_eq!(
+            pick(None).unwrap(),
+            "alice@example.com",
+            "the first by default"
+        );
+        assert_eq!(
+            pick(Some("sip:alice@work.example")).unwrap(),
+            "alice@work.example"
+        );
+        assert_eq!(pick(Some("bob@EXAMPLE.com")).unwrap(), "bob@example.com");
+        assert!(
+            pick(Some("BOB@example.com")).is_err(),
+            "user parts are case-sensitive"
+        );
+        assert_eq!(pick(Some("bob")).unwrap(), "bob@example.com");
+        let ambiguous = pick(Some("alice")).unwrap_err();
+        assert!(
+            ambiguous
+                .to_string()
+                .contains("alice@work.example, bob@example.com"),
+            "{ambiguous}"
+        );
+        let (_dir, twice) = file(
+            "[account]\naddress = \"a@b\"\npassword = \"p\"\n\
+             [[accounts]]\naddress = \"sip:a@B\"\npassword = \"p\"\n",
+        );
+        assert!(matches!(
+            AccountSettings::load_all(&twice).unwrap_err(),
+            ConfigError::Duplicate(_)
         ));
     }
 

@@ -67,7 +67,11 @@ pub enum ManagerError {
     },
     #[error("authentication failed (wrong password, or the realm is not the SIP domain)")]
     Unauthorized,
-    #[error("the XCAP server lacks required application usages: {0:?}")]
+    #[error(
+        "the XCAP server does not support the application usages presence needs: {} \
+         (presence subscriptions stay off)",
+        .0.join(", ")
+    )]
     MissingAuids(Vec<&'static str>),
     #[error("invalid xcap-caps document: {0}")]
     InvalidCaps(String),
@@ -206,6 +210,11 @@ impl XcapManager {
             .filter(|k| auids.iter().any(|a| a == k.auid()))
             .collect();
         Ok(self.supported.insert(supported))
+    }
+
+    /// The account and root this manager works for.
+    pub fn account(&self) -> &Account {
+        &self.settings.account
     }
 
     /// Queues an operation durably; it reaches the server on the next [`push`](Self::push).

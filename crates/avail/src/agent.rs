@@ -1,21 +1,25 @@
 //! The background agent for one account (issue 7 items 2–7): the shared state the local API
-//! reads, the event log behind `avail watch`, and the XCAP task (blink-compat §2.2: xcap-caps
-//! discovery retried after 60 s, or 3600 s when the server lacks the required application
-//! usages; a conditional sync after every queued operation, every xcap-diff change and every
-//! 10 minutes). The SIP side lives in [`crate::session`].
+//! reads, the event log behind `avail watch`, and the XCAP task (blink-compat §2.1: without a
+//! configured root, DNS TXT `xcap.<domain>` retried after 60 s; §2.2: xcap-caps discovery
+//! retried after 60 s, or 3600 s when the server lacks the required application usages; a
+//! conditional sync after every queued operation, every xcap-diff change and every 10
+//! minutes). The SIP side lives in [`crate::session`].
 //!
 //! Locks are std mutexes held only for short, non-async sections.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use avail_client::config::AccountSettings;
+use avail_client::discovery::Dns;
 use avail_client::icons::IconCache;
 use avail_client::presence::{DeviceDescription, OwnPresence, Publisher, SavedPresence};
 use avail_client::roster::{BuddyList, Watchers};
-use avail_client::{DocumentKind, ManagerError, Operation, Settings, Snapshot, XcapManager};
+use avail_client::{
+    Account, DocumentKind, ManagerError, Operation, Settings, Snapshot, XcapManager,
+};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -24,7 +28,7 @@ use tokio::task::JoinHandle;
 const MAX_EVENTS: usize = 1000;
 /// Between conditional re-fetches when nothing else triggers one.
 const PERIODIC_SYNC: Duration = Duration::from_secs(600);
-/// Retry after a failed xcap-caps check (blink-compat §2.2 item 1).
+/// Retry after a failed root lookup or xcap-caps check (blink-compat §2.1, §2.2 item 1).
 const DISCOVERY_RETRY: Duration = Duration::from_secs(60);
 const MISSING_AUIDS_RETRY: Duration = Duration::from_secs(3600);
 /// Operations gathered into one sync.
@@ -83,8 +87,11 @@ pub enum SipCommand {
     XcapReady,
 }
 
+/// Answers the API's request once its operations are written (or refused).
+pub type Done = oneshot::Sender<Result<(), String>>;
+
 pub enum XcapCommand {
-    Apply(Vec<Operation>, oneshot::Sender<Result<(), String>>),
+    Apply(Vec<Operation>, Done),
     Refresh,
 }
 
@@ -144,6 +151,8 @@ pub struct Shared {
     pub sip: mpsc::UnboundedSender<SipCommand>,
     pub xcap: mpsc::UnboundedSender<XcapCommand>,
     pub hostname: String,
+    /// The XCAP identity, once the root is configured or discovered.
+    pub xcap_account: OnceLock<Account>,
     /// Contacts' icons, fetched on demand (blink-compat §5.3).
     pub icons: tokio::sync::Mutex<IconCache>,
 }
@@ -159,10 +168,11 @@ impl Shared {
         let s = &self.settings;
         let icon_url = state.snapshot.icon.as_ref().and_then(|_| {
             let etag = state.xcap.etags.get(&DocumentKind::StatusIcon)?;
+            let account = self.xcap_account.get()?;
             Some(format!(
                 "{}{}#blink-icon{}",
-                s.xcap.xcap_root,
-                s.xcap.document_path(DocumentKind::StatusIcon),
+                account.xcap_root,
+                account.document_path(DocumentKind::StatusIcon),
                 etag.trim_matches('"')
             ))
         });
@@ -247,13 +257,11 @@ impl AgentHandle {
 /// Starts the agent: binds the local API, writes its address to `<data_dir>/agent.addr`, and
 /// runs the SIP and XCAP tasks until [`AgentHandle::stop`].
 pub async fn start(settings: AccountSettings) -> Result<AgentHandle, AgentError> {
-    let mut manager_settings = Settings::new(
-        settings.xcap.clone(),
-        &settings.password,
-        &settings.data_dir,
-    );
-    manager_settings.tls = settings.tls.clone();
-    let manager = XcapManager::open(manager_settings)?;
+    // A configured root is checked now; a discovered one when DNS answers.
+    let manager = match &settings.xcap_root {
+        Some(root) => Some(open_manager(&settings, root)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(&settings.api)
         .await
         .map_err(|e| AgentError::Api(settings.api.clone(), e))?;
@@ -289,6 +297,7 @@ pub async fn start(settings: AccountSettings) -> Result<AgentHandle, AgentError>
         sip: sip_tx,
         xcap: xcap_tx,
         hostname: hostname(),
+        xcap_account: OnceLock::new(),
         icons: tokio::sync::Mutex::new(IconCache::default()),
     });
     let router = crate::api::router(shared.clone());
@@ -323,11 +332,27 @@ pub async fn start(settings: AccountSettings) -> Result<AgentHandle, AgentError>
     })
 }
 
+fn open_manager(settings: &AccountSettings, root: &str) -> Result<XcapManager, ManagerError> {
+    let mut manager_settings = Settings::new(
+        settings.xcap_account(root),
+        &settings.password,
+        &settings.data_dir,
+    );
+    manager_settings.tls = settings.tls.clone();
+    XcapManager::open(manager_settings)
+}
+
 fn describe(e: &ManagerError) -> String {
     match e {
         ManagerError::Http(h) => format!("XCAP server unreachable: {h}"),
         other => other.to_string(),
     }
+}
+
+fn report_xcap_error(shared: &Shared, what: &str, message: &str) {
+    tracing::warn!(error = %message, "{what}");
+    shared.state().xcap.error = Some(message.to_owned());
+    shared.events.push("xcap", json!({ "error": message }));
 }
 
 /// Records the documents after a sync and tells the SIP side.
@@ -360,69 +385,118 @@ async fn sync(shared: &Shared, manager: &mut XcapManager) -> Result<(), String> 
         }
         Err(e) => {
             let message = describe(&e);
-            tracing::warn!(error = %message, "XCAP sync failed");
-            shared.state().xcap.error = Some(message.clone());
-            shared.events.push("xcap", json!({ "error": message }));
+            report_xcap_error(shared, "XCAP sync failed", &message);
             Err(message)
+        }
+    }
+}
+
+/// Waits `delay`, or less when a refresh is asked for, handing the API's edits to `apply`;
+/// false once the agent stops.
+async fn pause(
+    delay: Duration,
+    commands: &mut mpsc::UnboundedReceiver<XcapCommand>,
+    shutdown: &mut watch::Receiver<bool>,
+    mut apply: impl FnMut(Vec<Operation>, Done),
+) -> bool {
+    let wake = tokio::time::sleep(delay);
+    tokio::pin!(wake);
+    loop {
+        tokio::select! {
+            _ = &mut wake => return true,
+            _ = stopped(shutdown) => return false,
+            command = commands.recv() => match command {
+                None => return false,
+                Some(XcapCommand::Refresh) => return true,
+                Some(XcapCommand::Apply(ops, done)) => apply(ops, done),
+            }
+        }
+    }
+}
+
+/// No root configured: asks DNS for one until an answer opens a manager (blink-compat §2.1).
+/// Edits are refused meanwhile: without a server there is no journal to replay them on.
+async fn discover_root(
+    shared: &Shared,
+    commands: &mut mpsc::UnboundedReceiver<XcapCommand>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<XcapManager> {
+    loop {
+        let settings = &shared.settings;
+        let found = match Dns::system() {
+            Ok(dns) => dns.xcap_root(&settings.domain).await,
+            Err(e) => Err(e),
+        };
+        let message = match found {
+            Ok(root) => match open_manager(settings, &root) {
+                Ok(manager) => {
+                    tracing::info!(%root, "XCAP root discovered");
+                    return Some(manager);
+                }
+                Err(e) => format!("discovered XCAP root {root}: {}", describe(&e)),
+            },
+            Err(e) => format!("no XCAP root: {e}"),
+        };
+        report_xcap_error(shared, "XCAP root discovery failed", &message);
+        let refuse = |_, done: Done| {
+            let _ = done.send(Err(message.clone()));
+        };
+        if !pause(DISCOVERY_RETRY, commands, shutdown, refuse).await {
+            return None;
         }
     }
 }
 
 async fn xcap_task(
     shared: Arc<Shared>,
-    mut manager: XcapManager,
+    manager: Option<XcapManager>,
     mut commands: mpsc::UnboundedReceiver<XcapCommand>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut waiting: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
+    let mut manager = match manager {
+        Some(manager) => manager,
+        None => match discover_root(&shared, &mut commands, &mut shutdown).await {
+            Some(manager) => manager,
+            None => return,
+        },
+    };
+    let _ = shared.xcap_account.set(manager.account().clone());
+    let mut waiting: Vec<Done> = Vec::new();
     loop {
         let delay = match manager.discover().await {
             Ok(kinds) => {
                 let kinds = kinds.to_vec();
                 let mut state = shared.state();
                 state.xcap.supported = kinds;
-                state.xcap.ready = true;
                 state.xcap.error = None;
                 break;
             }
             Err(e) => {
-                let delay = if matches!(e, ManagerError::MissingAuids(_)) {
+                report_xcap_error(&shared, "XCAP discovery failed", &describe(&e));
+                if matches!(e, ManagerError::MissingAuids(_)) {
                     MISSING_AUIDS_RETRY
                 } else {
                     DISCOVERY_RETRY
-                };
-                let message = describe(&e);
-                tracing::warn!(error = %message, "XCAP discovery failed");
-                shared.state().xcap.error = Some(message.clone());
-                shared.events.push("xcap", json!({ "error": message }));
-                delay
+                }
             }
         };
         // Operations queued before discovery are kept in the journal and answered later.
-        let wake = tokio::time::sleep(delay);
-        tokio::pin!(wake);
-        loop {
-            tokio::select! {
-                _ = &mut wake => break,
-                _ = stopped(&mut shutdown) => return,
-                command = commands.recv() => match command {
-                    None => return,
-                    Some(XcapCommand::Refresh) => break,
-                    Some(XcapCommand::Apply(ops, done)) => {
-                        let queued = queue(&mut manager, ops);
-                        match queued {
-                            Ok(()) => waiting.push(done),
-                            Err(e) => { let _ = done.send(Err(e)); }
-                        }
-                    }
-                }
+        let keep = |ops, done: Done| match queue(&mut manager, ops) {
+            Ok(()) => waiting.push(done),
+            Err(e) => {
+                let _ = done.send(Err(e));
             }
+        };
+        if !pause(delay, &mut commands, &mut shutdown, keep).await {
+            return;
         }
     }
-    shared.events.push("xcap", json!({ "ready": true }));
     let result = sync(&shared, &mut manager).await;
-    // After the first sync, so the normalised rls-services document (the buddy list's
-    // service) exists before the list subscription asks for it.
+    // Ready only after the first sync, so the normalised rls-services document (the buddy
+    // list's service) exists before the list subscription asks for it, whether the session
+    // starts it on this command or on a later (re)connection.
+    shared.state().xcap.ready = true;
+    shared.events.push("xcap", json!({ "ready": true }));
     let _ = shared.sip.send(SipCommand::XcapReady);
     for done in waiting.drain(..) {
         let _ = done.send(result.clone());

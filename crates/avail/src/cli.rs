@@ -28,6 +28,10 @@ pub struct Cli {
     /// Account configuration file (TOML).
     #[arg(long, short, env = "AVAIL_CONFIG", default_value = "avail.toml")]
     pub config: PathBuf,
+    /// The account to use when the file has several: its address, or a user part only it
+    /// has (default: `avail agent` runs every account, other commands use the first).
+    #[arg(long, short, env = "AVAIL_ACCOUNT", global = true)]
+    pub account: Option<String>,
     /// Address of the agent's API (default: read from <data_dir>/agent.addr).
     #[arg(long, env = "AVAIL_API")]
     pub api: Option<String>,
@@ -40,8 +44,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the background agent for the configured account (registration, publishing,
-    /// subscriptions, XCAP, local API).
+    /// Run the background agents of the configured accounts, or of the one --account names
+    /// (registration, publishing, subscriptions, XCAP, local API).
     Agent,
     /// Show your availability, or set it: available, away, busy or invisible.
     Status {

@@ -1,10 +1,11 @@
 //! The SIP side of the agent (blink-compat §3.1, §4, §6, §8 items 1, 5, 6): one TCP or TLS
-//! connection to the server, reconnected with exponential back-off (1 s doubling to 60 s), that
-//! drives the sans-IO `sip-ua` user agent: REGISTER with `+sip.instance` and GRUU, PUBLISH of
-//! the own PIDF (modified on every change, removed on shutdown), and once XCAP is discovered
-//! the RLS buddy-list, self-presence, presence.winfo and xcap-diff subscriptions. When the
-//! server has no resource list service (the RLS SUBSCRIBE fails with a 4xx), each subscribed
-//! contact URI gets its own presence subscription instead.
+//! connection to the outbound proxy or to a server RFC 3263 finds for the domain (SRV, then
+//! A/AAAA; see `avail_client::discovery`), reconnected with exponential back-off (1 s doubling
+//! to 60 s), that drives the sans-IO `sip-ua` user agent: REGISTER with `+sip.instance` and
+//! GRUU, PUBLISH of the own PIDF (modified on every change, removed on shutdown), and once XCAP
+//! is discovered the RLS buddy-list, self-presence, presence.winfo and xcap-diff
+//! subscriptions. When the server has no resource list service (the RLS SUBSCRIBE fails with a
+//! 4xx), each subscribed contact URI gets its own presence subscription instead.
 //!
 //! A new connection gets a new user agent: everything is registered, published and subscribed
 //! afresh, as the SDK does after a network change.
@@ -13,7 +14,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use avail_client::config::Transport;
+use avail_client::config::{AccountSettings, Transport};
+use avail_client::discovery::{host_port, Dns};
 use avail_client::http::tls_connector;
 use avail_client::pidf_view::PresenceDocument;
 use avail_client::presence::remote_choice;
@@ -77,10 +79,40 @@ fn goodbye_outputs(outputs: Vec<Output<()>>, outgoing: &mut Vec<Bytes>) -> usize
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// Connects to the outbound proxy, or else to the servers RFC 3263 finds for the domain, in
+/// order. A server found through DNS must present a certificate for the SIP domain, since the
+/// SRV answer itself is not authenticated (RFC 5922 §4.1); a proxy, for its own name.
 async fn connect(shared: &Shared) -> Result<(Box<dyn Io>, std::net::SocketAddr), String> {
     let settings = &shared.settings;
-    let (host, port) = &settings.server;
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), *port)))
+    let (targets, tls_name) = match &settings.outbound_proxy {
+        Some((host, port)) => (vec![(host.clone(), *port)], host.clone()),
+        None => {
+            let dns = Dns::system().map_err(|e| e.to_string())?;
+            let targets = dns
+                .sip_targets(&settings.domain, settings.transport)
+                .await
+                .map_err(|e| e.to_string())?;
+            let domain = host_port(&settings.domain, settings.transport.default_port()).0;
+            (targets, domain)
+        }
+    };
+    let mut failures = Vec::new();
+    for (host, port) in targets {
+        match connect_to(settings, &host, port, &tls_name).await {
+            Ok(connection) => return Ok(connection),
+            Err(e) => failures.push(e),
+        }
+    }
+    Err(failures.join("; "))
+}
+
+async fn connect_to(
+    settings: &AccountSettings,
+    host: &str,
+    port: u16,
+    tls_name: &str,
+) -> Result<(Box<dyn Io>, std::net::SocketAddr), String> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port)))
         .await
         .map_err(|_| format!("SIP server {host}:{port} unreachable: timed out"))?
         .map_err(|e| format!("SIP server {host}:{port} unreachable: {e}"))?;
@@ -90,8 +122,8 @@ async fn connect(shared: &Shared) -> Result<(Box<dyn Io>, std::net::SocketAddr),
         Transport::Tcp => Ok((Box::new(tcp), local)),
         Transport::Tls => {
             let connector = tls_connector(&settings.tls).map_err(|e| e.to_string())?;
-            let name = rustls::pki_types::ServerName::try_from(host.clone())
-                .map_err(|e| format!("bad server name {host}: {e}"))?;
+            let name = rustls::pki_types::ServerName::try_from(tls_name.to_owned())
+                .map_err(|e| format!("bad server name {tls_name}: {e}"))?;
             let stream = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
                 .await
                 .map_err(|_| format!("TLS handshake with {host}:{port} timed out"))?
@@ -508,17 +540,20 @@ impl Session {
     /// One entry per supported document, relative and percent-encoded (blink-compat §4.5).
     fn xcap_diff_body(&self) -> String {
         let state = self.shared.state();
-        let account = &self.shared.settings.xcap;
-        let entries: String = state
-            .xcap
-            .supported
-            .iter()
-            .map(|&kind| {
-                let path = account.document_path(kind);
-                format!(
-                    "<entry uri=\"{}\"/>",
-                    encode_any_uri(path.trim_start_matches('/'))
-                )
+        // The account is known before XCAP is ready, so before this subscription starts.
+        let entries: String = self
+            .shared
+            .xcap_account
+            .get()
+            .into_iter()
+            .flat_map(|account| {
+                state.xcap.supported.iter().map(|&kind| {
+                    let path = account.document_path(kind);
+                    format!(
+                        "<entry uri=\"{}\"/>",
+                        encode_any_uri(path.trim_start_matches('/'))
+                    )
+                })
             })
             .collect();
         format!(
@@ -738,12 +773,10 @@ impl Session {
                 return;
             }
             Purpose::XcapDiff => {
-                let changed = {
+                let changed = self.shared.xcap_account.get().and_then(|account| {
                     let state = self.shared.state();
-                    changed_documents(body, &self.shared.settings.xcap, |kind| {
-                        state.xcap.etags.get(&kind).cloned()
-                    })
-                };
+                    changed_documents(body, account, |kind| state.xcap.etags.get(&kind).cloned())
+                });
                 if changed.is_none_or(|kinds| !kinds.is_empty()) {
                     let _ = self.shared.xcap.send(XcapCommand::Refresh);
                 }

@@ -1,7 +1,10 @@
 //! The agent against the real `avail-server` (issue 7 acceptance): Alice and Bob run agents
 //! over TCP with XCAP over HTTP; Bob adds Alice; Alice sees the request in her watcher info and
 //! accepts; each sees the other's state and note change; busy-in-call and auto-away reach Bob;
-//! a wrong password is reported as such.
+//! a wrong password is reported as such. Alice's devices also run over SIP over TLS and XCAP
+//! over HTTPS, trusting the server's self-signed certificate; an XCAP server without the
+//! application usages presence needs (blink-compat §2.2 item 1) is reported by agent and CLI;
+//! one `avail agent` process serves every account of a configuration file.
 //!
 //! The server binary is found next to this test's executable (`target/<profile>/`), built
 //! with the same cargo when missing.
@@ -52,6 +55,8 @@ struct Server {
     child: Child,
     sip: u16,
     http: u16,
+    /// SIP over TLS on `sip`, XCAP over HTTPS on `http`.
+    tls: bool,
     dir: tempfile::TempDir,
 }
 
@@ -64,6 +69,15 @@ impl Drop for Server {
 
 impl Server {
     fn start(users: &[(&str, &str)]) -> Server {
+        Server::launch(users, false)
+    }
+
+    /// SIP over TLS and XCAP over HTTPS only, with the certificate the server generates.
+    fn start_tls(users: &[(&str, &str)]) -> Server {
+        Server::launch(users, true)
+    }
+
+    fn launch(users: &[(&str, &str)], tls: bool) -> Server {
         let bin = server_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         for (user, password) in users {
@@ -81,13 +95,25 @@ impl Server {
             );
         }
         let (sip, http) = (free_port(), free_port());
+        let listen = |port: u16, on: bool| {
+            if on {
+                format!("127.0.0.1:{port}")
+            } else {
+                "off".to_owned()
+            }
+        };
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let child = Command::new(&bin)
             .arg("--data-dir")
             .arg(dir.path())
-            .args(["--domain", DOMAIN, "--sip-udp", "off", "--sip-tls", "off"])
-            .args(["--sip-tcp", &format!("127.0.0.1:{sip}")])
-            .args(["--http", &format!("127.0.0.1:{http}"), "--https", "off"])
+            .args(["--domain", DOMAIN, "--sip-udp", "off"])
+            .args([
+                "--sip-tcp",
+                &listen(sip, !tls),
+                "--sip-tls",
+                &listen(sip, tls),
+            ])
+            .args(["--http", &listen(http, !tls), "--https", &listen(http, tls)])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -97,16 +123,41 @@ impl Server {
             child,
             sip,
             http,
+            tls,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", http)).is_err()
             || std::net::TcpStream::connect(("127.0.0.1", sip)).is_err()
         {
-            assert!(Instant::now() < deadline, "server did not start");
+            assert!(
+                Instant::now() < deadline,
+                "server did not start: {}",
+                server.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         server
+    }
+
+    /// The `[account]` lines that reach this server.
+    fn account_lines(&self) -> String {
+        let (transport, scheme) = if self.tls {
+            ("tls", "https")
+        } else {
+            ("tcp", "http")
+        };
+        let mut lines = format!(
+            "transport = \"{transport}\"\noutbound_proxy = \"127.0.0.1:{}\"\n\
+             xcap_root = \"{scheme}://127.0.0.1:{}/xcap-root\"\n",
+            self.sip, self.http
+        );
+        if self.tls {
+            // The self-signed certificate the server generated is the only one trusted.
+            let ca = self.dir.path().join("tls").join("cert.pem");
+            lines.push_str(&format!("tls_ca_file = {:?}\n", ca.display().to_string()));
+        }
+        lines
     }
 
     fn log(&self) -> String {
@@ -121,10 +172,19 @@ struct Device {
 }
 
 async fn device(server: &Server, user: &str, password: &str) -> Device {
-    device_at(server.sip, server.http, user, password).await
+    device_with(user, password, &server.account_lines()).await
 }
 
+/// A TCP account whose SIP and XCAP servers are at these local ports.
 async fn device_at(sip: u16, http: u16, user: &str, password: &str) -> Device {
+    let account = format!(
+        "transport = \"tcp\"\noutbound_proxy = \"127.0.0.1:{sip}\"\n\
+         xcap_root = \"http://127.0.0.1:{http}/xcap-root\"\n"
+    );
+    device_with(user, password, &account).await
+}
+
+async fn device_with(user: &str, password: &str, account: &str) -> Device {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -132,12 +192,11 @@ async fn device_at(sip: u16, http: u16, user: &str, password: &str) -> Device {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = format!(
         "api = \"127.0.0.1:0\"\n[account]\naddress = \"{user}@{DOMAIN}\"\n\
-         password = \"{password}\"\ndisplay_name = \"{user}\"\ntransport = \"tcp\"\n\
-         outbound_proxy = \"127.0.0.1:{sip}\"\nxcap_root = \"http://127.0.0.1:{http}/xcap-root\"\n"
+         password = \"{password}\"\ndisplay_name = \"{user}\"\n{account}"
     );
     let path = dir.path().join("avail.toml");
     std::fs::write(&path, config).expect("config written");
-    let settings = AccountSettings::load(&path).expect("config loads");
+    let settings = AccountSettings::load(&path, None).expect("config loads");
     let agent = start(settings).await.expect("agent starts");
     let api = ApiClient::new(&agent.api_addr.to_string()).expect("API client");
     Device {
@@ -231,9 +290,10 @@ async fn bob_adds_alice_she_accepts_and_they_see_each_other() {
     })
     .await;
     assert_eq!(requests.as_array().map(Vec::len), Some(1), "{requests:#}");
-    let contacts = bob.api.get("/contacts").await.expect("contacts");
-    let pending = contact(&contacts, "alice@example.com").expect("Alice listed");
-    assert_eq!(pending["availability"]["pending"], true, "{contacts:#}");
+    until(&bob, "/contacts", WAIT, "Bob sees Alice pending", |v| {
+        contact(v, "alice@example.com").is_some_and(|c| c["availability"]["pending"] == true)
+    })
+    .await;
 
     alice
         .api
@@ -548,6 +608,107 @@ async fn an_unreachable_server_is_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_over_tls_registers_publishes_and_syncs_devices() {
+    let server = Server::start_tls(&[("alice", "secret-a")]);
+    let laptop = device(&server, "alice", "secret-a").await;
+    let phone = device(&server, "alice", "secret-a").await;
+    for d in [&laptop, &phone] {
+        let status = until(d, "/status", WAIT, "registered over TLS", ready).await;
+        assert!(
+            status["sip"]["gruu"]
+                .as_str()
+                .is_some_and(|g| g.contains("gr=")),
+            "{status:#}"
+        );
+    }
+    // The phone learns the laptop's state from the laptop's PUBLISH (self-presence, §4.3).
+    set_status(&laptop, "busy", "Encrypted").await;
+    until(
+        &phone,
+        "/status",
+        WAIT,
+        "the phone follows the laptop",
+        |v| v["status"] == "busy" && v["note"] == "Encrypted",
+    )
+    .await;
+
+    // Without the server's certificate as CA the handshake fails, and says so.
+    let untrusting = server
+        .account_lines()
+        .lines()
+        .filter(|l| !l.starts_with("tls_ca_file"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>();
+    let stranger = device_with("alice", "secret-a", &untrusting).await;
+    let status = until(&stranger, "/status", WAIT, "TLS refused", |v| {
+        v["sip"]["error"].is_string() && v["xcap"]["error"].is_string()
+    })
+    .await;
+    assert!(
+        status["sip"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("TLS handshake") && e.contains("failed")),
+        "{status:#}"
+    );
+    assert_eq!(status["sip"]["registered"], false);
+    for d in [laptop, phone, stranger] {
+        d.agent.stop().await;
+    }
+}
+
+/// An XCAP server whose xcap-caps lists every document but the three presence needs.
+async fn xcap_without_presence_usages() -> (u16, tokio::task::JoinHandle<()>) {
+    const CAPS: &str = "<?xml version='1.0' encoding='UTF-8'?>\n\
+        <xcap-caps xmlns=\"urn:ietf:params:xml:ns:xcap-caps\">\
+        <auids><auid>xcap-caps</auid><auid>pidf-manipulation</auid></auids>\
+        <extensions/><namespaces><namespace>urn:ietf:params:xml:ns:xcap-caps</namespace>\
+        <namespace>urn:ietf:params:xml:ns:pidf</namespace></namespaces></xcap-caps>";
+    let app = axum::Router::new().route(
+        "/xcap-root/xcap-caps/global/index",
+        axum::routing::get(|| async { ([("content-type", "application/xcap-caps+xml")], CAPS) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serves");
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_xcap_server_without_the_presence_usages_is_reported() {
+    let (http, xcap) = xcap_without_presence_usages().await;
+    let frank = device_at(free_port(), http, "frank", "pw").await;
+    let status = until(&frank, "/status", WAIT, "XCAP error reported", |v| {
+        v["xcap"]["error"].is_string()
+    })
+    .await;
+    let error = status["xcap"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("does not support the application usages presence needs")
+            && error.contains("resource-lists")
+            && error.contains("rls-services")
+            && error.contains("org.openmobilealliance.pres-rules")
+            && !error.contains("pidf-manipulation"),
+        "{status:#}"
+    );
+    assert_eq!(status["xcap"]["ready"], false);
+    let out = Command::new(env!("CARGO_BIN_EXE_avail"))
+        .args(["--api", &frank.agent.api_addr.to_string(), "status"])
+        .output()
+        .expect("avail runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("XCAP error: the XCAP server does not support the application usages presence needs: resource-lists, rls-services, org.openmobilealliance.pres-rules"),
+        "{text}"
+    );
+    frank.agent.stop().await;
+    xcap.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_talks_to_the_agent() {
     let server = Server::start(&[("dave", "pw")]);
     let dave = device(&server, "dave", "pw").await;
@@ -588,6 +749,75 @@ async fn the_command_line_talks_to_the_agent() {
     let (ok, _, err) = avail(&["status"]);
     assert!(!ok);
     assert!(err.contains("no running agent"), "{err}");
+}
+
+/// One configuration file with two accounts: `avail agent` runs both, `--account` picks one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agent_process_serves_every_account_of_the_file() {
+    let server = Server::start(&[("alice", "secret-a"), ("bob", "secret-b")]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let account = server.account_lines();
+    let config = format!(
+        "[account]\naddress = \"alice@{DOMAIN}\"\npassword = \"secret-a\"\n{account}\
+         [[accounts]]\naddress = \"bob@{DOMAIN}\"\npassword = \"secret-b\"\n{account}"
+    );
+    let path = dir.path().join("avail.toml");
+    std::fs::write(&path, config).expect("config written");
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_avail"))
+        .arg("--config")
+        .arg(&path)
+        .arg("agent")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent starts");
+    let avail = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_avail"))
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .output()
+            .expect("avail runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + WAIT;
+    for (args, account) in [
+        (&["status"][..], "sip:alice@example.com"),
+        (&["--account", "bob", "status"][..], "sip:bob@example.com"),
+    ] {
+        loop {
+            let out = avail(args);
+            if out.starts_with(account) && out.contains("SIP: registered") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{args:?}: {out}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let data = dir.path().join("avail-data");
+    assert!(data.join("agent.addr").is_file());
+    assert!(data.join("bob@example.com").join("agent.addr").is_file());
+    let out = Command::new(env!("CARGO_BIN_EXE_avail"))
+        .arg("--config")
+        .arg(&path)
+        .args(["--account", "carol", "status"])
+        .output()
+        .expect("avail runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "no account \"carol\" configured (configured: alice@example.com, bob@example.com)"
+        ),
+        "{err}"
+    );
+    let stopped = Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(stopped.success());
+    let exit = agent.wait().expect("agent exits");
+    assert!(exit.success(), "{exit:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
