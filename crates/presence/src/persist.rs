@@ -13,7 +13,7 @@ use presence_auth::{Decision, SubHandling};
 use publication::PublicationRecord;
 use serde::{Deserialize, Serialize};
 use simple_payloads::watcherinfo::WatcherEvent;
-use sip_subscription::{Flow, SubId, SubscriptionRecord};
+use sip_subscription::{Flow, StoredDialog, SubId, SubscriptionRecord};
 
 use crate::xcap_diff::Watch;
 use crate::{Kind, Notify, PresenceAgent, PRESENCE};
@@ -86,24 +86,8 @@ enum StoredKind {
 
 #[derive(Serialize, Deserialize)]
 struct StoredSubscription {
-    id: u64,
-    event: String,
-    list: bool,
-    event_id: Option<String>,
-    active: bool,
-    subscriber: String,
-    resource: String,
-    accept: Vec<String>,
-    call_id: String,
-    local_tag: String,
-    remote_tag: String,
-    local_uri: String,
-    remote_uri: String,
-    remote_target: String,
-    route_set: Vec<String>,
-    local_cseq: u32,
-    remote_cseq: u32,
-    reliable: bool,
+    #[serde(flatten)]
+    dialog: StoredDialog,
     kind: StoredKind,
 }
 
@@ -224,29 +208,12 @@ impl<D: Clone> PresenceAgent<D> {
         };
         let expires_at = r.expires_at;
         let stored = StoredSubscription {
-            id: r.id,
-            event: r.event,
-            list: r.list,
-            event_id: r.event_id,
-            active: r.active,
-            subscriber: r.subscriber,
-            resource: r.resource,
-            accept: r.accept,
-            call_id: r.call_id,
-            local_tag: r.local_tag,
-            remote_tag: r.remote_tag,
-            local_uri: r.local_uri,
-            remote_uri: r.remote_uri,
-            remote_target: r.remote_target,
-            route_set: r.route_set,
-            local_cseq: r.local_cseq,
-            remote_cseq: r.remote_cseq,
-            reliable: r.reliable,
+            dialog: StoredDialog::from_record(r),
             kind,
         };
         Some(StateRecord {
             kind: RecordKind::Subscription,
-            key: stored.id.to_string(),
+            key: stored.dialog.id.to_string(),
             expires_at,
             data: serde_json::to_vec(&stored).unwrap_or_default(),
         })
@@ -296,7 +263,7 @@ impl<D: Clone> PresenceAgent<D> {
                     let Ok(s) = serde_json::from_slice::<StoredSubscription>(&record.data) else {
                         continue;
                     };
-                    let Some(flow) = flow(&s.remote_target) else {
+                    let Some(flow) = flow(&s.dialog.remote_target) else {
                         continue;
                     };
                     subscriptions.push((s, flow, record.expires_at));
@@ -312,7 +279,7 @@ impl<D: Clone> PresenceAgent<D> {
         self.esc.import(publications, now, now_unix);
         let mut engine_records = Vec::new();
         for (s, flow, expires_at) in subscriptions {
-            let id = SubId(s.id);
+            let id = SubId(s.dialog.id);
             let kind = match s.kind {
                 StoredKind::Presence {
                     presentity,
@@ -322,7 +289,7 @@ impl<D: Clone> PresenceAgent<D> {
                     // What the rules said is recomputed once the policy is loaded; until
                     // then the engine's state stands for it, and `set_policy` moves on
                     // from there.
-                    let handling = if s.active {
+                    let handling = if s.dialog.active {
                         SubHandling::Allow
                     } else {
                         SubHandling::Confirm
@@ -370,30 +337,7 @@ impl<D: Clone> PresenceAgent<D> {
                 }
             }
             self.subs.insert(id, kind);
-            engine_records.push(SubscriptionRecord {
-                id: s.id,
-                event: s.event,
-                list: s.list,
-                event_id: s.event_id,
-                active: s.active,
-                expires_at,
-                subscriber: s.subscriber,
-                resource: s.resource,
-                accept: s.accept,
-                call_id: s.call_id,
-                local_tag: s.local_tag,
-                remote_tag: s.remote_tag,
-                local_uri: s.local_uri,
-                remote_uri: s.remote_uri,
-                remote_target: s.remote_target,
-                route_set: s.route_set,
-                local_cseq: s.local_cseq.saturating_add(CSEQ_MARGIN),
-                remote_cseq: s.remote_cseq,
-                reliable: flow.reliable && s.reliable,
-                dest: flow.dest,
-                via: flow.via,
-                contact: flow.contact,
-            });
+            engine_records.push(s.dialog.into_record(expires_at, flow, CSEQ_MARGIN));
         }
         self.held = self.engine.import(engine_records, now, now_unix);
         // Subscriptions the engine skipped (expired meanwhile) leave no bookkeeping behind.

@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use sip_subscription::{Flow, SubId, SubscriptionRecord};
+use sip_subscription::{Flow, StoredDialog, SubId, SubscriptionRecord};
 
 use crate::RlsAgent;
 
@@ -54,23 +54,8 @@ pub struct Restored {
 
 #[derive(Serialize, Deserialize)]
 struct StoredListSubscription {
-    id: u64,
-    event: String,
-    event_id: Option<String>,
-    active: bool,
-    subscriber: String,
-    resource: String,
-    accept: Vec<String>,
-    call_id: String,
-    local_tag: String,
-    remote_tag: String,
-    local_uri: String,
-    remote_uri: String,
-    remote_target: String,
-    route_set: Vec<String>,
-    local_cseq: u32,
-    remote_cseq: u32,
-    reliable: bool,
+    #[serde(flatten)]
+    dialog: StoredDialog,
     service: String,
     watcher: String,
     version: u32,
@@ -106,31 +91,16 @@ impl<D: Clone> RlsAgent<D> {
 
     fn record(&self, r: SubscriptionRecord<D>) -> Option<ListRecord> {
         let sub = self.subs.get(&SubId(r.id))?;
+        let (key, expires_at) = (r.id.to_string(), r.expires_at);
         let stored = StoredListSubscription {
-            id: r.id,
-            event: r.event,
-            event_id: r.event_id,
-            active: r.active,
-            subscriber: r.subscriber,
-            resource: r.resource,
-            accept: r.accept,
-            call_id: r.call_id,
-            local_tag: r.local_tag,
-            remote_tag: r.remote_tag,
-            local_uri: r.local_uri,
-            remote_uri: r.remote_uri,
-            remote_target: r.remote_target,
-            route_set: r.route_set,
-            local_cseq: r.local_cseq,
-            remote_cseq: r.remote_cseq,
-            reliable: r.reliable,
+            dialog: StoredDialog::from_record(r),
             service: sub.service.clone(),
             watcher: sub.subscriber.clone(),
             version: sub.version,
         };
         Some(ListRecord {
-            key: r.id.to_string(),
-            expires_at: r.expires_at,
+            key,
+            expires_at,
             data: serde_json::to_vec(&stored).ok()?,
         })
     }
@@ -157,42 +127,19 @@ impl<D: Clone> RlsAgent<D> {
             let Ok(s) = serde_json::from_slice::<StoredListSubscription>(&record.data) else {
                 continue;
             };
-            let Some(flow) = flow(&s.remote_target) else {
+            let Some(flow) = flow(&s.dialog.remote_target) else {
                 continue;
             };
             if !restored.services.contains(&s.service) {
                 restored.services.push(s.service.clone());
             }
             self.restore(
-                SubId(s.id),
+                SubId(s.dialog.id),
                 s.service,
                 s.watcher,
                 s.version.wrapping_add(MARGIN),
             );
-            engine_records.push(SubscriptionRecord {
-                id: s.id,
-                event: s.event,
-                list: true,
-                event_id: s.event_id,
-                active: s.active,
-                expires_at: record.expires_at,
-                subscriber: s.subscriber,
-                resource: s.resource,
-                accept: s.accept,
-                call_id: s.call_id,
-                local_tag: s.local_tag,
-                remote_tag: s.remote_tag,
-                local_uri: s.local_uri,
-                remote_uri: s.remote_uri,
-                remote_target: s.remote_target,
-                route_set: s.route_set,
-                local_cseq: s.local_cseq.saturating_add(MARGIN),
-                remote_cseq: s.remote_cseq,
-                reliable: flow.reliable && s.reliable,
-                dest: flow.dest,
-                via: flow.via,
-                contact: flow.contact,
-            });
+            engine_records.push(s.dialog.into_record(record.expires_at, flow, MARGIN));
         }
         self.held = self.engine.import(engine_records, now, now_unix);
         // Subscriptions the engine skipped (expired meanwhile) leave nothing behind.

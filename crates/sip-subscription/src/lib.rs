@@ -52,6 +52,7 @@
 
 mod engine;
 mod notify;
+mod stored;
 
 #[cfg(test)]
 mod tests;
@@ -63,6 +64,7 @@ use bytes::Bytes;
 use sip_message::Message;
 
 pub use engine::{Subscription, SubscriptionEngine, CSEQ_SAVE_STEP};
+pub use stored::StoredDialog;
 
 /// Subscription handle; unique within an engine, kept across export/import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
