@@ -52,12 +52,69 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// One save: rows to upsert and `(kind, key)` pairs to delete.
 pub type Save = (Vec<PresenceRow>, Vec<(String, String)>);
 
-pub struct Presence {
-    agent: PresenceAgent<Target>,
+/// When an agent's changes are saved, and the writer task they go to: at most every
+/// [`SAVE_INTERVAL`] after a change. The presence agent and the list server each have one,
+/// sharing the writer, so their saves form one ordered stream of transactions.
+pub struct Saver {
     /// Whether the agent may have changed since the last save.
     dirty: bool,
     last_save: Instant,
     writer: mpsc::UnboundedSender<Save>,
+}
+
+impl Saver {
+    /// Another saver into the same writer.
+    pub fn sharing(&self) -> Saver {
+        Saver {
+            dirty: false,
+            last_save: Instant::now(),
+            writer: self.writer.clone(),
+        }
+    }
+
+    /// The agent may have changed.
+    pub fn touch(&mut self) {
+        self.dirty = true;
+    }
+
+    /// When the next save is due, if one is.
+    pub fn next_save(&self) -> Option<Instant> {
+        self.dirty.then(|| self.last_save + SAVE_INTERVAL)
+    }
+
+    /// Whether a save is due now; if so the saver counts it as made.
+    pub fn due(&mut self, now: Instant) -> bool {
+        if !self.dirty || now < self.last_save + SAVE_INTERVAL {
+            return false;
+        }
+        self.dirty = false;
+        self.last_save = now;
+        true
+    }
+
+    /// Hands `(kind, key, expires_at unix seconds, data)` rows and `(kind, key)` removals to
+    /// the writer.
+    pub fn save(
+        &self,
+        rows: impl IntoIterator<Item = (String, String, u64, Vec<u8>)>,
+        removed: Vec<(String, String)>,
+    ) {
+        let rows = rows
+            .into_iter()
+            .map(|(kind, key, expires_at, data)| PresenceRow {
+                kind,
+                key,
+                expires_at: i64::try_from(expires_at).unwrap_or(i64::MAX),
+                data,
+            })
+            .collect();
+        let _ = self.writer.send((rows, removed));
+    }
+}
+
+pub struct Presence {
+    agent: PresenceAgent<Target>,
+    saver: Saver,
     store: Store,
     /// NOTIFY client transactions in flight, bounded by the subscriptions (one each).
     notifies: HashMap<ClientTxId, SubscriptionId>,
@@ -76,19 +133,20 @@ impl Presence {
         tokio::spawn(write_state(store.clone(), saves));
         Presence {
             agent,
-            dirty: false,
-            last_save: Instant::now(),
-            writer,
+            saver: Saver {
+                dirty: false,
+                last_save: Instant::now(),
+                writer,
+            },
             store,
             notifies: HashMap::new(),
             fallback_host: config.domains.first().cloned().unwrap_or_default(),
         }
     }
 
-    /// The writer task's queue, shared with the resource list server so both save into one
-    /// ordered stream of transactions.
-    pub fn writer(&self) -> mpsc::UnboundedSender<Save> {
-        self.writer.clone()
+    /// A saver for the resource list server, into the same writer.
+    pub fn saver(&self) -> Saver {
+        self.saver.sharing()
     }
 
     /// How a restored dialog's subscriber is reached (see [`restored_flow`]).
@@ -98,14 +156,13 @@ impl Presence {
 
     /// The agent, for a call that may change its state (which schedules a save).
     pub fn agent(&mut self) -> &mut PresenceAgent<Target> {
-        self.dirty = true;
+        self.saver.touch();
         &mut self.agent
     }
 
     /// The agent's next timer, or the next save when one is due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let save = self.dirty.then(|| self.last_save + SAVE_INTERVAL);
-        [self.agent.next_deadline(), save]
+        [self.agent.next_deadline(), self.saver.next_save()]
             .into_iter()
             .flatten()
             .min()
@@ -113,31 +170,23 @@ impl Presence {
 
     /// Hands the changes since the last save to the writer, if one is due.
     pub fn save_if_due(&mut self, now: Instant) {
-        if !self.dirty || now < self.last_save + SAVE_INTERVAL {
+        if !self.saver.due(now) {
             return;
         }
-        self.dirty = false;
-        self.last_save = now;
         let changes = self.agent.export_changes(now, crate::auth::unix_now());
         if changes.is_empty() {
             return;
         }
-        let rows = changes
-            .records
-            .into_iter()
-            .map(|record| PresenceRow {
-                kind: record.kind.as_str().to_owned(),
-                key: record.key,
-                expires_at: i64::try_from(record.expires_at).unwrap_or(i64::MAX),
-                data: record.data,
-            })
-            .collect();
+        let rows = changes.records.into_iter().map(|record| {
+            let kind = record.kind.as_str().to_owned();
+            (kind, record.key, record.expires_at, record.data)
+        });
         let removed = changes
             .removed
             .into_iter()
             .map(|(kind, key)| (kind.as_str().to_owned(), key))
             .collect();
-        let _ = self.writer.send((rows, removed));
+        self.saver.save(rows, removed);
     }
 
     /// Start-up: imports the saved state, loads the policies and document lists it needs
@@ -191,7 +240,7 @@ impl Presence {
         notifies.extend(self.agent.resume(now));
         // The import counts every row as changed: restored ones are rewritten (with their
         // skipped CSeq), the rest deleted.
-        self.dirty = true;
+        self.saver.touch();
         notifies
     }
 

@@ -14,12 +14,14 @@ use registrar::Binding;
 use sip_message::{Host, Message, Method, Uri};
 use sip_transaction::{Action, ClientTxId, ServerTxId, TransactionLayer};
 use sip_transport::{Target, Transport, TransportHandle};
+use store::Store;
 use tracing::debug;
 
 use crate::auth::{simple, unix_now, Authenticator};
 use crate::config::Config;
 use crate::register::Registration;
 use crate::reply::{self, Origin};
+use crate::server::BoxError;
 use crate::sip_core::new_tag;
 
 /// What the server parts the proxy needs for one request.
@@ -46,7 +48,16 @@ pub struct ProxyService {
 }
 
 impl ProxyService {
-    pub fn new(config: Arc<Config>, transport: &TransportHandle) -> ProxyService {
+    /// The key of the flow tokens in our Record-Route is a persisted secret, so that the
+    /// dialogs recorded before a restart still follow their flows after it.
+    pub async fn start(
+        config: Arc<Config>,
+        store: &Store,
+        transport: &TransportHandle,
+    ) -> Result<ProxyService, BoxError> {
+        let flow_secret = store
+            .get_or_create_secret("proxy-flow-token", sip_auth::generate_secret)
+            .await?;
         let fallback_host = config.domains.first().cloned().unwrap_or_default();
         let listeners = [Transport::Udp, Transport::Tcp, Transport::Tls]
             .into_iter()
@@ -74,13 +85,14 @@ impl ProxyService {
                 max_branches: config.registrar.max_contacts_per_aor.max(1),
                 seed: rand::random(),
             },
+            &flow_secret,
             flow_target,
         );
-        ProxyService {
+        Ok(ProxyService {
             config,
             core,
             transport: transport.clone(),
-        }
+        })
     }
 
     pub fn owns(&self, id: ClientTxId) -> bool {
@@ -205,7 +217,9 @@ impl ProxyService {
             Routing::RequestUri => None,
         };
         if let Some((uri, flow)) = hop {
-            let dialog = inbound.followed_our_route() && inbound.in_dialog();
+            // Only a dialog we record-routed (a signed flow token proves it) may leave for
+            // a next hop we would not relay to; a bare Route to us proves nothing.
+            let dialog = inbound.has_dialog_flows() && inbound.in_dialog();
             if !dialog && !self.relays_to(&uri) {
                 return respond(&request, 403, "Relaying not allowed");
             }

@@ -22,12 +22,11 @@ use sip_message::Message;
 use sip_subscription::SubId;
 use sip_transaction::ClientTxId;
 use sip_transport::Target;
-use store::{DocumentKey, DocumentStore, PresenceRow, Store};
-use tokio::sync::mpsc;
+use store::{DocumentKey, DocumentStore, Store};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::presence::{Save, SAVE_INTERVAL};
+use crate::presence::Saver;
 
 /// The rls-services usage, whose service URIs the store keeps as unique keys.
 const RLS_SERVICES: &str = "rls-services";
@@ -55,14 +54,11 @@ pub struct ListServer {
     /// answer met deep in the transaction actions, a timer) leaves them here, and the core
     /// runs them once the event is handled, so no handler has to call back into another.
     backlog: Output<Target>,
-    writer: mpsc::UnboundedSender<Save>,
-    /// Whether the agent may have changed since the last save.
-    dirty: bool,
-    last_save: Instant,
+    saver: Saver,
 }
 
 impl ListServer {
-    pub fn new(config: &Config, store: Store, writer: mpsc::UnboundedSender<Save>) -> ListServer {
+    pub fn new(config: &Config, store: Store, saver: Saver) -> ListServer {
         let r = &config.registrar;
         let mut agent_config = rls::Config::new(r.min_expires, r.max_expires, r.default_expires);
         agent_config.batch_window = config.rls.batch_window();
@@ -83,22 +79,19 @@ impl ListServer {
             notifies: HashMap::new(),
             services: HashMap::new(),
             backlog: Output::default(),
-            writer,
-            dirty: false,
-            last_save: Instant::now(),
+            saver,
         }
     }
 
     /// The agent, for a call that may change its state (which schedules a save).
     pub fn agent(&mut self) -> &mut RlsAgent<Target> {
-        self.dirty = true;
+        self.saver.touch();
         &mut self.agent
     }
 
     /// The agent's next timer, or the next save when one is due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let save = self.dirty.then(|| self.last_save + SAVE_INTERVAL);
-        [self.agent.next_deadline(), save]
+        [self.agent.next_deadline(), self.saver.next_save()]
             .into_iter()
             .flatten()
             .min()
@@ -106,31 +99,27 @@ impl ListServer {
 
     /// Hands the list subscriptions changed since the last save to the writer, if one is due.
     pub fn save_if_due(&mut self, now: Instant) {
-        if !self.dirty || now < self.last_save + SAVE_INTERVAL {
+        if !self.saver.due(now) {
             return;
         }
-        self.dirty = false;
-        self.last_save = now;
         let changes = self.agent.export_changes(now, crate::auth::unix_now());
         if changes.is_empty() {
             return;
         }
-        let rows = changes
-            .records
-            .into_iter()
-            .map(|record| PresenceRow {
-                kind: ROW_KIND.to_owned(),
-                key: record.key,
-                expires_at: i64::try_from(record.expires_at).unwrap_or(i64::MAX),
-                data: record.data,
-            })
-            .collect();
+        let rows = changes.records.into_iter().map(|record| {
+            (
+                ROW_KIND.to_owned(),
+                record.key,
+                record.expires_at,
+                record.data,
+            )
+        });
         let removed = changes
             .removed
             .into_iter()
             .map(|key| (ROW_KIND.to_owned(), key))
             .collect();
-        let _ = self.writer.send((rows, removed));
+        self.saver.save(rows, removed);
     }
 
     /// Start-up: the saved list subscriptions with their lists expanded afresh; the watch
@@ -180,7 +169,7 @@ impl ListServer {
             subscriptions = self.agent.subscriptions(),
             "list subscriptions restored"
         );
-        self.dirty = true;
+        self.saver.touch();
     }
 
     /// The restored subscriptions' full-state NOTIFYs, rendered now that the states known

@@ -17,6 +17,7 @@ use xcap_http::{XcapConfig, XcapService};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::presence::Presence;
+use crate::proxy::ProxyService;
 use crate::register::Registration;
 use crate::rls::ListServer;
 use crate::sip_core::SipCore;
@@ -104,7 +105,8 @@ async fn run_sip(
     info!(domains = ?config.domains, data_dir = %config.data_dir.display(), "avail-server started");
     let auth = Authenticator::start(config.clone(), store.clone()).await?;
     let presence = Presence::new(&config, store.clone());
-    let lists = ListServer::new(&config, store.clone(), presence.writer());
+    let lists = ListServer::new(&config, store.clone(), presence.saver());
+    let proxy = ProxyService::start(config.clone(), &store, &transport).await?;
     let (registration, mut persisted) = Registration::start(config.clone(), store).await?;
     let mut core = SipCore::new(
         config,
@@ -112,6 +114,7 @@ async fn run_sip(
         registration,
         presence,
         lists,
+        proxy,
         transport.clone(),
     );
     core.restore(Instant::now()).await;

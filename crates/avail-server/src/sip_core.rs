@@ -48,6 +48,7 @@ impl SipCore {
         registration: Registration,
         presence: Presence,
         lists: ListServer,
+        proxy: ProxyService,
         transport: TransportHandle,
     ) -> SipCore {
         let limits = config.limits.sip();
@@ -56,7 +57,7 @@ impl SipCore {
             ..sip_transaction::Config::default()
         });
         SipCore {
-            proxy: ProxyService::new(config.clone(), &transport),
+            proxy,
             remote: RemoteWatches::new(
                 &config,
                 transport.local_addr(sip_transport::Transport::Tcp),

@@ -397,3 +397,123 @@ fn other_domains_are_relayed_only_when_configured() {
     assert_eq!(relayed.method(), Some(&sip_message::Method::Message));
     assert_eq!(relayed.vias().unwrap().len(), 2);
 }
+
+/// The flow token in a Record-Route's user part, and the flow that token names last (the
+/// callee's side of the dialog).
+fn recorded_token(invite: &Message) -> (String, String) {
+    let route = invite.header(&HeaderName::RecordRoute).expect("recorded");
+    let uri = sip_message::NameAddr::parse(route)
+        .expect("a name-addr")
+        .uri;
+    let token = uri.user.expect("a flow token").to_owned();
+    let callee_flow = token.split('-').nth(1).expect("two flows").to_owned();
+    (token, callee_flow)
+}
+
+/// An in-dialog BYE from the caller of `invite`, following its route set with `token` in our
+/// route.
+fn bye_with_token(invite: &Message, token: &str, request_uri: &str) -> String {
+    let route = invite.header(&HeaderName::RecordRoute).expect("recorded");
+    let (genuine, _) = recorded_token(invite);
+    let n = common::unique();
+    format!(
+        "BYE {request_uri} SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:5098;branch=z9hG4bK-b{n};rport\r\n\
+         Max-Forwards: 70\r\n\
+         Route: {route}\r\n\
+         From: {from}\r\n\
+         To: {to};tag=callee\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 2 BYE\r\n\
+         Content-Length: 0\r\n\r\n",
+        route = route.replace(&genuine, token),
+        from = invite.header(&HeaderName::From).unwrap(),
+        to = invite.header(&HeaderName::To).unwrap(),
+        call_id = invite.call_id().unwrap(),
+    )
+}
+
+/// The next final response on `conn`, past the 100 Trying of the INVITEs still pending.
+fn final_response(conn: &mut SipConn) -> Message {
+    loop {
+        let message = conn.recv();
+        if message.status().is_some_and(|status| status >= 200) {
+            return message;
+        }
+    }
+}
+
+/// RFC 5626 §5.2–5.3: the flow token in our Record-Route is signed, so a caller who rewrites
+/// it to name another user's connection (here Carol's, in Bob's dialog) gets 403 and nothing
+/// reaches that connection; the token as recorded still leads to Bob.
+#[test]
+fn a_forged_flow_token_in_a_route_is_refused() {
+    let server = server();
+    let mut bob = SipConn::tcp(server.tcp_addr()).unwrap();
+    register(
+        &mut bob,
+        "bob",
+        "callee-pw",
+        "<sip:bob@192.0.2.1:5070;transport=tcp>",
+    );
+    let mut carol = SipConn::tcp(server.tcp_addr()).unwrap();
+    register(
+        &mut carol,
+        "carol",
+        "callee-pw",
+        "<sip:carol@192.0.2.3:5070;transport=tcp>",
+    );
+    let mut caller = SipConn::tcp(server.tcp_addr()).unwrap();
+    caller.send(&outside_invite(&format!("sip:bob@{DOMAIN}"), "TCP"));
+    let to_bob = next_request(&mut bob);
+    caller.send(&outside_invite(&format!("sip:carol@{DOMAIN}"), "TCP"));
+    let to_carol = next_request(&mut carol);
+
+    let (genuine, _) = recorded_token(&to_bob);
+    let (_, carols_flow) = recorded_token(&to_carol);
+    let (callers_flow, tag) = genuine.split_once('-').unwrap();
+    let tag = tag.split_once('-').unwrap().1;
+    let forged = format!("{callers_flow}-{carols_flow}-{tag}");
+    caller.send(&bye_with_token(
+        &to_bob,
+        &forged,
+        "sip:carol@192.0.2.3:5070;transport=tcp",
+    ));
+    let refused = final_response(&mut caller);
+    assert_eq!(refused.status(), Some(403), "{refused:?}");
+    assert_eq!(refused.cseq().unwrap().method, sip_message::Method::Bye);
+    assert!(
+        carol.try_recv(Duration::from_millis(500)).is_none(),
+        "nothing may reach Carol's connection"
+    );
+
+    caller.send(&bye_with_token(
+        &to_bob,
+        &genuine,
+        "sip:bob@192.0.2.1:5070;transport=tcp",
+    ));
+    let bye = next_request(&mut bob);
+    assert_eq!(bye.method(), Some(&sip_message::Method::Bye));
+    assert_eq!(bye.call_id().unwrap(), to_bob.call_id().unwrap());
+}
+
+#[test]
+fn a_route_to_us_without_a_flow_token_is_no_way_to_relay() {
+    let server = server();
+    let mut caller = SipConn::tcp(server.tcp_addr()).unwrap();
+    let n = common::unique();
+    caller.send(&format!(
+        "MESSAGE sip:victim@elsewhere.example.net SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:5098;branch=z9hG4bK-r{n};rport\r\n\
+         Max-Forwards: 70\r\n\
+         Route: <sip:{DOMAIN};lr>\r\n\
+         From: <sip:spammer@outside.example.org>;tag=s{n}\r\n\
+         To: <sip:victim@elsewhere.example.net>;tag=pretend-dialog\r\n\
+         Call-ID: relay-{n}\r\n\
+         CSeq: 1 MESSAGE\r\n\
+         Content-Type: text/plain\r\n\
+         Content-Length: 4\r\n\r\nspam"
+    ));
+    let refused = final_response(&mut caller);
+    assert_eq!(refused.status(), Some(403), "{refused:?}");
+}

@@ -19,8 +19,9 @@
 //!
 //! Flows: requests go to a [`Flow`] (transport and address), which the caller turns into
 //! its transport destination with the function given to [`Proxy::new`]. The proxy records
-//! both flows of a dialog-creating request in its Record-Route (see `flow.rs`), so in-dialog
-//! requests reach a UA behind NAT over the flow its dialog started on.
+//! both flows of a dialog-creating request in its Record-Route (see `flow.rs`), signed with
+//! the secret given to it too, so in-dialog requests reach a UA behind NAT over the
+//! flow its dialog started on, and nobody can name another user's flow.
 
 mod context;
 mod flow;
@@ -36,6 +37,7 @@ use bytes::Bytes;
 use sip_message::{Message, Method, Uri};
 use sip_transaction::{Action, ClientTxId, ServerTxId, TransactionLayer, TxId};
 
+use flow::FlowKey;
 pub use flow::{Flow, Transport};
 pub use request::{Inbound, Rejection, Routing};
 
@@ -142,6 +144,7 @@ pub struct Destination {
 /// The stateful proxy core. See the crate documentation.
 pub struct Proxy<D> {
     config: Config,
+    flow_key: FlowKey,
     destination: fn(&Flow) -> D,
     contexts: HashMap<ServerTxId, Context>,
     /// Client transactions of branches: their context and branch index.
@@ -164,10 +167,13 @@ impl<D> std::fmt::Debug for Proxy<D> {
 }
 
 impl<D: Clone> Proxy<D> {
-    /// `destination` turns a flow into what the transaction layer sends to.
-    pub fn new(config: Config, destination: fn(&Flow) -> D) -> Proxy<D> {
+    /// `flow_secret` signs the flow tokens of our Record-Route (see `flow.rs`): a secret
+    /// of the deployment, kept across restarts so that dialogs outlive them. `destination`
+    /// turns a flow into what the transaction layer sends to.
+    pub fn new(config: Config, flow_secret: &[u8], destination: fn(&Flow) -> D) -> Proxy<D> {
         Proxy {
             config,
+            flow_key: FlowKey::new(flow_secret),
             destination,
             contexts: HashMap::new(),
             branches: HashMap::new(),
@@ -182,9 +188,10 @@ impl<D: Clone> Proxy<D> {
         self.contexts.len()
     }
 
-    /// §16.3 validation and §16.4 route processing of a request that arrived over `arrived`.
+    /// §16.3 validation and §16.4 route processing of a request that arrived over `arrived`;
+    /// a Route to us whose flow token we did not sign gets 403 (RFC 5626 §5.3).
     pub fn inspect(&self, request: Message, arrived: Flow) -> Result<Inbound, Rejection> {
-        request::inspect(&self.config, request, arrived)
+        request::inspect(&self.config, &self.flow_key, request, arrived)
     }
 
     /// Whether the INVITE server transaction `id` is being proxied (a CANCEL for it goes to
@@ -456,7 +463,13 @@ impl<D: Clone> Proxy<D> {
     ) -> StartedBranch<D> {
         let via = self.via(destination.flow.transport, inbound.loop_hash);
         let record_routes = if record {
-            request::record_routes(&self.config, inbound.arrived, destination.flow)
+            request::record_routes(
+                &self.config,
+                &self.flow_key,
+                inbound.request.call_id().unwrap_or_default(),
+                inbound.arrived,
+                destination.flow,
+            )
         } else {
             Vec::new()
         };

@@ -9,6 +9,7 @@ use std::hash::{Hash, Hasher};
 use bytes::Bytes;
 use sip_message::{HeaderName, Message, MessageWriter, Method, NameAddr, Uri};
 
+use crate::flow::FlowKey;
 use crate::{Config, Flow, Listener};
 
 /// Branches built by RFC 3261 elements start with it (§8.1.1.7).
@@ -82,6 +83,12 @@ impl Inbound {
         self.followed_our_route
     }
 
+    /// Whether a Route (or a strict-routed Request-URI) naming us carried a flow token we
+    /// signed: the request follows a dialog this proxy record-routed.
+    pub fn has_dialog_flows(&self) -> bool {
+        self.dialog_flows.is_some()
+    }
+
     /// Whether the request is inside a dialog (its To carries a tag, RFC 3261 §12.2).
     pub fn in_dialog(&self) -> bool {
         self.request.to_header().is_ok_and(|to| to.tag().is_some())
@@ -113,9 +120,11 @@ impl Inbound {
     }
 }
 
-/// §16.3 and §16.4 for a request that arrived over `arrived`.
+/// §16.3 and §16.4 for a request that arrived over `arrived`; `key` checks the flow tokens
+/// in our routes.
 pub(crate) fn inspect(
     config: &Config,
+    key: &FlowKey,
     request: Message,
     arrived: Flow,
 ) -> Result<Inbound, Rejection> {
@@ -149,6 +158,13 @@ pub(crate) fn inspect(
         .header_values(&HeaderName::Route)
         .map(str::to_owned)
         .collect();
+    // loop_hash has refused a request without one.
+    let call_id = request.call_id().unwrap_or_default();
+    let mut dialog_flows = if strict_routed {
+        our_flows(key, &uri, call_id)?
+    } else {
+        None
+    };
     let mut request_uri = request_uri;
     // §16.4: a Request-URI we recorded means the previous hop was a strict router, which
     // moved the real Request-URI into the last Route.
@@ -158,7 +174,6 @@ pub(crate) fn inspect(
             .ok_or_else(|| Rejection::new(400, "Strict-routed request without a Route"))?;
         request_uri = route_uri(&last).to_owned();
     }
-    let mut dialog_flows = None;
     let mut followed_our_route = strict_routed;
     while let Some(first) = routes.first() {
         let addr =
@@ -167,7 +182,9 @@ pub(crate) fn inspect(
             break;
         }
         followed_our_route = true;
-        dialog_flows = dialog_flows.or_else(|| addr.uri.user.and_then(parse_dialog_token));
+        // Every token is checked, not only the first: none may be forged.
+        let flows = our_flows(key, &addr.uri, call_id)?;
+        dialog_flows = dialog_flows.or(flows);
         routes.remove(0);
     }
     let request_uri_is_local = Uri::parse(&request_uri).is_ok_and(|uri| config.is_local(&uri));
@@ -255,22 +272,37 @@ fn branch_hash(branch: &str) -> Option<u64> {
     u64::from_str_radix(hash, 16).ok()
 }
 
-/// Our Record-Route user part: the flows on both sides of this proxy.
-fn dialog_token(a: Flow, b: Flow) -> String {
-    format!("{}-{}", a.token(), b.token())
-}
-
-fn parse_dialog_token(user: &str) -> Option<(Flow, Flow)> {
-    let (a, b) = user.split_once('-')?;
-    Some((Flow::from_token(a)?, Flow::from_token(b)?))
+/// The flows named by the user part of a URI of ours (a Route, or the Request-URI a strict
+/// router put our Record-Route into): none without a user part, and a 403 for one we did not
+/// sign for this dialog (RFC 5626 §5.3: a tampered flow token is refused with 403). Routing
+/// it by its Request-URI instead would hide the tampering, and would not reach a UA behind
+/// NAT anyway: only the recorded flow does.
+fn our_flows(
+    key: &FlowKey,
+    uri: &Uri<'_>,
+    call_id: &str,
+) -> Result<Option<(Flow, Flow)>, Rejection> {
+    uri.user
+        .map(|user| {
+            key.verify(user, call_id)
+                .ok_or_else(|| Rejection::new(403, "Invalid flow token"))
+        })
+        .transpose()
 }
 
 /// The Record-Route values for a request arriving over `inbound` and leaving over
 /// `outbound` (§16.6 item 4), topmost first: one when both use the same transport, and
 /// otherwise one per listener, so that each side of the dialog addresses us over its own
-/// transport (e.g. TLS towards the caller, TCP towards the callee).
-pub(crate) fn record_routes(config: &Config, inbound: Flow, outbound: Flow) -> Vec<String> {
-    let token = dialog_token(inbound, outbound);
+/// transport (e.g. TLS towards the caller, TCP towards the callee). Both carry the same token
+/// of the two flows, signed with `key` for the dialog `call_id`.
+pub(crate) fn record_routes(
+    config: &Config,
+    key: &FlowKey,
+    call_id: &str,
+    inbound: Flow,
+    outbound: Flow,
+) -> Vec<String> {
+    let token = key.sign(inbound, outbound, call_id);
     let value = |listener: &Listener| {
         let param = match listener.transport {
             crate::Transport::Udp => String::new(),

@@ -9,6 +9,7 @@ use sip_transaction::{Action, ClientEvent, ServerEvent, ServerTxId, TransactionL
 use crate::{Config, Destination, Flow, Inbound, Listener, Proxy, Routing, Transport};
 
 const OUR_HOST: &str = "192.0.2.100";
+const SECRET: &[u8] = b"flow token secret";
 
 fn flow(transport: Transport, addr: &str) -> Flow {
     Flow {
@@ -85,7 +86,7 @@ impl Harness {
     fn with(config: Config) -> Harness {
         Harness {
             layer: TransactionLayer::new(sip_transaction::Config::default()),
-            proxy: Proxy::new(config, identity),
+            proxy: Proxy::new(config, SECRET, identity),
             now: Instant::now(),
         }
     }
@@ -189,7 +190,7 @@ fn sent(actions: Vec<Action<Flow>>) -> Sent {
 }
 
 fn rejection(text: &str) -> crate::Rejection {
-    Proxy::new(config(), identity)
+    Proxy::new(config(), SECRET, identity)
         .inspect(parse(text), caller())
         .expect_err("refused")
 }
@@ -358,6 +359,91 @@ fn in_dialog_requests_cross_to_the_other_flow_recorded_in_our_route() {
     assert!(
         matches!(from_callee.routing(), Routing::NextHop { flow: Some(f), .. } if f == caller())
     );
+}
+
+/// The Record-Route user part a fork through `proxy` records for the caller and `contact(1)`.
+fn recorded_token(proxy: Proxy<Flow>) -> String {
+    let mut h = Harness {
+        proxy,
+        ..Harness::new()
+    };
+    let (_, out) = h.fork(
+        &request("INVITE", "sip:bob@example.com", ""),
+        vec![contact(1)],
+    );
+    let invite = &out.requests(Method::Invite)[0].1;
+    let record_route = invite.header(&HeaderName::RecordRoute).expect("recorded");
+    let uri = sip_message::NameAddr::parse(record_route)
+        .expect("a name-addr")
+        .uri;
+    uri.user.expect("a token").to_owned()
+}
+
+#[test]
+fn routes_to_us_with_forged_flow_tokens_are_forbidden() {
+    let bye = |token: &str, call_id: &str| {
+        request(
+            "BYE",
+            "sip:bob@10.0.0.1:5060",
+            &format!("Route: <sip:{token}@192.0.2.100:5060;lr>\n"),
+        )
+        .replace("Call-ID: call-1", &format!("Call-ID: {call_id}"))
+        .replace(
+            "To: <sip:bob@example.com>",
+            "To: <sip:bob@example.com>;tag=b1",
+        )
+    };
+    let genuine = recorded_token(Proxy::new(config(), SECRET, identity));
+    let (flows, tag) = genuine.split_at(genuine.len() - 16);
+    let victim = flow(Transport::Tcp, "203.0.113.99:5060");
+    let other_flow = format!("{}-{}-{tag}", caller().token(), victim.token());
+    let other_tag = format!("{flows}{}", "A".repeat(16));
+    let other_key = recorded_token(Proxy::new(config(), b"another secret", identity));
+    for (token, call_id) in [
+        (other_flow.as_str(), "call-1"),
+        (other_tag.as_str(), "call-1"),
+        (other_key.as_str(), "call-1"),
+        (genuine.as_str(), "call-2"),
+        (flows.trim_end_matches('-'), "call-1"),
+    ] {
+        let refused = rejection(&bye(token, call_id));
+        assert_eq!(refused.status, 403, "{token} in {call_id}");
+    }
+    // The same request with the token as recorded crosses to the recorded flow.
+    let h = Harness::new();
+    let inbound = h.proxy.inspect(parse(&bye(&genuine, "call-1")), caller());
+    assert!(matches!(
+        inbound.expect("accepted").routing(),
+        Routing::NextHop { flow: Some(f), .. } if f == contact(1).flow
+    ));
+}
+
+/// §16.4: after a strict router, our Record-Route (with its token) is the Request-URI.
+#[test]
+fn a_token_in_a_strict_routed_request_uri_is_checked_too() {
+    let strict = |token: &str| {
+        request(
+            "BYE",
+            &format!("sip:{token}@192.0.2.100:5060;lr"),
+            "Route: <sip:bob@10.0.0.1:5060>\n",
+        )
+        .replace(
+            "To: <sip:bob@example.com>",
+            "To: <sip:bob@example.com>;tag=b1",
+        )
+    };
+    let genuine = recorded_token(Proxy::new(config(), SECRET, identity));
+    let h = Harness::new();
+    let inbound = h.proxy.inspect(parse(&strict(&genuine)), caller()).unwrap();
+    assert_eq!(
+        inbound.routing(),
+        Routing::NextHop {
+            uri: "sip:bob@10.0.0.1:5060",
+            flow: Some(contact(1).flow)
+        }
+    );
+    let forged = format!("{}-{}", &genuine[..genuine.len() - 17], "A".repeat(16));
+    assert_eq!(rejection(&strict(&forged)).status, 403);
 }
 
 // ---------------------------------------------------------------- §16.6 forwarding
