@@ -115,6 +115,8 @@ enum Transport {
     Tcp,
 }
 
+/// Receive buffer asked for on each UDP socket (the kernel caps it at net.core.rmem_max).
+const RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
 /// How long the NOTIFY stream must be silent for a phase to count as drained.
 const QUIET: Duration = Duration::from_secs(1);
 /// Longest wait for the NOTIFYs of the measured window after the last PUBLISH.
@@ -300,7 +302,12 @@ impl Link {
     ) -> std::io::Result<Link> {
         match transport {
             Transport::Udp => {
-                let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+                let socket = UdpSocket::bind("127.0.0.1:0").await?;
+                // A burst of NOTIFYs must not overflow the default buffer while this one
+                // thread is busy elsewhere: every datagram lost there would be counted
+                // against the server.
+                socket2::SockRef::from(&socket).set_recv_buffer_size(RECEIVE_BUFFER)?;
+                let socket = Arc::new(socket);
                 socket.connect(server).await?;
                 let link = Link {
                     local: socket.local_addr()?,

@@ -88,7 +88,11 @@ impl StreamDecoder {
         if self.buf.len() < total {
             return Ok(None);
         }
-        let frame = self.buf.split_to(total).freeze();
+        // A copy, not a split of the read buffer: a split frame keeps the buffer's allocation
+        // shared while the message is processed, so the next read has to allocate a new
+        // buffer; a copy lets the buffer be reused in place, read after read.
+        let frame = Bytes::copy_from_slice(&self.buf[..total]);
+        self.buf.advance(total);
         self.reset();
         Ok(Some(StreamItem::Message(frame)))
     }
