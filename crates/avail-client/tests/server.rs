@@ -1,15 +1,11 @@
 //! The XCAP manager against the real `avail-server` binary over HTTP (and HTTPS without
 //! verification): discovery, every operation kind, read-back from a second device, a forced
-//! 412 replay, DELETE of icon and note, and a wrong password.
-//!
-//! The binary is found next to this test's own executable (`target/<profile>/avail-server`).
-//! `cargo test --workspace` always builds it, because avail-server's own integration tests need
-//! it; when only this package is tested and the binary is missing, it is built once with the
-//! same cargo. `CARGO_BIN_EXE_*` is only available inside avail-server's package.
+//! 412 replay, DELETE of icon and note, and a wrong password. How the
+//! server binary is found: `support`.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use avail_client::content::Icon;
@@ -19,87 +15,35 @@ use avail_client::{
     Account, DocumentKind, ManagerError, Operation, Settings, TlsMode, XcapManager,
 };
 use simple_payloads::validate;
-
-const DOMAIN: &str = "example.com";
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps layout");
-    let path = profile_dir.join(format!("avail-server{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "avail-server", "--bin", "avail-server"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building avail-server failed");
-    }
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+use support::{free_port, ServerProcess, DOMAIN};
 
 struct Server {
-    child: Child,
+    _process: ServerProcess,
     http: u16,
     https: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_server() -> Server {
-    let bin = binary();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = Command::new(&bin)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["user", "add", "alice@example.com", "--password", "secret"])
-        .output()
-        .expect("user add runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let (http, https, sip) = (free_port(), free_port(), free_port());
-    let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
-    let child = Command::new(&bin)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--domain", DOMAIN, "--sip-udp", "off", "--sip-tls", "off"])
-        .args(["--sip-tcp", &format!("127.0.0.1:{sip}")])
-        .args(["--http", &format!("127.0.0.1:{http}")])
-        .args(["--https", &format!("127.0.0.1:{https}")])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("server starts");
-    let server = Server {
-        child,
+    let process = ServerProcess::start(
+        &[("alice", "secret")],
+        &[
+            "--sip-tls",
+            "off",
+            "--sip-tcp",
+            &format!("127.0.0.1:{sip}"),
+            "--http",
+            &format!("127.0.0.1:{http}"),
+            "--https",
+            &format!("127.0.0.1:{https}"),
+        ],
+        &[https],
+    );
+    Server {
+        _process: process,
         http,
         https,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", https)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
     }
-    server
 }
 
 fn settings(root: String, password: &str, dir: &Path) -> Settings {

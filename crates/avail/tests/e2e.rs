@@ -6,12 +6,12 @@
 //! application usages presence needs (blink-compat §2.2 item 1) is reported by agent and CLI;
 //! one `avail agent` process serves every account of a configuration file.
 //!
-//! The server binary is found next to this test's executable (`target/<profile>/`), built
-//! with the same cargo when missing.
+//! The server binary is found and started by avail-client's test support, shared by path.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+#[path = "../../avail-client/tests/support/mod.rs"]
+mod support;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use avail::agent::{start, AgentHandle};
@@ -22,49 +22,17 @@ use avail_client::http::{Credentials, HttpClient, TlsMode};
 use axum::http::Method;
 use base64::Engine as _;
 use serde_json::{json, Value};
+use support::{free_port, ServerProcess, DOMAIN};
 
-const DOMAIN: &str = "example.com";
 /// Most changes must show within a second; the first subscriptions need longer.
 const WAIT: Duration = Duration::from_secs(20);
 
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps layout");
-    let path = dir.join(format!("avail-server{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "avail-server", "--bin", "avail-server"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building avail-server failed");
-    }
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 struct Server {
-    child: Child,
+    process: ServerProcess,
     sip: u16,
     http: u16,
     /// SIP over TLS on `sip`, XCAP over HTTPS on `http`.
     tls: bool,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
@@ -78,22 +46,6 @@ impl Server {
     }
 
     fn launch(users: &[(&str, &str)], tls: bool) -> Server {
-        let bin = server_binary();
-        let dir = tempfile::tempdir().expect("temp dir");
-        for (user, password) in users {
-            let out = Command::new(&bin)
-                .arg("--data-dir")
-                .arg(dir.path())
-                .args(["user", "add", &format!("{user}@{DOMAIN}")])
-                .args(["--password", password])
-                .output()
-                .expect("user add runs");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
         let (sip, http) = (free_port(), free_port());
         let listen = |port: u16, on: bool| {
             if on {
@@ -102,42 +54,26 @@ impl Server {
                 "off".to_owned()
             }
         };
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let child = Command::new(&bin)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--domain", DOMAIN, "--sip-udp", "off"])
-            .args([
+        let process = ServerProcess::start(
+            users,
+            &[
                 "--sip-tcp",
                 &listen(sip, !tls),
                 "--sip-tls",
                 &listen(sip, tls),
-            ])
-            .args(["--http", &listen(http, !tls), "--https", &listen(http, tls)])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("server starts");
-        let server = Server {
-            child,
+                "--http",
+                &listen(http, !tls),
+                "--https",
+                &listen(http, tls),
+            ],
+            &[http, sip],
+        );
+        Server {
+            process,
             sip,
             http,
             tls,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err()
-            || std::net::TcpStream::connect(("127.0.0.1", sip)).is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "server did not start: {}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        server
     }
 
     /// The `[account]` lines that reach this server.
@@ -154,14 +90,10 @@ impl Server {
         );
         if self.tls {
             // The self-signed certificate the server generated is the only one trusted.
-            let ca = self.dir.path().join("tls").join("cert.pem");
+            let ca = self.process.dir.path().join("tls").join("cert.pem");
             lines.push_str(&format!("tls_ca_file = {:?}\n", ca.display().to_string()));
         }
         lines
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 }
 
@@ -258,6 +190,50 @@ async fn set_status(device: &Device, status: &str, note: &str) {
         .expect("status set");
 }
 
+/// Accept a presence request from `uri`, adding it as a contact named `name`.
+async fn accept(device: &Device, uri: &str, name: &str) {
+    device
+        .api
+        .call(
+            Method::POST,
+            "/requests/accept",
+            Some(json!({ "uri": uri, "name": name })),
+        )
+        .await
+        .expect("request accepted");
+}
+
+/// Whether `/status` has a GRUU from the registrar.
+fn has_gruu(status: &Value) -> bool {
+    status["sip"]["gruu"]
+        .as_str()
+        .is_some_and(|g| g.contains("gr="))
+}
+
+/// Whether `/status` reports both a SIP and an XCAP error.
+fn both_failed(status: &Value) -> bool {
+    status["sip"]["error"].is_string() && status["xcap"]["error"].is_string()
+}
+
+/// The notes of `/status`'s history, newest first.
+fn history_notes(status: &Value) -> Vec<&str> {
+    status["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["note"].as_str())
+        .collect()
+}
+
+/// Run the `avail` command line against the agent API at `api`.
+fn avail_cli(api: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_avail"))
+        .args(["--api", api])
+        .args(args)
+        .output()
+        .expect("avail runs")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bob_adds_alice_she_accepts_and_they_see_each_other() {
     let server = Server::start(&[("alice", "secret-a"), ("bob", "secret-b")]);
@@ -265,12 +241,7 @@ async fn bob_adds_alice_she_accepts_and_they_see_each_other() {
     let bob = device(&server, "bob", "secret-b").await;
     until(&alice, "/status", WAIT, "Alice registered", ready).await;
     let status = until(&bob, "/status", WAIT, "Bob registered", ready).await;
-    assert!(
-        status["sip"]["gruu"]
-            .as_str()
-            .is_some_and(|g| g.contains("gr=")),
-        "{status:#}"
-    );
+    assert!(has_gruu(&status), "{status:#}");
 
     let added = bob
         .api
@@ -295,15 +266,7 @@ async fn bob_adds_alice_she_accepts_and_they_see_each_other() {
     })
     .await;
 
-    alice
-        .api
-        .call(
-            Method::POST,
-            "/requests/accept",
-            Some(json!({ "uri": "sip:bob@example.com", "name": "Bob" })),
-        )
-        .await
-        .expect("Alice accepts");
+    accept(&alice, "sip:bob@example.com", "Bob").await;
     until(&alice, "/requests", WAIT, "the request is gone", |v| {
         v.as_array().is_some_and(Vec::is_empty)
     })
@@ -388,13 +351,11 @@ async fn bob_adds_alice_she_accepts_and_they_see_each_other() {
     );
 
     let status = alice.api.get("/status").await.expect("status");
-    let history: Vec<&str> = status["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .filter_map(|h| h["note"].as_str())
-        .collect();
-    assert_eq!(history, ["Back", "Lunch", "In a meeting"], "{status:#}");
+    assert_eq!(
+        history_notes(&status),
+        ["Back", "Lunch", "In a meeting"],
+        "{status:#}"
+    );
     // Bob's buddy list came through the server's resource list server, not per contact.
     let bob_status = bob.api.get("/status").await.expect("status");
     assert_eq!(bob_status["sip"]["list_mode"], "rls", "{bob_status:#}");
@@ -464,15 +425,7 @@ async fn two_devices_stay_in_sync_and_avatar_and_offline_note_reach_bob() {
         |v| v.as_array().is_some_and(|r| !r.is_empty()),
     )
     .await;
-    laptop
-        .api
-        .call(
-            Method::POST,
-            "/requests/accept",
-            Some(json!({ "uri": "sip:bob@example.com", "name": "Bob" })),
-        )
-        .await
-        .expect("accepted on the laptop");
+    accept(&laptop, "sip:bob@example.com", "Bob").await;
     until(
         &phone,
         "/contacts",
@@ -504,13 +457,11 @@ async fn two_devices_stay_in_sync_and_avatar_and_offline_note_reach_bob() {
         v["status"] == "away" && v["note"] == "Commuting"
     })
     .await;
-    let notes: Vec<&str> = laptop_status["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .filter_map(|h| h["note"].as_str())
-        .collect();
-    assert_eq!(notes, ["Commuting", "Deadline"], "synced into the history");
+    assert_eq!(
+        history_notes(&laptop_status),
+        ["Commuting", "Deadline"],
+        "synced into the history"
+    );
     until(
         &bob,
         "/contacts",
@@ -587,10 +538,7 @@ async fn two_devices_stay_in_sync_and_avatar_and_offline_note_reach_bob() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_reported() {
     let nobody = device_at(free_port(), free_port(), "erin", "pw").await;
-    let status = until(&nobody, "/status", WAIT, "errors reported", |v| {
-        v["sip"]["error"].is_string() && v["xcap"]["error"].is_string()
-    })
-    .await;
+    let status = until(&nobody, "/status", WAIT, "errors reported", both_failed).await;
     assert!(
         status["sip"]["error"]
             .as_str()
@@ -614,12 +562,7 @@ async fn sip_over_tls_registers_publishes_and_syncs_devices() {
     let phone = device(&server, "alice", "secret-a").await;
     for d in [&laptop, &phone] {
         let status = until(d, "/status", WAIT, "registered over TLS", ready).await;
-        assert!(
-            status["sip"]["gruu"]
-                .as_str()
-                .is_some_and(|g| g.contains("gr=")),
-            "{status:#}"
-        );
+        assert!(has_gruu(&status), "{status:#}");
     }
     // The phone learns the laptop's state from the laptop's PUBLISH (self-presence, §4.3).
     set_status(&laptop, "busy", "Encrypted").await;
@@ -640,10 +583,7 @@ async fn sip_over_tls_registers_publishes_and_syncs_devices() {
         .map(|l| format!("{l}\n"))
         .collect::<String>();
     let stranger = device_with("alice", "secret-a", &untrusting).await;
-    let status = until(&stranger, "/status", WAIT, "TLS refused", |v| {
-        v["sip"]["error"].is_string() && v["xcap"]["error"].is_string()
-    })
-    .await;
+    let status = until(&stranger, "/status", WAIT, "TLS refused", both_failed).await;
     assert!(
         status["sip"]["error"]
             .as_str()
@@ -695,10 +635,7 @@ async fn an_xcap_server_without_the_presence_usages_is_reported() {
         "{status:#}"
     );
     assert_eq!(status["xcap"]["ready"], false);
-    let out = Command::new(env!("CARGO_BIN_EXE_avail"))
-        .args(["--api", &frank.agent.api_addr.to_string(), "status"])
-        .output()
-        .expect("avail runs");
+    let out = avail_cli(&frank.agent.api_addr.to_string(), &["status"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("XCAP error: the XCAP server does not support the application usages presence needs: resource-lists, rls-services, org.openmobilealliance.pres-rules"),
@@ -715,11 +652,7 @@ async fn the_command_line_talks_to_the_agent() {
     until(&dave, "/status", WAIT, "registered", ready).await;
     let addr = dave.agent.api_addr.to_string();
     let avail = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_avail"))
-            .args(["--api", &addr])
-            .args(args)
-            .output()
-            .expect("avail runs");
+        let out = avail_cli(&addr, args);
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -773,13 +706,12 @@ async fn one_agent_process_serves_every_account_of_the_file() {
         .spawn()
         .expect("agent starts");
     let avail = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_avail"))
+        Command::new(env!("CARGO_BIN_EXE_avail"))
             .arg("--config")
             .arg(&path)
             .args(args)
             .output()
-            .expect("avail runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .expect("avail runs")
     };
     let deadline = Instant::now() + WAIT;
     for (args, account) in [
@@ -787,7 +719,7 @@ async fn one_agent_process_serves_every_account_of_the_file() {
         (&["--account", "bob", "status"][..], "sip:bob@example.com"),
     ] {
         loop {
-            let out = avail(args);
+            let out = String::from_utf8_lossy(&avail(args).stdout).into_owned();
             if out.starts_with(account) && out.contains("SIP: registered") {
                 break;
             }
@@ -798,12 +730,7 @@ async fn one_agent_process_serves_every_account_of_the_file() {
     let data = dir.path().join("avail-data");
     assert!(data.join("agent.addr").is_file());
     assert!(data.join("bob@example.com").join("agent.addr").is_file());
-    let out = Command::new(env!("CARGO_BIN_EXE_avail"))
-        .arg("--config")
-        .arg(&path)
-        .args(["--account", "carol", "status"])
-        .output()
-        .expect("avail runs");
+    let out = avail(&["--account", "carol", "status"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
@@ -824,15 +751,12 @@ async fn one_agent_process_serves_every_account_of_the_file() {
 async fn a_wrong_password_is_reported() {
     let server = Server::start(&[("carol", "right")]);
     let carol = device(&server, "carol", "wrong").await;
-    let status = until(&carol, "/status", WAIT, "errors reported", |v| {
-        v["sip"]["error"].is_string() && v["xcap"]["error"].is_string()
-    })
-    .await;
+    let status = until(&carol, "/status", WAIT, "errors reported", both_failed).await;
     let sip = status["sip"]["error"].as_str().unwrap_or_default();
     assert!(
         sip.contains("wrong password"),
         "{status:#}\n{}",
-        server.log()
+        server.process.log()
     );
     let xcap = status["xcap"]["error"].as_str().unwrap_or_default();
     assert!(xcap.contains("authentication failed"), "{status:#}");
@@ -889,11 +813,10 @@ async fn a_blink_document_survives_an_edit_through_the_command_line() {
         contact(v, "bob@example.com").is_some_and(|c| c["name"] == "Bob Smith")
     })
     .await;
-    let out = Command::new(env!("CARGO_BIN_EXE_avail"))
-        .args(["--api", &alice.agent.api_addr.to_string()])
-        .args(["contacts", "edit", "Bob Smith", "--name", "Robert Smith"])
-        .output()
-        .expect("avail runs");
+    let out = avail_cli(
+        &alice.agent.api_addr.to_string(),
+        &["contacts", "edit", "Bob Smith", "--name", "Robert Smith"],
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -4,6 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::hash::Hash;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -18,8 +19,8 @@ use crate::registration::Registration;
 use crate::request::{token, Ctx, Step, TIMEOUT_STATUS, TRANSPORT_STATUS};
 use crate::subscription::Subscription;
 use crate::{
-    Config, Output, PublicationId, PublishParams, RegisterParams, RegistrationId, SubscribeParams,
-    SubscriptionId, UaError,
+    Config, Flow, Output, PublicationId, PublishParams, RegisterParams, RegistrationId,
+    SubscribeParams, SubscriptionId, UaError,
 };
 
 const KEEPALIVE: &[u8] = b"\r\n\r\n";
@@ -38,9 +39,7 @@ pub struct UserAgent<D> {
     layer: TransactionLayer<D>,
     rng: StdRng,
     next_id: u64,
-    registrations: HashMap<RegistrationId, Registration<D>>,
-    publications: HashMap<PublicationId, Publication<D>>,
-    subscriptions: HashMap<SubscriptionId, Subscription<D>>,
+    roles: Roles<D>,
     /// Current (Call-ID, our tag) of each subscription, to route NOTIFYs, and its inverse.
     dialogs: HashMap<(String, String), SubscriptionId>,
     dialog_keys: HashMap<SubscriptionId, (String, String)>,
@@ -62,9 +61,11 @@ impl<D: Clone + PartialEq> UserAgent<D> {
             config,
             rng,
             next_id: 0,
-            registrations: HashMap::new(),
-            publications: HashMap::new(),
-            subscriptions: HashMap::new(),
+            roles: Roles {
+                registrations: HashMap::new(),
+                publications: HashMap::new(),
+                subscriptions: HashMap::new(),
+            },
             dialogs: HashMap::new(),
             dialog_keys: HashMap::new(),
             scheduled: HashMap::new(),
@@ -86,21 +87,11 @@ impl<D: Clone + PartialEq> UserAgent<D> {
         params: RegisterParams<D>,
         now: Instant,
     ) -> Result<(RegistrationId, Vec<Output<D>>), UaError> {
-        if self.registrations.len() >= self.config.max_registrations {
-            return Err(UaError::TooMany);
-        }
-        let id = RegistrationId(self.alloc_id());
-        let mut ctx = Ctx {
-            config: &self.config,
-            rng: &mut self.rng,
-            now,
-        };
-        let mut registration = Registration::new(id, params, &mut ctx)?;
-        let steps = registration.start(&mut ctx);
-        self.registrations.insert(id, registration);
-        let mut out = Vec::new();
-        self.run(Owner::Registration(id), steps, now, &mut out);
-        Ok((id, out))
+        self.start_role(now, |id, ctx| {
+            let mut registration = Registration::new(id, params, ctx)?;
+            let steps = registration.start(ctx);
+            Ok((registration, steps))
+        })
     }
 
     /// Remove the binding (`Expires: 0`); [`crate::Event::Unregistered`] follows.
@@ -109,16 +100,7 @@ impl<D: Clone + PartialEq> UserAgent<D> {
         id: RegistrationId,
         now: Instant,
     ) -> Result<Vec<Output<D>>, UaError> {
-        let registration = self.registrations.get_mut(&id).ok_or(UaError::UnknownId)?;
-        let mut ctx = Ctx {
-            config: &self.config,
-            rng: &mut self.rng,
-            now,
-        };
-        let steps = registration.unregister(&mut ctx)?;
-        let mut out = Vec::new();
-        self.run(Owner::Registration(id), steps, now, &mut out);
-        Ok(out)
+        self.call_role(id, now, |registration, ctx| registration.unregister(ctx))
     }
 
     /// Start publishing `params.body`; refreshes follow until [`Self::unpublish`].
@@ -127,21 +109,11 @@ impl<D: Clone + PartialEq> UserAgent<D> {
         params: PublishParams<D>,
         now: Instant,
     ) -> Result<(PublicationId, Vec<Output<D>>), UaError> {
-        if self.publications.len() >= self.config.max_publications {
-            return Err(UaError::TooMany);
-        }
-        let id = PublicationId(self.alloc_id());
-        let mut ctx = Ctx {
-            config: &self.config,
-            rng: &mut self.rng,
-            now,
-        };
-        let mut publication = Publication::new(id, params, &mut ctx)?;
-        let steps = publication.send_next(&mut ctx);
-        self.publications.insert(id, publication);
-        let mut out = Vec::new();
-        self.run(Owner::Publication(id), steps, now, &mut out);
-        Ok((id, out))
+        self.start_role(now, |id, ctx| {
+            let mut publication = Publication::new(id, params, ctx)?;
+            let steps = publication.send_next(ctx);
+            Ok((publication, steps))
+        })
     }
 
     /// Replace the published body (sent with `SIP-If-Match` once the entity exists).
@@ -151,16 +123,7 @@ impl<D: Clone + PartialEq> UserAgent<D> {
         body: Bytes,
         now: Instant,
     ) -> Result<Vec<Output<D>>, UaError> {
-        let publication = self.publications.get_mut(&id).ok_or(UaError::UnknownId)?;
-        let mut ctx = Ctx {
-            config: &self.config,
-            rng: &mut self.rng,
-            now,
-        };
-        let steps = publication.modify(body, &mut ctx)?;
-        let mut out = Vec::new();
-        self.run(Owner::Publication(id), steps, now, &mut out);
-        Ok(out)
+        self.call_role(id, now, |publication, ctx| publication.modify(body, ctx))
     }
 
     /// Remove the publication (`Expires: 0`); [`crate::Event::Unpublished`] follows.
@@ -169,16 +132,7 @@ impl<D: Clone + PartialEq> UserAgent<D> {
         id: PublicationId,
         now: Instant,
     ) -> Result<Vec<Output<D>>, UaError> {
-        let publication = self.publications.get_mut(&id).ok_or(UaError::UnknownId)?;
-        let mut ctx = Ctx {
-            config: &self.config,
-            rng: &mut self.rng,
-            now,
-        };
-        let steps = publication.remove(&mut ctx)?;
-        let mut out = Vec::new();
-        self.run(Owner::Publication(id), steps, now, &mut out);
-        Ok(out)
+        self.call_role(id, now, |publication, ctx| publication.remove(ctx))
     }
 
     /// Start a subscription; it is refreshed, and renewed after terminations that allow
@@ -188,21 +142,11 @@ impl<D: Clone + PartialEq> UserAgent<D> {
         params: SubscribeParams<D>,
         now: Instant,
     ) -> Result<(SubscriptionId, Vec<Output<D>>), UaError> {
-        if self.subscriptions.len() >= self.config.max_subscriptions {
-            return Err(UaError::TooMany);
-        }
-        let id = SubscriptionId(self.alloc_id());
-        let mut ctx = Ctx {
-            config: &self.config,
-            rng: &mut self.rng,
-            now,
-        };
-        let mut subscription = Subscription::new(id, params, &mut ctx)?;
-        let steps = subscription.start(&mut ctx);
-        self.subscriptions.insert(id, subscription);
-        let mut out = Vec::new();
-        self.run(Owner::Subscription(id), steps, now, &mut out);
-        Ok((id, out))
+        self.start_role(now, |id, ctx| {
+            let mut subscription = Subscription::new(id, params, ctx)?;
+            let steps = subscription.start(ctx);
+            Ok((subscription, steps))
+        })
     }
 
     /// End a subscription (`Expires: 0`); [`crate::Event::Unsubscribed`] follows the final
@@ -212,15 +156,50 @@ impl<D: Clone + PartialEq> UserAgent<D> {
         id: SubscriptionId,
         now: Instant,
     ) -> Result<Vec<Output<D>>, UaError> {
-        let subscription = self.subscriptions.get_mut(&id).ok_or(UaError::UnknownId)?;
+        self.call_role(id, now, |subscription, ctx| subscription.unsubscribe(ctx))
+    }
+
+    /// A new role of the kind of `I`, made by `create` for a fresh id (and within
+    /// [`Config`]'s limit for the kind), with the steps it starts with carried out.
+    fn start_role<I: RoleId<D>>(
+        &mut self,
+        now: Instant,
+        create: impl FnOnce(I, &mut Ctx<'_>) -> Result<(I::Role, Vec<Step>), UaError>,
+    ) -> Result<(I, Vec<Output<D>>), UaError> {
+        if I::table(&mut self.roles).len() >= I::max(&self.config) {
+            return Err(UaError::TooMany);
+        }
+        let id = I::from_raw(self.alloc_id());
         let mut ctx = Ctx {
             config: &self.config,
             rng: &mut self.rng,
             now,
         };
-        let steps = subscription.unsubscribe(&mut ctx)?;
+        let (role, steps) = create(id, &mut ctx)?;
+        I::table(&mut self.roles).insert(id, role);
         let mut out = Vec::new();
-        self.run(Owner::Subscription(id), steps, now, &mut out);
+        self.run(id.owner(), steps, now, &mut out);
+        Ok((id, out))
+    }
+
+    /// What the application asks of role `id`, with the steps that follow carried out.
+    fn call_role<I: RoleId<D>>(
+        &mut self,
+        id: I,
+        now: Instant,
+        call: impl FnOnce(&mut I::Role, &mut Ctx<'_>) -> Result<Vec<Step>, UaError>,
+    ) -> Result<Vec<Output<D>>, UaError> {
+        let role = I::table(&mut self.roles)
+            .get_mut(&id)
+            .ok_or(UaError::UnknownId)?;
+        let mut ctx = Ctx {
+            config: &self.config,
+            rng: &mut self.rng,
+            now,
+        };
+        let steps = call(role, &mut ctx)?;
+        let mut out = Vec::new();
+        self.run(id.owner(), steps, now, &mut out);
         Ok(out)
     }
 
@@ -308,7 +287,7 @@ impl<D: Clone + PartialEq> UserAgent<D> {
         let failed: Vec<ClientTxId> = self
             .transactions
             .iter()
-            .filter(|(_, (owner, _))| self.flow_dest(*owner).is_some_and(|d| d == dest))
+            .filter(|(_, (owner, _))| self.flow(*owner).is_some_and(|f| f.dest == *dest))
             .map(|(id, _)| *id)
             .collect();
         let mut out = Vec::new();
@@ -371,7 +350,7 @@ impl<D: Clone + PartialEq> UserAgent<D> {
             self.respond(id, request, 481, "Subscription Does Not Exist", now, out);
             return;
         };
-        let Some(subscription) = self.subscriptions.get_mut(&sub_id) else {
+        let Some(subscription) = self.roles.subscriptions.get_mut(&sub_id) else {
             self.respond(id, request, 481, "Subscription Does Not Exist", now, out);
             return;
         };
@@ -418,19 +397,21 @@ impl<D: Clone + PartialEq> UserAgent<D> {
         }
     }
 
-    fn flow_dest(&self, owner: Owner) -> Option<&D> {
+    fn flow(&self, owner: Owner) -> Option<&Flow<D>> {
+        let roles = &self.roles;
         match owner {
-            Owner::Registration(id) => self.registrations.get(&id).map(|r| &r.flow.dest),
-            Owner::Publication(id) => self.publications.get(&id).map(|p| &p.flow.dest),
-            Owner::Subscription(id) => self.subscriptions.get(&id).map(|s| &s.flow.dest),
+            Owner::Registration(id) => roles.registrations.get(&id).map(|r| &r.flow),
+            Owner::Publication(id) => roles.publications.get(&id).map(|p| &p.flow),
+            Owner::Subscription(id) => roles.subscriptions.get(&id).map(|s| &s.flow),
         }
     }
 
     fn role_deadline(&self, owner: Owner) -> Option<Instant> {
+        let roles = &self.roles;
         match owner {
-            Owner::Registration(id) => self.registrations.get(&id).and_then(|r| r.deadline()),
-            Owner::Publication(id) => self.publications.get(&id).and_then(|p| p.deadline()),
-            Owner::Subscription(id) => self.subscriptions.get(&id).and_then(|s| s.deadline()),
+            Owner::Registration(id) => roles.registrations.get(&id).and_then(|r| r.deadline()),
+            Owner::Publication(id) => roles.publications.get(&id).and_then(|p| p.deadline()),
+            Owner::Subscription(id) => roles.subscriptions.get(&id).and_then(|s| s.deadline()),
         }
     }
 
@@ -445,10 +426,11 @@ impl<D: Clone + PartialEq> UserAgent<D> {
             rng: &mut self.rng,
             now,
         };
+        let roles = &mut self.roles;
         let role = match owner {
-            Owner::Registration(id) => self.registrations.get_mut(&id).map(Role::Registration),
-            Owner::Publication(id) => self.publications.get_mut(&id).map(Role::Publication),
-            Owner::Subscription(id) => self.subscriptions.get_mut(&id).map(Role::Subscription),
+            Owner::Registration(id) => roles.registrations.get_mut(&id).map(Role::Registration),
+            Owner::Publication(id) => roles.publications.get_mut(&id).map(Role::Publication),
+            Owner::Subscription(id) => roles.subscriptions.get_mut(&id).map(Role::Subscription),
         };
         match role {
             Some(role) => call(role, &mut ctx),
@@ -463,9 +445,9 @@ impl<D: Clone + PartialEq> UserAgent<D> {
             match step {
                 Step::Event(event) => out.push(Output::Event(event)),
                 Step::Keepalive => {
-                    if let Some(dest) = self.flow_dest(owner) {
+                    if let Some(flow) = self.flow(owner) {
                         out.push(Output::Send {
-                            dest: dest.clone(),
+                            dest: flow.dest.clone(),
                             data: Bytes::from_static(KEEPALIVE),
                         });
                     }
@@ -489,7 +471,7 @@ impl<D: Clone + PartialEq> UserAgent<D> {
         now: Instant,
         out: &mut Vec<Output<D>>,
     ) -> Vec<Step> {
-        let Some((dest, reliable)) = self.flow_of(owner) else {
+        let Some((dest, reliable)) = self.flow(owner).map(|f| (f.dest.clone(), f.reliable)) else {
             return Vec::new();
         };
         let limits = Limits {
@@ -515,33 +497,21 @@ impl<D: Clone + PartialEq> UserAgent<D> {
         }
     }
 
-    fn flow_of(&self, owner: Owner) -> Option<(D, bool)> {
-        match owner {
-            Owner::Registration(id) => self
-                .registrations
-                .get(&id)
-                .map(|r| (r.flow.dest.clone(), r.flow.reliable)),
-            Owner::Publication(id) => self
-                .publications
-                .get(&id)
-                .map(|p| (p.flow.dest.clone(), p.flow.reliable)),
-            Owner::Subscription(id) => self
-                .subscriptions
-                .get(&id)
-                .map(|s| (s.flow.dest.clone(), s.flow.reliable)),
-        }
-    }
-
     fn after_role_call(&mut self, owner: Owner) {
         match owner {
             Owner::Registration(id) => {
-                if self.registrations.get(&id).is_some_and(|r| r.finished) {
-                    self.registrations.remove(&id);
+                if self
+                    .roles
+                    .registrations
+                    .get(&id)
+                    .is_some_and(|r| r.finished)
+                {
+                    self.roles.registrations.remove(&id);
                 }
             }
             Owner::Publication(id) => {
-                if self.publications.get(&id).is_some_and(|p| p.finished) {
-                    self.publications.remove(&id);
+                if self.roles.publications.get(&id).is_some_and(|p| p.finished) {
+                    self.roles.publications.remove(&id);
                 }
             }
             Owner::Subscription(id) => self.reindex_dialog(id),
@@ -562,10 +532,10 @@ impl<D: Clone + PartialEq> UserAgent<D> {
     /// Keep the NOTIFY routing key of subscription `id` current (it changes with each new
     /// subscription attempt), and drop the subscription once finished.
     fn reindex_dialog(&mut self, id: SubscriptionId) {
-        let current = match self.subscriptions.get(&id) {
+        let current = match self.roles.subscriptions.get(&id) {
             Some(s) if !s.finished => Some((s.call_id.clone(), s.local_tag.clone())),
             Some(_) => {
-                self.subscriptions.remove(&id);
+                self.roles.subscriptions.remove(&id);
                 None
             }
             None => None,
@@ -585,7 +555,8 @@ impl<D: Clone + PartialEq> UserAgent<D> {
     /// Drop stale heap entries once they outnumber the live roles, so deadlines that move
     /// often (a NOTIFY shortening a lifetime each time) cannot grow the heap without bound.
     fn compact_timers(&mut self) {
-        let live = self.registrations.len() + self.publications.len() + self.subscriptions.len();
+        let roles = &self.roles;
+        let live = roles.registrations.len() + roles.publications.len() + roles.subscriptions.len();
         if self.timers.len() > 2 * live + 1024 {
             let entries = std::mem::take(&mut self.timers).into_vec();
             self.timers = entries
@@ -633,6 +604,72 @@ fn dialog_key(request: &Message) -> Option<(String, String)> {
     let call_id = request.call_id().ok()?;
     let to = request.to_header().ok()?;
     Some((call_id.to_owned(), to.tag()?.to_owned()))
+}
+
+/// The roles of an agent, by kind.
+#[derive(Debug)]
+struct Roles<D> {
+    registrations: HashMap<RegistrationId, Registration<D>>,
+    publications: HashMap<PublicationId, Publication<D>>,
+    subscriptions: HashMap<SubscriptionId, Subscription<D>>,
+}
+
+/// The id of one kind of role: where the agent keeps that kind and how many it may hold, so
+/// that it starts the three kinds, and calls on them for the application, alike.
+trait RoleId<D>: Copy + Eq + Hash {
+    type Role;
+    fn from_raw(raw: u64) -> Self;
+    fn owner(self) -> Owner;
+    fn max(config: &Config) -> usize;
+    fn table(roles: &mut Roles<D>) -> &mut HashMap<Self, Self::Role>;
+}
+
+impl<D> RoleId<D> for RegistrationId {
+    type Role = Registration<D>;
+    fn from_raw(raw: u64) -> Self {
+        RegistrationId(raw)
+    }
+    fn owner(self) -> Owner {
+        Owner::Registration(self)
+    }
+    fn max(config: &Config) -> usize {
+        config.max_registrations
+    }
+    fn table(roles: &mut Roles<D>) -> &mut HashMap<Self, Self::Role> {
+        &mut roles.registrations
+    }
+}
+
+impl<D> RoleId<D> for PublicationId {
+    type Role = Publication<D>;
+    fn from_raw(raw: u64) -> Self {
+        PublicationId(raw)
+    }
+    fn owner(self) -> Owner {
+        Owner::Publication(self)
+    }
+    fn max(config: &Config) -> usize {
+        config.max_publications
+    }
+    fn table(roles: &mut Roles<D>) -> &mut HashMap<Self, Self::Role> {
+        &mut roles.publications
+    }
+}
+
+impl<D> RoleId<D> for SubscriptionId {
+    type Role = Subscription<D>;
+    fn from_raw(raw: u64) -> Self {
+        SubscriptionId(raw)
+    }
+    fn owner(self) -> Owner {
+        Owner::Subscription(self)
+    }
+    fn max(config: &Config) -> usize {
+        config.max_subscriptions
+    }
+    fn table(roles: &mut Roles<D>) -> &mut HashMap<Self, Self::Role> {
+        &mut roles.subscriptions
+    }
 }
 
 /// A borrowed role, so the agent calls the three kinds alike.

@@ -11,10 +11,11 @@ use sip_message::{HeaderName, Message, Method};
 
 use crate::auth::Auth;
 use crate::request::{
-    check_expires, check_flow, check_identity, check_text, check_uri, expires_header, header_safe,
-    name_addr, raised_expires, refresh_delay, retry_delay, start, token, Ctx, Head, Step,
+    begin_closing, check_body, check_expires, check_flow, check_identity, check_text, check_uri,
+    expires_header, final_response, header_safe, name_addr, next_retry, refresh_delay,
+    retry_as_asked, start, take_awaited, token, Awaiting, Ctx, Head, Retries, Step,
 };
-use crate::{Event, Flow, Identity, PublicationId, PublishParams, UaError};
+use crate::{Credentials, Event, Flow, Identity, PublicationId, PublishParams, UaError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -40,7 +41,7 @@ pub(crate) struct Publication<D> {
     cseq: u32,
     auth: Auth,
     etag: Option<String>,
-    awaiting: Option<(u32, Kind)>,
+    awaiting: Awaiting<Kind>,
     /// The body changed since it was last sent.
     dirty: bool,
     closing: bool,
@@ -61,9 +62,7 @@ impl<D> Publication<D> {
         check_text(&params.event, "event")?;
         check_text(&params.content_type, "content type")?;
         check_expires(params.expires, ctx.config)?;
-        if params.body.len() > ctx.config.max_body_bytes {
-            return Err(UaError::BodyTooLarge);
-        }
+        check_body(&params.body, ctx.config)?;
         let resource = params
             .resource
             .unwrap_or_else(|| params.identity.aor.clone());
@@ -172,19 +171,14 @@ impl<D> Publication<D> {
         if self.closing {
             return Err(UaError::Closing);
         }
-        if body.len() > ctx.config.max_body_bytes {
-            return Err(UaError::BodyTooLarge);
-        }
+        check_body(&body, ctx.config)?;
         self.body = body;
         self.dirty = true;
         Ok(self.send_unless_busy(ctx))
     }
 
     pub(crate) fn remove(&mut self, ctx: &mut Ctx<'_>) -> Result<Vec<Step>, UaError> {
-        if self.closing {
-            return Err(UaError::Closing);
-        }
-        self.closing = true;
+        begin_closing(&mut self.closing)?;
         Ok(self.send_unless_busy(ctx))
     }
 
@@ -197,25 +191,11 @@ impl<D> Publication<D> {
     }
 
     pub(crate) fn on_response(&mut self, response: &Message, ctx: &mut Ctx<'_>) -> Vec<Step> {
-        let (Some(status), Ok(cseq)) = (response.status(), response.cseq()) else {
+        let Some((status, kind)) = final_response(response, &mut self.awaiting) else {
             return Vec::new();
         };
-        let Some((awaited, kind)) = self.awaiting else {
-            return Vec::new();
-        };
-        if cseq.seq != awaited || status < 200 {
-            return Vec::new();
-        }
-        self.awaiting = None;
         match status {
             200..=299 => self.on_success(response, kind, ctx),
-            401 | 407 => match self
-                .auth
-                .on_challenge(response, self.identity.credentials.as_ref())
-            {
-                Ok(()) => vec![self.send(kind, ctx)],
-                Err(_) => self.fail(status, Some(response), kind, ctx),
-            },
             412 => {
                 // The server lost our entity (expired, restarted): publish afresh.
                 self.auth.on_final();
@@ -225,14 +205,8 @@ impl<D> Publication<D> {
                 }
                 vec![self.send(Kind::Initial, ctx)]
             }
-            423 if kind != Kind::Remove => {
-                match raised_expires(response, self.expires, ctx.config) {
-                    Some(expires) => {
-                        self.expires = expires;
-                        vec![self.send(kind, ctx)]
-                    }
-                    None => self.fail(status, Some(response), kind, ctx),
-                }
+            _ if retry_as_asked(self, response, kind == Kind::Remove, ctx.config) => {
+                vec![self.send(kind, ctx)]
             }
             _ => self.fail(status, Some(response), kind, ctx),
         }
@@ -283,8 +257,7 @@ impl<D> Publication<D> {
             // The body did not get through: the retry must carry it.
             self.dirty = true;
         }
-        self.failures = self.failures.saturating_add(1);
-        let retry_at = ctx.now + retry_delay(response, self.failures, ctx);
+        let retry_at = next_retry(&mut self.failures, response, ctx);
         self.next_publish = Some(retry_at);
         vec![Step::Event(Event::PublicationFailed {
             id: self.id,
@@ -299,12 +272,9 @@ impl<D> Publication<D> {
         status: u16,
         ctx: &mut Ctx<'_>,
     ) -> Vec<Step> {
-        match self.awaiting {
-            Some((awaited, kind)) if awaited == cseq => {
-                self.awaiting = None;
-                self.fail(status, None, kind, ctx)
-            }
-            _ => Vec::new(),
+        match take_awaited(&mut self.awaiting, cseq) {
+            Some(kind) => self.fail(status, None, kind, ctx),
+            None => Vec::new(),
         }
     }
 
@@ -318,5 +288,15 @@ impl<D> Publication<D> {
         }
         self.next_publish = None;
         self.send_unless_busy(ctx)
+    }
+}
+
+impl<D> Retries for Publication<D> {
+    fn retry_state(&mut self) -> (&mut Auth, Option<&Credentials>, &mut u32) {
+        (
+            &mut self.auth,
+            self.identity.credentials.as_ref(),
+            &mut self.expires,
+        )
     }
 }

@@ -9,10 +9,11 @@ use sip_message::{unquote, ContactValue, Message, Method, NameAddr, Uri};
 
 use crate::auth::Auth;
 use crate::request::{
-    check_expires, check_flow, check_identity, check_text, expires_header, name_addr,
-    raised_expires, refresh_delay, retry_delay, start, token, Ctx, Head, Step,
+    begin_closing, check_expires, check_flow, check_identity, check_text, expires_header,
+    final_response, name_addr, next_retry, refresh_delay, retry_as_asked, start, take_awaited,
+    token, Awaiting, Ctx, Head, Retries, Step,
 };
-use crate::{Event, Flow, Identity, RegisterParams, RegistrationId, UaError};
+use crate::{Credentials, Event, Flow, Identity, RegisterParams, RegistrationId, UaError};
 
 #[derive(Debug)]
 pub(crate) struct Registration<D> {
@@ -32,7 +33,7 @@ pub(crate) struct Registration<D> {
     cseq: u32,
     auth: Auth,
     /// CSeq of the REGISTER in flight, and whether it removes the binding.
-    awaiting: Option<(u32, bool)>,
+    awaiting: Awaiting<bool>,
     registered: bool,
     closing: bool,
     failures: u32,
@@ -127,10 +128,7 @@ impl<D> Registration<D> {
     }
 
     pub(crate) fn unregister(&mut self, ctx: &mut Ctx<'_>) -> Result<Vec<Step>, UaError> {
-        if self.closing {
-            return Err(UaError::Closing);
-        }
-        self.closing = true;
+        begin_closing(&mut self.closing)?;
         self.next_register = None;
         self.next_keepalive = None;
         if self.awaiting.is_some() {
@@ -149,32 +147,12 @@ impl<D> Registration<D> {
     }
 
     pub(crate) fn on_response(&mut self, response: &Message, ctx: &mut Ctx<'_>) -> Vec<Step> {
-        let (Some(status), Ok(cseq)) = (response.status(), response.cseq()) else {
+        let Some((status, remove)) = final_response(response, &mut self.awaiting) else {
             return Vec::new();
         };
-        let Some((awaited, remove)) = self.awaiting else {
-            return Vec::new();
-        };
-        if cseq.seq != awaited || status < 200 {
-            return Vec::new();
-        }
-        self.awaiting = None;
         match status {
             200..=299 => self.on_success(response, remove, ctx),
-            401 | 407 => match self
-                .auth
-                .on_challenge(response, self.identity.credentials.as_ref())
-            {
-                Ok(()) => vec![self.send(remove, ctx)],
-                Err(_) => self.fail(status, Some(response), remove, ctx),
-            },
-            423 if !remove => match raised_expires(response, self.expires, ctx.config) {
-                Some(expires) => {
-                    self.expires = expires;
-                    vec![self.send(false, ctx)]
-                }
-                None => self.fail(status, Some(response), remove, ctx),
-            },
+            _ if retry_as_asked(self, response, remove, ctx.config) => vec![self.send(remove, ctx)],
             _ => self.fail(status, Some(response), remove, ctx),
         }
     }
@@ -267,8 +245,7 @@ impl<D> Registration<D> {
         }
         self.registered = false;
         self.next_keepalive = None;
-        self.failures = self.failures.saturating_add(1);
-        let retry_at = ctx.now + retry_delay(response, self.failures, ctx);
+        let retry_at = next_retry(&mut self.failures, response, ctx);
         self.next_register = Some(retry_at);
         vec![Step::Event(Event::RegistrationFailed {
             id: self.id,
@@ -284,12 +261,9 @@ impl<D> Registration<D> {
         status: u16,
         ctx: &mut Ctx<'_>,
     ) -> Vec<Step> {
-        match self.awaiting {
-            Some((awaited, remove)) if awaited == cseq => {
-                self.awaiting = None;
-                self.fail(status, None, remove, ctx)
-            }
-            _ => Vec::new(),
+        match take_awaited(&mut self.awaiting, cseq) {
+            Some(remove) => self.fail(status, None, remove, ctx),
+            None => Vec::new(),
         }
     }
 
@@ -313,6 +287,16 @@ impl<D> Registration<D> {
             }
         }
         steps
+    }
+}
+
+impl<D> Retries for Registration<D> {
+    fn retry_state(&mut self) -> (&mut Auth, Option<&Credentials>, &mut u32) {
+        (
+            &mut self.auth,
+            self.identity.credentials.as_ref(),
+            &mut self.expires,
+        )
     }
 }
 

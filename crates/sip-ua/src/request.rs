@@ -1,8 +1,10 @@
 //! What registration, publication and subscription share: request construction (RFC 3261
 //! §8.1.1 mandatory headers, §12.2.1.1 in-dialog requests over a loose-routing route set),
 //! response reading (Expires, Min-Expires of RFC 3261 §10.3 and §20.23, Retry-After of
-//! §20.33) and the timing rules: when to refresh, and how long to back off after a failure
-//! (RFC 5626 §4.5).
+//! §20.33), matching answers to the one request in flight, the retries every role makes
+//! alike (a challenge answered, a 423's Min-Expires granted), checks of the caller's
+//! parameters, and the timing rules: when to refresh, and how long to back off after a
+//! failure (RFC 5626 §4.5).
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,8 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use sip_message::{quote, HeaderName, Message, MessageWriter, Method, Uri};
 
-use crate::{Config, Event, Flow, Identity, UaError};
+use crate::auth::Auth;
+use crate::{Config, Credentials, Event, Flow, Identity, UaError};
 
 /// Status reported when a request got no final response (Timer F, RFC 3261 §8.1.3.1).
 pub(crate) const TIMEOUT_STATUS: u16 = 408;
@@ -106,11 +109,7 @@ pub(crate) fn refresh_delay(expires: u32) -> Duration {
 /// response's Retry-After when it has one (capped), else RFC 5626 §4.5's back-off, a random
 /// time between half and all of `min(max, base * 2^(failures-1))`, so that many clients
 /// failing together do not retry together.
-pub(crate) fn retry_delay(
-    response: Option<&Message>,
-    failures: u32,
-    ctx: &mut Ctx<'_>,
-) -> Duration {
+fn retry_delay(response: Option<&Message>, failures: u32, ctx: &mut Ctx<'_>) -> Duration {
     if let Some(seconds) = response.and_then(retry_after) {
         return Duration::from_secs(u64::from(seconds)).min(ctx.config.max_retry_after);
     }
@@ -124,6 +123,82 @@ pub(crate) fn retry_delay(
         .unwrap_or(u64::MAX)
         .max(2);
     Duration::from_millis(ctx.rng.gen_range(millis / 2..=millis))
+}
+
+/// One more consecutive failure: counted in `failures`, and the time to retry at, after
+/// [`retry_delay`].
+pub(crate) fn next_retry(
+    failures: &mut u32,
+    response: Option<&Message>,
+    ctx: &mut Ctx<'_>,
+) -> Instant {
+    *failures = failures.saturating_add(1);
+    ctx.now + retry_delay(response, *failures, ctx)
+}
+
+/// The request in flight of a role: its CSeq number and what kind of request it is.
+pub(crate) type Awaiting<K> = Option<(u32, K)>;
+
+/// When `response` is the final response to the request in flight: its status and the kind
+/// of that request, which is then no longer in flight. None for anything else (a
+/// provisional response, a late answer to an earlier request, an unparsable one).
+pub(crate) fn final_response<K: Copy>(
+    response: &Message,
+    awaiting: &mut Awaiting<K>,
+) -> Option<(u16, K)> {
+    let (Some(status), Ok(cseq)) = (response.status(), response.cseq()) else {
+        return None;
+    };
+    let (awaited, kind) = (*awaiting)?;
+    if cseq.seq != awaited || status < 200 {
+        return None;
+    }
+    *awaiting = None;
+    Some((status, kind))
+}
+
+/// When the request with `cseq` is the one in flight (it got no response: timeout or
+/// transport failure): its kind, and it is no longer in flight.
+pub(crate) fn take_awaited<K: Copy>(awaiting: &mut Awaiting<K>, cseq: u32) -> Option<K> {
+    match *awaiting {
+        Some((awaited, kind)) if awaited == cseq => {
+            *awaiting = None;
+            Some(kind)
+        }
+        _ => None,
+    }
+}
+
+/// A role, as [`retry_as_asked`] sees it.
+pub(crate) trait Retries {
+    /// The role's digest state, the credentials it answers challenges with, and the
+    /// lifetime it asks for.
+    fn retry_state(&mut self) -> (&mut Auth, Option<&Credentials>, &mut u32);
+}
+
+/// Whether a failure response is one every role answers by sending the same request again:
+/// a 401 or 407 whose challenge can be answered (RFC 3261 §22.2, §22.3), or, unless the
+/// request `removes` what the role made (asking for no lifetime), a 423 whose Min-Expires
+/// can be granted (RFC 3261 §10.2.8, RFC 3903 §4.5, RFC 6665 §4.1.2.1), which then raises
+/// the role's lifetime.
+pub(crate) fn retry_as_asked(
+    role: &mut impl Retries,
+    response: &Message,
+    removes: bool,
+    config: &Config,
+) -> bool {
+    let (auth, credentials, expires) = role.retry_state();
+    match response.status() {
+        Some(401 | 407) => auth.on_challenge(response, credentials).is_ok(),
+        Some(423) if !removes => match raised_expires(response, *expires, config) {
+            Some(raised) => {
+                *expires = raised;
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 /// Leading delta-seconds of a Retry-After value (`120 (comment);duration=60` → 120).
@@ -141,7 +216,7 @@ pub(crate) fn expires_header(response: &Message) -> Option<u32> {
 /// The lifetime to ask for after a 423 (RFC 3261 §10.2.8, RFC 3903 §4.5, RFC 6665
 /// §4.1.2.1): the Min-Expires value, when it is larger than what was refused and within the
 /// configured maximum. None: the 423 cannot be satisfied and counts as a failure.
-pub(crate) fn raised_expires(response: &Message, refused: u32, config: &Config) -> Option<u32> {
+fn raised_expires(response: &Message, refused: u32, config: &Config) -> Option<u32> {
     let min = response
         .u32_header(&HeaderName::MinExpires)
         .ok()
@@ -192,6 +267,23 @@ pub(crate) fn check_expires(expires: u32, config: &Config) -> Result<(), UaError
     if expires == 0 || expires > config.max_expires {
         return Err(UaError::InvalidParameter("expires"));
     }
+    Ok(())
+}
+
+/// A body the caller gave, within [`Config::max_body_bytes`].
+pub(crate) fn check_body(body: &[u8], config: &Config) -> Result<(), UaError> {
+    if body.len() > config.max_body_bytes {
+        return Err(UaError::BodyTooLarge);
+    }
+    Ok(())
+}
+
+/// Mark a role as being removed; refused when it already is.
+pub(crate) fn begin_closing(closing: &mut bool) -> Result<(), UaError> {
+    if *closing {
+        return Err(UaError::Closing);
+    }
+    *closing = true;
     Ok(())
 }
 

@@ -13,12 +13,13 @@ use sip_message::{ContactValue, HeaderName, Message, Method};
 
 use crate::auth::Auth;
 use crate::request::{
-    check_expires, check_flow, check_identity, check_text, check_uri, expires_header, name_addr,
-    raised_expires, refresh_delay, retry_delay, start, token, Ctx, Head, Step,
+    begin_closing, check_body, check_expires, check_flow, check_identity, check_text, check_uri,
+    expires_header, final_response, name_addr, next_retry, refresh_delay, retry_as_asked, start,
+    take_awaited, token, Awaiting, Ctx, Head, Retries, Step,
 };
 use crate::{
-    Event, Flow, Identity, SubscribeParams, SubscriptionId, SubscriptionStatus, TerminationReason,
-    UaError,
+    Credentials, Event, Flow, Identity, SubscribeParams, SubscriptionId, SubscriptionStatus,
+    TerminationReason, UaError,
 };
 
 /// Terminations followed at once by a new subscription before back-off applies instead: a
@@ -72,7 +73,7 @@ pub(crate) struct Subscription<D> {
     cseq: u32,
     auth: Auth,
     dialog: Option<Dialog>,
-    awaiting: Option<(u32, Kind)>,
+    awaiting: Awaiting<Kind>,
     /// Last state reported to the application.
     status: Option<SubscriptionStatus>,
     expires_at: Option<Instant>,
@@ -102,9 +103,7 @@ impl<D> Subscription<D> {
         }
         if let Some((content_type, body)) = &params.body {
             check_text(content_type, "content type")?;
-            if body.len() > ctx.config.max_body_bytes {
-                return Err(UaError::BodyTooLarge);
-            }
+            check_body(body, ctx.config)?;
         }
         Ok(Subscription {
             id,
@@ -212,10 +211,7 @@ impl<D> Subscription<D> {
     }
 
     pub(crate) fn unsubscribe(&mut self, ctx: &mut Ctx<'_>) -> Result<Vec<Step>, UaError> {
-        if self.closing {
-            return Err(UaError::Closing);
-        }
-        self.closing = true;
+        begin_closing(&mut self.closing)?;
         self.timer = None;
         if self.awaiting.is_some() {
             // The unsubscribe follows the answer to the SUBSCRIBE in flight.
@@ -233,16 +229,9 @@ impl<D> Subscription<D> {
     }
 
     pub(crate) fn on_response(&mut self, response: &Message, ctx: &mut Ctx<'_>) -> Vec<Step> {
-        let (Some(status), Ok(cseq)) = (response.status(), response.cseq()) else {
+        let Some((status, kind)) = final_response(response, &mut self.awaiting) else {
             return Vec::new();
         };
-        let Some((awaited, kind)) = self.awaiting else {
-            return Vec::new();
-        };
-        if cseq.seq != awaited || status < 200 {
-            return Vec::new();
-        }
-        self.awaiting = None;
         if (200..300).contains(&status) {
             return self.on_success(response, kind, ctx);
         }
@@ -250,27 +239,14 @@ impl<D> Subscription<D> {
             return self.finish();
         }
         match status {
-            401 | 407 => match self
-                .auth
-                .on_challenge(response, self.identity.credentials.as_ref())
-            {
-                Ok(()) => vec![self.send(kind, ctx)],
-                Err(_) => self.fail(status, Some(response), kind, ctx),
-            },
-            423 if kind != Kind::Unsubscribe => {
-                match raised_expires(response, self.expires, ctx.config) {
-                    Some(expires) => {
-                        self.expires = expires;
-                        vec![self.send(kind, ctx)]
-                    }
-                    None => self.fail(status, Some(response), kind, ctx),
-                }
-            }
             481 if kind == Kind::Refresh => {
                 self.auth.on_final();
                 let mut steps = self.lose(ctx.now);
                 steps.extend(self.start(ctx));
                 steps
+            }
+            _ if retry_as_asked(self, response, kind == Kind::Unsubscribe, ctx.config) => {
+                vec![self.send(kind, ctx)]
             }
             _ => self.fail(status, Some(response), kind, ctx),
         }
@@ -316,8 +292,7 @@ impl<D> Subscription<D> {
         if kind == Kind::Unsubscribe || self.closing {
             return self.finish();
         }
-        self.failures = self.failures.saturating_add(1);
-        let retry_at = ctx.now + retry_delay(response, self.failures, ctx);
+        let retry_at = next_retry(&mut self.failures, response, ctx);
         let failed = Step::Event(Event::SubscriptionFailed {
             id: self.id,
             status,
@@ -361,12 +336,9 @@ impl<D> Subscription<D> {
         status: u16,
         ctx: &mut Ctx<'_>,
     ) -> Vec<Step> {
-        match self.awaiting {
-            Some((awaited, kind)) if awaited == cseq => {
-                self.awaiting = None;
-                self.fail(status, None, kind, ctx)
-            }
-            _ => Vec::new(),
+        match take_awaited(&mut self.awaiting, cseq) {
+            Some(kind) => self.fail(status, None, kind, ctx),
+            None => Vec::new(),
         }
     }
 
@@ -537,8 +509,7 @@ impl<D> Subscription<D> {
             self.immediate_resubscribes += 1;
             return Some(ctx.now);
         }
-        self.failures = self.failures.saturating_add(1);
-        Some(ctx.now + retry_delay(None, self.failures, ctx))
+        Some(next_retry(&mut self.failures, None, ctx))
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
@@ -567,6 +538,16 @@ impl<D> Subscription<D> {
             }
             Timer::Refresh | Timer::Resubscribe => self.start(ctx),
         }
+    }
+}
+
+impl<D> Retries for Subscription<D> {
+    fn retry_state(&mut self) -> (&mut Auth, Option<&Credentials>, &mut u32) {
+        (
+            &mut self.auth,
+            self.identity.credentials.as_ref(),
+            &mut self.expires,
+        )
     }
 }
 
