@@ -1,7 +1,8 @@
 //! The stateful proxy (RFC 3261 §16) over real sockets. SIPp plays both ends: user agent
 //! servers register themselves, then answer what the proxy forwards over their registration's
 //! flow; user agent clients call through the server, answering its 407 challenge. Rust wire
-//! tests cover what SIPp cannot observe (GRUU targeting, a loop coming back).
+//! tests cover what SIPp cannot observe precisely (a GRUU's exact retargeted Request-URI next
+//! to the AOR's fork, a loop coming back).
 
 mod ua;
 mod xcap_common;
@@ -164,7 +165,23 @@ fn an_exhausted_hop_count_gets_483() {
 
 /// REGISTER `contact` for `user` over `conn`, answering the 401; returns the 200.
 fn register(conn: &mut SipConn, user: &str, password: &str, contact: &str) -> Message {
+    let response = authenticated_register(conn, user, password, Some(contact));
+    assert_eq!(response.status(), Some(200), "registration of {contact}");
+    response
+}
+
+/// A REGISTER of `user` over `conn` with `contact`, or without one (a query, RFC 3261
+/// §10.2.3), answering the 401; returns the final response.
+fn authenticated_register(
+    conn: &mut SipConn,
+    user: &str,
+    password: &str,
+    contact: Option<&str>,
+) -> Message {
     let call_id = format!("reg-{}", common::unique());
+    let contact = contact
+        .map(|contact| format!("Contact: {contact}\r\n"))
+        .unwrap_or_default();
     let request = |cseq: u32, authorization: &str| {
         format!(
             "REGISTER sip:{DOMAIN} SIP/2.0\r\n\
@@ -174,7 +191,7 @@ fn register(conn: &mut SipConn, user: &str, password: &str, contact: &str) -> Me
              To: <sip:{user}@{DOMAIN}>\r\n\
              Call-ID: {call_id}\r\n\
              CSeq: {cseq} REGISTER\r\n\
-             Contact: {contact}\r\n\
+             {contact}\
              Supported: gruu\r\n\
              {authorization}Content-Length: 0\r\n\r\n",
             n = common::unique()
@@ -191,9 +208,7 @@ fn register(conn: &mut SipConn, user: &str, password: &str, contact: &str) -> Me
         &format!("sip:{DOMAIN}"),
     );
     conn.send(&request(2, &format!("Authorization: {credentials}\r\n")));
-    let response = conn.recv();
-    assert_eq!(response.status(), Some(200), "registration of {contact}");
-    response
+    conn.recv()
 }
 
 /// An INVITE from a user of another domain (never challenged) to `uri`.
@@ -227,16 +242,23 @@ fn answer(conn: &mut SipConn, request: &Message, status: u16, reason: &str) {
 }
 
 fn pub_gruu(response: &Message) -> String {
+    pub_gruus(response)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no pub-gruu in {response:?}"))
+}
+
+/// The pub-gruu of every Contact in a registrar's 200 that has one.
+fn pub_gruus(response: &Message) -> Vec<String> {
     let contacts = response.contacts().expect("Contact headers");
-    let Some(ContactValue::Addr(contact)) = contacts.first() else {
-        panic!("no Contact in {response:?}");
-    };
-    let gruu = contact
-        .params
-        .get("pub-gruu")
-        .flatten()
-        .expect("a pub-gruu");
-    gruu.trim_matches('"').to_owned()
+    contacts
+        .iter()
+        .filter_map(|contact| match contact {
+            ContactValue::Addr(addr) => addr.params.get("pub-gruu").flatten(),
+            ContactValue::Star => None,
+        })
+        .map(|gruu| gruu.trim_matches('"').to_owned())
+        .collect()
 }
 
 /// RFC 5627 §5.3: a request for a public GRUU goes to that one instance, while the AOR
@@ -302,6 +324,113 @@ fn a_gruu_reaches_only_its_instance_and_the_aor_forks_to_all() {
         to_second.top_via().unwrap().branch(),
         "each branch is a client transaction of its own"
     );
+}
+
+/// `+sip.instance` UUIDs of the two SIPp user agents of Bob in the GRUU test.
+const TARGET_INSTANCE: &str = "00000000-0000-4000-8000-00000000a002";
+const OTHER_INSTANCE: &str = "00000000-0000-4000-8000-00000000a001";
+
+/// A SIPp instance of Bob registering with `+sip.instance="<urn:uuid:UUID>"`.
+fn bob_instance(
+    server: &Server,
+    scenario: &'static str,
+    uuid: &'static str,
+    transport: &'static str,
+) -> JoinHandle<SippRun> {
+    let csv = users_csv(&[("bob", "callee-pw")]);
+    let target = server.tcp_addr();
+    std::thread::spawn(move || {
+        sipp_with(
+            scenario,
+            transport,
+            target,
+            &csv,
+            1,
+            1,
+            &["-cid_str", CALL_ID, "-key", "instance", uuid],
+        )
+    })
+}
+
+/// Queries the registrar until `user` has `count` bindings (SIPp user agents registering in
+/// the background, however slowly a loaded machine starts them); returns their pub-gruus.
+fn wait_for_bindings(server: &Server, user: &str, password: &str, count: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut conn = SipConn::tcp(server.tcp_addr()).expect("connect");
+        let response = authenticated_register(&mut conn, user, password, None);
+        assert_eq!(response.status(), Some(200), "query: {response:?}");
+        let bindings = response.contacts().expect("Contact headers").len();
+        if bindings >= count {
+            return pub_gruus(&response);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{user} has {bindings} of {count} bindings after 20 s\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// RFC 5627 §5.3 with SIPp at both ends: two instances of Bob register with their
+/// `+sip.instance` and `Supported: gruu`; a MESSAGE to the target's public GRUU
+/// (`sip:bob@domain;gr=urn:uuid:...`, the form the registrar hands out) reaches the target.
+/// Only once that is answered does the sender write to the other instance's GRUU, and the
+/// other instance's scenario fails unless the first MESSAGE it sees is that second one: the
+/// first never reached it, with no quiet period to guess.
+#[test]
+fn a_message_to_a_gruu_reaches_only_its_instance() {
+    for transport in ["t1", "u1"] {
+        let server = server();
+        let other = bob_instance(
+            &server,
+            "proxy_gruu_uas_other.xml",
+            OTHER_INSTANCE,
+            transport,
+        );
+        let target = bob_instance(
+            &server,
+            "proxy_gruu_uas_target.xml",
+            TARGET_INSTANCE,
+            transport,
+        );
+        let gruus = wait_for_bindings(&server, "bob", "callee-pw", 2);
+        for uuid in [TARGET_INSTANCE, OTHER_INSTANCE] {
+            let gruu = format!("sip:bob@{DOMAIN};gr=urn:uuid:{uuid}");
+            assert!(gruus.contains(&gruu), "{gruu} not in {gruus:?}");
+        }
+        let sent = sipp_with(
+            "proxy_gruu_uac_message.xml",
+            transport,
+            server.tcp_addr(),
+            &users_csv(&[("alice", "caller-pw")]),
+            1,
+            1,
+            &[
+                "-cid_str",
+                CALL_ID,
+                "-key",
+                "callee",
+                "bob",
+                "-key",
+                "target",
+                TARGET_INSTANCE,
+                "-key",
+                "other",
+                OTHER_INSTANCE,
+            ],
+        );
+        let target = target.join().expect("target instance thread");
+        let other = other.join().expect("other instance thread");
+        assert!(
+            ok(&sent),
+            "sender over {transport}: {sent:?}\n{}",
+            server.log()
+        );
+        assert!(ok(&target), "target instance over {transport}: {target:?}");
+        assert!(ok(&other), "other instance over {transport}: {other:?}");
+    }
 }
 
 /// RFC 3261 §16.3 item 4: the forwarded INVITE sent back unchanged by a downstream element
