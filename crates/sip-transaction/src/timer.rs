@@ -6,13 +6,22 @@
 //! * `Timeout`: B, F (client), H (server);
 //! * `Linger`: D, K, M (client), I, J, L (server).
 //!
-//! Cancelling a timer only clears its slot; the heap entry stays and is skipped when popped,
+//! Cancelling a timer only clears its slot; the queued entry stays and is skipped when popped,
 //! because its instant no longer equals the slot. Stale entries therefore live at most until
-//! their own deadline (64*T1 or Timer D at most), and the layer also compacts the heap when
+//! their own deadline (64*T1 or Timer D at most), and the layer also compacts the queue when
 //! cancelled entries clearly outnumber live ones.
+//!
+//! Most timers run for a fixed duration from the configuration (F = 64*T1, K = T4, the first
+//! E = T1, ...), armed as time goes on, so each such (duration, role) pair gets a FIFO lane
+//! whose entries come out in deadline order by themselves: arming and firing them is O(1),
+//! where a heap of the hundreds of thousands of entries a NOTIFY load leaves queued (every
+//! UDP NOTIFY leaves its Timer F entry for 32 s) paid a logarithmic sift through cold
+//! memory for each. Entries that would break a lane's order, and durations beyond the lane
+//! cap (doubled retransmission intervals), go to the heap; the earliest of heap top and lane
+//! fronts fires first, in exactly the heap's order.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::TxId;
@@ -70,7 +79,7 @@ impl TxTimers {
         let at = from.checked_add(delay);
         *self.slot(kind) = at;
         if let Some(at) = at {
-            queue.heap.push(Reverse((at, kind, id)));
+            queue.push((at, kind, id), delay);
         }
     }
 
@@ -102,33 +111,158 @@ impl TxTimers {
     }
 }
 
+type Entry = (Instant, TimerKind, TxId);
+
+/// Distinct (duration, role) lanes at most; each pop compares every lane's front.
+const MAX_LANES: usize = 8;
+
+/// Entries armed with one duration for one role, deadlines (then ids) non-decreasing.
+#[derive(Debug)]
+struct Lane {
+    delay: Duration,
+    kind: TimerKind,
+    entries: VecDeque<(Instant, TxId)>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct TimerQueue {
-    heap: BinaryHeap<Reverse<(Instant, TimerKind, TxId)>>,
+    heap: BinaryHeap<Reverse<Entry>>,
+    lanes: Vec<Lane>,
+}
+
+/// Where the earliest entry is.
+#[derive(Clone, Copy)]
+enum Source {
+    Heap,
+    Lane(usize),
 }
 
 impl TimerQueue {
-    pub(crate) fn peek(&self) -> Option<(Instant, TimerKind, TxId)> {
-        self.heap.peek().map(|Reverse(entry)| *entry)
+    /// Queue `entry`, armed `delay` after its start.
+    fn push(&mut self, entry: Entry, delay: Duration) {
+        let (at, kind, id) = entry;
+        let lane = match self
+            .lanes
+            .iter()
+            .position(|lane| lane.delay == delay && lane.kind == kind)
+        {
+            Some(index) => Some(index),
+            None if self.lanes.len() < MAX_LANES => {
+                self.lanes.push(Lane {
+                    delay,
+                    kind,
+                    entries: VecDeque::new(),
+                });
+                Some(self.lanes.len() - 1)
+            }
+            None => None,
+        };
+        if let Some(lane) = lane.map(|index| &mut self.lanes[index]) {
+            // Callers' clocks may step back (or ties come in any id order); only an entry
+            // not earlier than the lane's last keeps the lane sorted.
+            if lane.entries.back().is_none_or(|&last| last <= (at, id)) {
+                lane.entries.push_back((at, id));
+                return;
+            }
+        }
+        self.heap.push(Reverse(entry));
+    }
+
+    fn earliest(&self) -> Option<(Source, Entry)> {
+        let mut best = self
+            .heap
+            .peek()
+            .map(|Reverse(entry)| (Source::Heap, *entry));
+        for (index, lane) in self.lanes.iter().enumerate() {
+            if let Some(&(at, id)) = lane.entries.front() {
+                let entry = (at, lane.kind, id);
+                if best.is_none_or(|(_, earliest)| entry < earliest) {
+                    best = Some((Source::Lane(index), entry));
+                }
+            }
+        }
+        best
+    }
+
+    pub(crate) fn peek(&self) -> Option<Entry> {
+        self.earliest().map(|(_, entry)| entry)
     }
 
     pub(crate) fn pop(&mut self) {
-        self.heap.pop();
+        if let Some((source, _)) = self.earliest() {
+            self.remove(source);
+        }
+    }
+
+    fn remove(&mut self, source: Source) {
+        match source {
+            Source::Heap => {
+                self.heap.pop();
+            }
+            Source::Lane(index) => {
+                self.lanes[index].entries.pop_front();
+            }
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
+            + self
+                .lanes
+                .iter()
+                .map(|lane| lane.entries.len())
+                .sum::<usize>()
     }
 
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(Instant, TimerKind, TxId) -> bool) {
         self.heap
             .retain(|Reverse((at, kind, id))| keep(*at, *kind, *id));
+        for lane in &mut self.lanes {
+            let kind = lane.kind;
+            lane.entries.retain(|&(at, id)| keep(at, kind, id));
+        }
     }
 
     /// Pop the earliest entry if it is due at `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerKind, TxId)> {
-        let entry = self.peek().filter(|(at, _, _)| *at <= now)?;
-        self.heap.pop();
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Entry> {
+        let (source, entry) = self.earliest().filter(|(_, (at, _, _))| *at <= now)?;
+        self.remove(source);
         Some(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientTxId;
+
+    /// Lanes, the heap and the lane cap together still pop in (instant, role, id) order,
+    /// whatever order the timers were armed in.
+    #[test]
+    fn pops_in_heap_order() {
+        let base = Instant::now();
+        let mut queue = TimerQueue::default();
+        let mut armed = Vec::new();
+        let kinds = [TimerKind::Timeout, TimerKind::Linger, TimerKind::Retransmit];
+        for n in 0..200u64 {
+            // Start instants step back now and then; twelve durations exceed the lane cap.
+            let from = base + Duration::from_millis((n * 7) % 50);
+            let delay = Duration::from_millis(100 * (n % 12));
+            let entry = (
+                from + delay,
+                kinds[(n % 3) as usize],
+                TxId::Client(ClientTxId(n)),
+            );
+            queue.push(entry, delay);
+            armed.push(entry);
+        }
+        assert_eq!(queue.len(), armed.len());
+        armed.sort();
+        let mut popped = Vec::new();
+        while let Some(entry) = queue.pop_due(base + Duration::from_secs(10)) {
+            popped.push(entry);
+        }
+        assert_eq!(popped, armed);
+        assert_eq!(queue.len(), 0);
     }
 }
