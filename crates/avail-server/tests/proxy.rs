@@ -55,6 +55,27 @@ fn ok(run: &SippRun) -> bool {
     run.successful == 1 && run.failed == 0
 }
 
+/// One exchange: `user` registers and runs `uas`, then alice runs `uac` towards it; both
+/// scenarios must succeed.
+fn exchange(
+    server: &Server,
+    uas: &'static str,
+    uac: &str,
+    user: &'static str,
+    transport: &'static str,
+) {
+    let callee = callee(server, uas, user, transport);
+    wait_for_registrations();
+    let call = caller(server, uac, user, transport);
+    let callee = callee.join().expect("callee thread");
+    assert!(
+        ok(&call),
+        "{uac} over {transport}: {call:?}\n{}",
+        server.log()
+    );
+    assert!(ok(&callee), "{uas} over {transport}: {callee:?}");
+}
+
 /// Lets the callees' REGISTERs complete before the call starts.
 fn wait_for_registrations() {
     std::thread::sleep(Duration::from_millis(1500));
@@ -72,16 +93,13 @@ fn server() -> Server {
 fn a_call_between_registered_users_over_tcp_and_udp() {
     for transport in ["t1", "u1"] {
         let server = server();
-        let bob = callee(&server, "proxy_uas_call.xml", "bob", transport);
-        wait_for_registrations();
-        let call = caller(&server, "proxy_uac_call.xml", "bob", transport);
-        let bob = bob.join().expect("callee thread");
-        assert!(
-            ok(&call),
-            "caller over {transport}: {call:?}\n{}",
-            server.log()
+        exchange(
+            &server,
+            "proxy_uas_call.xml",
+            "proxy_uac_call.xml",
+            "bob",
+            transport,
         );
-        assert!(ok(&bob), "callee over {transport}: {bob:?}");
     }
 }
 
@@ -89,20 +107,16 @@ fn a_call_between_registered_users_over_tcp_and_udp() {
 fn a_message_is_delivered_and_outside_senders_are_not_challenged() {
     for transport in ["t1", "u1"] {
         let server = server();
-        let bob = callee(&server, "proxy_uas_message.xml", "bob", transport);
-        wait_for_registrations();
-        let sent = caller(&server, "proxy_uac_message.xml", "bob", transport);
-        let bob = bob.join().expect("recipient thread");
-        assert!(ok(&sent), "sender over {transport}: {sent:?}");
-        assert!(ok(&bob), "recipient over {transport}: {bob:?}");
-
+        let (uas, uac) = ("proxy_uas_message.xml", "proxy_uac_message.xml");
+        exchange(&server, uas, uac, "bob", transport);
         // From another domain: no 407 (the scenario fails on anything but a 200).
-        let carol = callee(&server, "proxy_uas_message.xml", "carol", transport);
-        wait_for_registrations();
-        let outside = caller(&server, "proxy_uac_message_outside.xml", "carol", transport);
-        let carol = carol.join().expect("recipient thread");
-        assert!(ok(&outside), "outside sender over {transport}: {outside:?}");
-        assert!(ok(&carol), "recipient over {transport}: {carol:?}");
+        exchange(
+            &server,
+            uas,
+            "proxy_uac_message_outside.xml",
+            "carol",
+            transport,
+        );
     }
 }
 
@@ -110,12 +124,13 @@ fn a_message_is_delivered_and_outside_senders_are_not_challenged() {
 fn cancelling_a_ringing_call_ends_it_with_487() {
     for transport in ["t1", "u1"] {
         let server = server();
-        let bob = callee(&server, "proxy_uas_ringing.xml", "bob", transport);
-        wait_for_registrations();
-        let call = caller(&server, "proxy_uac_cancel.xml", "bob", transport);
-        let bob = bob.join().expect("callee thread");
-        assert!(ok(&call), "caller over {transport}: {call:?}");
-        assert!(ok(&bob), "callee over {transport}: {bob:?}");
+        exchange(
+            &server,
+            "proxy_uas_ringing.xml",
+            "proxy_uac_cancel.xml",
+            "bob",
+            transport,
+        );
     }
 }
 
