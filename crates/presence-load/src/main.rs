@@ -29,6 +29,7 @@
 //!     --watchers 10000 --presentities 1000 --pub-rate 500 --seconds 20 --server-pid PID
 //! ```
 
+mod loadgen;
 mod sip;
 mod stats;
 
@@ -41,7 +42,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use sip_message::{Limits, Message, Method, StreamDecoder, StreamItem};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
@@ -334,21 +335,8 @@ impl Link {
                 let stream = TcpStream::connect(server).await?;
                 stream.set_nodelay(true)?;
                 let local = stream.local_addr()?;
-                let (mut reader, mut writer) = stream.into_split();
-                let (queue, mut outgoing) = mpsc::unbounded_channel::<Bytes>();
-                tokio::spawn(async move {
-                    let mut batch = Vec::with_capacity(64 * 1024);
-                    while let Some(first) = outgoing.recv().await {
-                        batch.clear();
-                        batch.extend_from_slice(&first);
-                        while let Ok(more) = outgoing.try_recv() {
-                            batch.extend_from_slice(&more);
-                        }
-                        if writer.write_all(&batch).await.is_err() {
-                            break;
-                        }
-                    }
-                });
+                let (mut reader, writer) = stream.into_split();
+                let queue = loadgen::batched_writer(writer);
                 let link = Link {
                     local,
                     kind: LinkKind::Tcp(queue),
@@ -404,24 +392,9 @@ fn fixed(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
 }
 
-/// Waits until the `k`-th event of a schedule of `rate` per second starting at `start`.
-async fn pace(start: Instant, k: u64, rate: f64) {
-    let due = start + Duration::from_secs_f64(k as f64 / rate);
-    tokio::time::sleep_until(due.into()).await;
-}
-
 /// Polls `done` every 10 ms until it holds or `limit` passes; whether it held.
 async fn wait_for(shared: &Shared, limit: Duration, done: impl Fn(&State) -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if done(&shared.state()) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    loadgen::poll_until(limit, || done(&shared.state())).await
 }
 
 /// Waits until no NOTIFY arrived for [`QUIET`] (or `limit` passed), or `done` holds.
@@ -535,7 +508,7 @@ async fn run(args: Args) -> Result<bool, String> {
     // 1. Subscriptions.
     let setup_start = Instant::now();
     for w in 0..args.watchers {
-        pace(setup_start, w as u64, args.sub_rate).await;
+        loadgen::pace(setup_start, w as u64, args.sub_rate).await;
         let link = &links[w % links.len()];
         let request = sip::subscribe(&ep, link.local, w, w % args.presentities, args.expires);
         link.send(Bytes::from(request)).await;
@@ -582,7 +555,7 @@ async fn run(args: Args) -> Result<bool, String> {
     let initial_unanswered;
     let initial_start = Instant::now();
     for p in 0..args.presentities {
-        pace(initial_start, p as u64, args.sub_rate).await;
+        loadgen::pace(initial_start, p as u64, args.sub_rate).await;
         let link = &links[p % links.len()];
         shared.state().in_flight[p] = Some(Instant::now());
         shared.state().next_cseq[p] = 2;
@@ -618,7 +591,7 @@ async fn run(args: Args) -> Result<bool, String> {
     let publishes = (args.pub_rate * args.seconds).ceil() as u64;
     let mut skipped = 0u64;
     for k in 0..publishes {
-        pace(window_start, k, args.pub_rate).await;
+        loadgen::pace(window_start, k, args.pub_rate).await;
         let p = (k % args.presentities as u64) as usize;
         let next = {
             let mut s = shared.state();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sip_message::{Limits, Message, StreamDecoder, StreamItem};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -34,21 +34,8 @@ impl Link {
         let stream = TcpStream::connect(server).await?;
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?;
-        let (mut reader, mut writer) = stream.into_split();
-        let (queue, mut outgoing) = mpsc::unbounded_channel::<Bytes>();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(64 * 1024);
-            while let Some(first) = outgoing.recv().await {
-                batch.clear();
-                batch.extend_from_slice(&first);
-                while let Ok(more) = outgoing.try_recv() {
-                    batch.extend_from_slice(&more);
-                }
-                if writer.write_all(&batch).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let (mut reader, writer) = stream.into_split();
+        let queue = crate::loadgen::batched_writer(writer);
         let link = Link { local, queue };
         let replies = link.clone();
         tokio::spawn(async move {

@@ -31,6 +31,8 @@ mod xcap;
 // PIDF note, Call-ID naming) and /proc readers serve this generator unchanged; they are
 // compiled from presence-load's sources rather than copied (presence-load is a binary
 // crate, so it cannot be a dependency). Its watcher SUBSCRIBE is not used here.
+#[path = "../../presence-load/src/loadgen.rs"]
+mod loadgen;
 #[path = "../../presence-load/src/sip.rs"]
 #[allow(dead_code)]
 mod sip;

@@ -306,24 +306,9 @@ impl Handler for Shared {
     }
 }
 
-/// Waits until the `k`-th event of a schedule of `rate` per second starting at `start`.
-async fn pace(start: Instant, k: u64, rate: f64) {
-    let due = start + Duration::from_secs_f64(k as f64 / rate);
-    tokio::time::sleep_until(due.into()).await;
-}
-
 /// Polls `done` every 10 ms until it holds or `limit` passes; whether it held.
 async fn wait_for(shared: &Shared, limit: Duration, done: impl Fn(&State) -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if done(&shared.state()) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    crate::loadgen::poll_until(limit, || done(&shared.state())).await
 }
 
 /// Waits until no NOTIFY arrived for [`QUIET`] since `since` (or `limit` passed), or `done`.
@@ -450,7 +435,7 @@ pub async fn run(plan: Plan) -> Result<Figures, String> {
     // 1. Initial state of every presentity.
     let initial_start = Instant::now();
     for j in 0..layout.presentities {
-        pace(initial_start, j as u64, plan.initial_pub_rate).await;
+        crate::loadgen::pace(initial_start, j as u64, plan.initial_pub_rate).await;
         publish(
             &shared,
             &ep,
@@ -469,7 +454,7 @@ pub async fn run(plan: Plan) -> Result<Figures, String> {
     let cpu_before_setup = server_cpu(&plan);
     let setup_start = Instant::now();
     for i in 0..layout.subscribers {
-        pace(setup_start, i as u64, plan.sub_rate).await;
+        crate::loadgen::pace(setup_start, i as u64, plan.sub_rate).await;
         let link = &subscribers[i % subscribers.len()];
         shared.state().lists[i].subscribed_at = Some(Instant::now());
         let request = lists::subscribe(&ep, link.local, &layout, i, plan.expires);
@@ -493,7 +478,7 @@ pub async fn run(plan: Plan) -> Result<Figures, String> {
     shared.state().window = true;
     let publishes = (plan.pub_rate * plan.seconds).ceil() as u64;
     for k in 0..publishes {
-        pace(window_start, k, plan.pub_rate).await;
+        crate::loadgen::pace(window_start, k, plan.pub_rate).await;
         let j = (k % layout.presentities as u64) as usize;
         if !publish(
             &shared,
