@@ -172,6 +172,14 @@ impl Sent {
             .filter(|(_, m)| m.method() == Some(&method))
             .collect()
     }
+
+    /// The forwarded copies of `method`, without their destinations.
+    fn forwarded(&self, method: Method) -> Vec<Message> {
+        self.requests(method)
+            .into_iter()
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
 }
 
 fn sent(actions: Vec<Action<Flow>>) -> Sent {
@@ -532,11 +540,7 @@ fn the_first_2xx_wins_and_cancels_the_ringing_branch_and_later_2xx_still_go_up()
         &request("INVITE", "sip:bob@example.com", ""),
         vec![contact(1), contact(2), contact(3)],
     );
-    let invites: Vec<Message> = out
-        .requests(Method::Invite)
-        .iter()
-        .map(|(_, m)| m.clone())
-        .collect();
+    let invites = out.forwarded(Method::Invite);
     assert_eq!(invites.len(), 3);
     h.answer(&invites[1], 180, "two");
     let answered = h.answer(&invites[0], 200, "one");
@@ -569,11 +573,7 @@ fn a_6xx_cancels_the_others_and_is_the_answer() {
         &request("INVITE", "sip:bob@example.com", ""),
         vec![contact(1), contact(2)],
     );
-    let invites: Vec<Message> = out
-        .requests(Method::Invite)
-        .iter()
-        .map(|(_, m)| m.clone())
-        .collect();
+    let invites = out.forwarded(Method::Invite);
     h.answer(&invites[1], 180, "two");
     let declined = h.answer(&invites[0], 603, "one");
     assert!(
@@ -596,11 +596,7 @@ fn the_lowest_class_wins_and_503_becomes_500() {
         &request("MESSAGE", "sip:bob@example.com", ""),
         vec![contact(1), contact(2)],
     );
-    let messages: Vec<Message> = out
-        .requests(Method::Message)
-        .iter()
-        .map(|(_, m)| m.clone())
-        .collect();
+    let messages = out.forwarded(Method::Message);
     assert!(h.answer(&messages[0], 503, "one").upstream.is_empty());
     assert_eq!(h.answer(&messages[1], 404, "two").statuses(), [404]);
 
@@ -619,11 +615,7 @@ fn challenges_of_every_branch_are_merged_into_the_401_or_407() {
         &request("MESSAGE", "sip:bob@example.com", ""),
         vec![contact(1), contact(2)],
     );
-    let messages: Vec<Message> = out
-        .requests(Method::Message)
-        .iter()
-        .map(|(_, m)| m.clone())
-        .collect();
+    let messages = out.forwarded(Method::Message);
     let challenge = |forwarded: &Message, header: &str, realm: &str, status: u16| {
         let mut writer = sip_message::response_to(forwarded, status, "Challenge", Some(realm));
         writer.header(header, &format!("Digest realm=\"{realm}\", nonce=\"x\""));
@@ -663,11 +655,7 @@ fn a_non_invite_fork_forwards_one_final_and_cancels_nothing() {
         &request("MESSAGE", "sip:bob@example.com", ""),
         vec![contact(1), contact(2)],
     );
-    let messages: Vec<Message> = out
-        .requests(Method::Message)
-        .iter()
-        .map(|(_, m)| m.clone())
-        .collect();
+    let messages = out.forwarded(Method::Message);
     assert!(out.statuses().is_empty(), "no 100 Trying for a non-INVITE");
     let first = h.answer(&messages[0], 200, "one");
     assert_eq!(first.statuses(), [200]);
@@ -695,11 +683,7 @@ fn a_cancel_reaches_every_pending_branch_and_the_invite_ends_with_487() {
         &request("INVITE", "sip:bob@example.com", ""),
         vec![contact(1), contact(2)],
     );
-    let invites: Vec<Message> = out
-        .requests(Method::Invite)
-        .iter()
-        .map(|(_, m)| m.clone())
-        .collect();
+    let invites = out.forwarded(Method::Invite);
     h.answer(&invites[0], 180, "one");
     h.answer(&invites[1], 183, "two");
     assert!(h.proxy.is_proxying(id));
