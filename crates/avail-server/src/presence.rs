@@ -1,8 +1,7 @@
 //! The presence agent in the server: loads each presentity's policy documents (pres-rules,
 //! resource-lists, pidf-manipulation; blink-compat §1.1) from the XCAP store before the
 //! sans-IO [`presence::PresenceAgent`] decides on a request for it, reloads them when XCAP
-//! reports a change (RFC 4825 writes, issue 4 item 4: re-evaluation at once), and keeps the
-//! NOTIFY client transactions (RFC 6665 §4.2.2) matched to their subscriptions. For the
+//! reports a change (RFC 4825 writes, issue 4 item 4: re-evaluation at once). For the
 //! `xcap-diff` package (RFC 5875) it lists an owner's documents from the store and passes
 //! every XCAP write on, so a NOTIFY follows each change as soon as it is committed.
 //!
@@ -14,17 +13,14 @@
 //! restored subscription gets a full-state NOTIFY, sent to the dialog's remote target since
 //! its connection died with the old process.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use presence::xcap_diff::document_sel;
-use presence::{
-    Config as AgentConfig, Notify, Policy, PresenceAgent, RecordKind, StateRecord, SubscriptionId,
-};
+use presence::{Config as AgentConfig, Notify, Policy, PresenceAgent, RecordKind, StateRecord};
 use rand::SeedableRng;
 use sip_subscription::Flow;
-use sip_transaction::ClientTxId;
 use sip_transport::{Target, Transport, TransportHandle};
 use store::{DocumentKey, DocumentStore, PresenceRow, Store};
 use tokio::sync::broadcast::error::RecvError;
@@ -116,8 +112,6 @@ pub struct Presence {
     agent: PresenceAgent<Target>,
     saver: Saver,
     store: Store,
-    /// NOTIFY client transactions in flight, bounded by the subscriptions (one each).
-    notifies: HashMap<ClientTxId, SubscriptionId>,
     /// Host part of our Via and Contact when a listener is bound to a wildcard address.
     fallback_host: String,
 }
@@ -139,7 +133,6 @@ impl Presence {
                 writer,
             },
             store,
-            notifies: HashMap::new(),
             fallback_host: config.domains.first().cloned().unwrap_or_default(),
         }
     }
@@ -158,6 +151,21 @@ impl Presence {
     pub fn agent(&mut self) -> &mut PresenceAgent<Target> {
         self.saver.touch();
         &mut self.agent
+    }
+
+    /// The agent's timers, when one is due (every timer of the server wakes the core; only a
+    /// due one may change what is saved).
+    pub fn on_timer(&mut self, now: Instant) -> Vec<Notify<Target>> {
+        if self.agent.next_deadline().is_some_and(|due| due <= now) {
+            self.agent().on_timer(now)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Back-end watch states changed since the last call; taking them changes nothing saved.
+    pub fn take_watch_updates(&mut self) -> Vec<presence::WatchUpdate> {
+        self.agent.take_watch_updates()
     }
 
     /// The agent's next timer, or the next save when one is due.
@@ -384,15 +392,6 @@ impl Presence {
             notifies.extend(self.agent.resync_documents(&owner, current, now));
         }
         notifies
-    }
-
-    pub fn sent(&mut self, tx: ClientTxId, sub: SubscriptionId) {
-        self.notifies.insert(tx, sub);
-    }
-
-    /// The subscription a NOTIFY transaction belonged to, forgetting the transaction.
-    pub fn finished(&mut self, tx: ClientTxId) -> Option<SubscriptionId> {
-        self.notifies.remove(&tx)
     }
 
     /// How NOTIFYs reach the subscriber: over the flow its SUBSCRIBE came on (`dest`, the

@@ -1,9 +1,9 @@
 //! The resource list server in the server: finds the service a SUBSCRIBE names among the
 //! users' rls-services documents (RFC 4826 §4.5: service URIs are unique server-wide, which
 //! the XCAP store enforces and indexes), expands its list from the stored documents (RFC 4826
-//! §4.3, every reference form followed by [`rls::expand`]), drives the sans-IO
-//! [`rls::RlsAgent`] and keeps its NOTIFY client transactions. Back-end watches of local
-//! resources are served by the presence agent (see `sip_core.rs`); a list is expanded again
+//! §4.3, every reference form followed by [`rls::expand`]) and drives the sans-IO
+//! [`rls::RlsAgent`]. Back-end watches of local resources are served by the presence agent
+//! (see `sip_core/lists.rs`); a list is expanded again
 //! whenever XCAP changes a document it was read from (issue 5 item 5).
 //!
 //! List subscriptions survive a restart like presence subscriptions (README "Restart and
@@ -19,8 +19,6 @@ use rls::{
     RlsAgent,
 };
 use sip_message::Message;
-use sip_subscription::SubId;
-use sip_transaction::ClientTxId;
 use sip_transport::Target;
 use store::{DocumentKey, DocumentStore, Store};
 use tracing::{info, warn};
@@ -46,8 +44,6 @@ pub struct ListServer {
     limits: ExpansionLimits,
     /// Path of the XCAP root, against which absolute references are resolved.
     xcap_root_path: String,
-    /// NOTIFY client transactions in flight, one per subscription at most.
-    notifies: HashMap<ClientTxId, SubId>,
     /// Services expanded for a subscription, by service URI.
     services: HashMap<String, Service>,
     /// NOTIFYs and back-end commands not carried out yet: whatever produces them (a NOTIFY
@@ -76,7 +72,6 @@ impl ListServer {
                 max_documents: config.rls.max_documents,
             },
             xcap_root_path: config.http.root.clone(),
-            notifies: HashMap::new(),
             services: HashMap::new(),
             backlog: Output::default(),
             saver,
@@ -87,6 +82,16 @@ impl ListServer {
     pub fn agent(&mut self) -> &mut RlsAgent<Target> {
         self.saver.touch();
         &mut self.agent
+    }
+
+    /// The agent's timers (batching windows, expiry), when one is due; a core wakeup for
+    /// another timer changes nothing to save.
+    pub fn on_timer(&mut self, now: Instant) -> Output<Target> {
+        if self.agent.next_deadline().is_some_and(|due| due <= now) {
+            self.agent().on_timer(now)
+        } else {
+            Output::default()
+        }
     }
 
     /// The agent's next timer, or the next save when one is due.
@@ -308,14 +313,5 @@ impl ListServer {
     pub fn take_backlog(&mut self) -> (Vec<Notify<Target>>, Vec<Command>) {
         let backlog = std::mem::take(&mut self.backlog);
         (backlog.notifies, backlog.commands)
-    }
-
-    pub fn sent(&mut self, tx: ClientTxId, sub: SubId) {
-        self.notifies.insert(tx, sub);
-    }
-
-    /// The subscription a NOTIFY transaction belonged to, forgetting the transaction.
-    pub fn finished(&mut self, tx: ClientTxId) -> Option<SubId> {
-        self.notifies.remove(&tx)
     }
 }

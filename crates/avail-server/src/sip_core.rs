@@ -4,13 +4,15 @@
 //! resulting actions, including the NOTIFY client transactions (RFC 6665 §4.2.2). Time enters
 //! only as arguments.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use presence::Notify;
 use sip_message::{Limits, Message, Method};
+use sip_subscription::SubId as SubscriptionId;
+use sip_transaction::ClientTxId;
 use sip_transaction::{
     Action, CancelTarget, ClientEvent, ServerEvent, ServerTxId, TransactionLayer, TxId,
 };
@@ -38,7 +40,17 @@ pub struct SipCore {
     proxy: ProxyService,
     lists: ListServer,
     remote: RemoteWatches,
+    /// NOTIFY client transactions in flight and the agent each reports to; bounded by the
+    /// subscriptions (one NOTIFY in flight each).
+    notify_txs: HashMap<ClientTxId, (Notifier, SubscriptionId)>,
     transport: TransportHandle,
+}
+
+/// Which agent a NOTIFY client transaction reports to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notifier {
+    Presence,
+    Lists,
 }
 
 impl SipCore {
@@ -63,6 +75,7 @@ impl SipCore {
                 transport.local_addr(sip_transport::Transport::Tcp),
             ),
             lists,
+            notify_txs: HashMap::new(),
             config,
             limits,
             transactions,
@@ -93,8 +106,8 @@ impl SipCore {
         let actions = self.proxy.on_timer(&mut self.transactions, now);
         self.execute(actions, now).await;
         self.registration.on_timer(now);
-        let notifies = self.presence.agent().on_timer(now);
-        self.send_notifies(notifies, now).await;
+        let notifies = self.presence.on_timer(now);
+        self.send_notifies(Notifier::Presence, notifies, now).await;
         self.on_list_timers(now).await;
         self.settle_lists(now).await;
         self.presence.save_if_due(now);
@@ -104,7 +117,7 @@ impl SipCore {
     /// Start-up: the presence state saved before the last stop, with its NOTIFYs.
     pub async fn restore(&mut self, now: Instant) {
         let notifies = self.presence.restore(&self.transport, now).await;
-        self.send_notifies(notifies, now).await;
+        self.send_notifies(Notifier::Presence, notifies, now).await;
         let (presence, transport) = (&self.presence, &self.transport);
         self.lists
             .restore(|target| presence.restored_flow(transport, target), now)
@@ -167,17 +180,22 @@ impl SipCore {
                     response,
                     actions,
                 } => {
-                    // Other requests are NOTIFYs; their final response goes to the agent.
+                    // Other requests are NOTIFYs; their final response goes to their agent.
                     if response.status().is_some_and(|s| s >= 200) {
-                        if let Some(sub) = self.presence.finished(id) {
-                            let notifies = self
-                                .presence
-                                .agent()
-                                .on_notify_response(sub, &response, now);
-                            self.send_notifies(notifies, now).await;
-                        } else if let Some(sub) = self.lists.finished(id) {
-                            let output = self.lists.agent().on_notify_response(sub, &response, now);
-                            self.lists.defer(output);
+                        if let Some((notifier, sub)) = self.notify_txs.remove(&id) {
+                            let notifies = match notifier {
+                                Notifier::Presence => self
+                                    .presence
+                                    .agent()
+                                    .on_notify_response(sub, &response, now),
+                                Notifier::Lists => {
+                                    let output =
+                                        self.lists.agent().on_notify_response(sub, &response, now);
+                                    self.lists.defer(output);
+                                    Vec::new()
+                                }
+                            };
+                            self.send_notifies(Notifier::Presence, notifies, now).await;
                         }
                     }
                     self.execute(actions, now).await
@@ -414,7 +432,7 @@ impl SipCore {
         self.respond_with(id, answer.response, answer.status, now)
             .await;
         notifies.extend(answer.notifies);
-        self.send_notifies(notifies, now).await;
+        self.send_notifies(Notifier::Presence, notifies, now).await;
     }
 
     /// An XCAP write: the agent re-evaluates what depends on it.
@@ -425,7 +443,7 @@ impl SipCore {
     ) {
         let list_change = change.as_ref().ok().cloned();
         let notifies = self.presence.on_document_change(change, now).await;
-        self.send_notifies(notifies, now).await;
+        self.send_notifies(Notifier::Presence, notifies, now).await;
         if let Some(change) = list_change {
             self.on_list_document_change(&change, now).await;
         }
@@ -434,23 +452,54 @@ impl SipCore {
 
     /// Starts a client transaction per NOTIFY; a NOTIFY that cannot even be sent fails its
     /// subscription like a timeout would.
-    async fn send_notifies(&mut self, notifies: Vec<Notify<Target>>, now: Instant) {
-        let mut queue = VecDeque::from(notifies);
-        while let Some(notify) = queue.pop_front() {
-            match self
-                .transactions
-                .send_request(notify.request, notify.dest, notify.reliable, now)
-            {
+    async fn send_notifies(
+        &mut self,
+        notifier: Notifier,
+        notifies: Vec<Notify<Target>>,
+        now: Instant,
+    ) {
+        let mut queue: VecDeque<(Notifier, Notify<Target>)> =
+            notifies.into_iter().map(|n| (notifier, n)).collect();
+        while let Some((notifier, notify)) = queue.pop_front() {
+            let more = match self.transactions.send_request(
+                notify.request,
+                notify.dest,
+                notify.reliable,
+                now,
+            ) {
                 Ok((tx, actions)) => {
-                    self.presence.sent(tx, notify.id);
+                    self.notify_txs.insert(tx, (notifier, notify.id));
+                    let mut more = Vec::new();
                     for action in actions {
-                        queue.extend(self.execute_one(action, now).await);
+                        more.extend(self.execute_one(action, now).await);
                     }
+                    more
                 }
                 Err(error) => {
                     warn!(?error, "NOTIFY not sent");
-                    queue.extend(self.presence.agent().on_notify_failed(notify.id, now));
+                    self.notify_failed(notifier, notify.id, now)
                 }
+            };
+            queue.extend(more.into_iter().map(|n| (Notifier::Presence, n)));
+        }
+    }
+
+    /// A NOTIFY got no answer (timeout, transport error, not sendable): its agent decides
+    /// what follows (RFC 6665 §4.2.2). Returns the presence agent's further NOTIFYs; the
+    /// list server's wait in its backlog.
+    fn notify_failed(
+        &mut self,
+        notifier: Notifier,
+        sub: SubscriptionId,
+        now: Instant,
+    ) -> Vec<Notify<Target>> {
+        debug!(?notifier, ?sub, "NOTIFY failed");
+        match notifier {
+            Notifier::Presence => self.presence.agent().on_notify_failed(sub, now),
+            Notifier::Lists => {
+                let output = self.lists.agent().on_notify_failed(sub, now);
+                self.lists.defer(output);
+                Vec::new()
             }
         }
     }
@@ -501,7 +550,7 @@ impl SipCore {
             notifies.extend(self.execute_one(action, now).await);
         }
         if !notifies.is_empty() {
-            self.send_notifies(notifies, now).await;
+            self.send_notifies(Notifier::Presence, notifies, now).await;
         }
     }
 
@@ -511,21 +560,14 @@ impl SipCore {
         match action {
             Action::Send { dest, data } => self.send(dest, data).await,
             Action::Timeout(TxId::Client(tx)) | Action::TransportError(TxId::Client(tx)) => {
-                if let Some(sub) = self.presence.finished(tx) {
-                    debug!(?sub, "NOTIFY failed");
-                    return self.presence.agent().on_notify_failed(sub, now);
-                }
-                if let Some(sub) = self.lists.finished(tx) {
-                    debug!(?sub, "list NOTIFY failed");
-                    let output = self.lists.agent().on_notify_failed(sub, now);
-                    self.lists.defer(output);
+                if let Some((notifier, sub)) = self.notify_txs.remove(&tx) {
+                    return self.notify_failed(notifier, sub, now);
                 }
             }
             Action::Timeout(id) => debug!(?id, "transaction timed out"),
             Action::TransportError(id) => debug!(?id, "transaction transport error"),
             Action::Terminated(TxId::Client(tx)) => {
-                self.presence.finished(tx);
-                self.lists.finished(tx);
+                self.notify_txs.remove(&tx);
             }
             Action::Terminated(_) => {}
         }

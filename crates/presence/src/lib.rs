@@ -126,13 +126,7 @@ impl Config {
 
 /// A NOTIFY to send in a new client transaction; report its outcome with
 /// [`PresenceAgent::on_notify_response`] or [`PresenceAgent::on_notify_failed`].
-#[derive(Debug, Clone)]
-pub struct Notify<D> {
-    pub id: SubId,
-    pub request: Message,
-    pub dest: D,
-    pub reliable: bool,
-}
+pub use sip_subscription::Notify;
 
 /// The response to a PUBLISH or SUBSCRIBE (send it first) and the NOTIFYs it caused.
 #[derive(Debug)]

@@ -149,10 +149,4 @@ pub enum Command {
 
 /// A NOTIFY to send in a new client transaction; report its outcome with
 /// [`RlsAgent::on_notify_response`] or [`RlsAgent::on_notify_failed`].
-#[derive(Debug, Clone)]
-pub struct Notify<D> {
-    pub id: sip_subscription::SubId,
-    pub request: sip_message::Message,
-    pub dest: D,
-    pub reliable: bool,
-}
+pub use sip_subscription::Notify;

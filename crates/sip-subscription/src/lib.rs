@@ -185,6 +185,16 @@ pub enum Resource {
     List,
 }
 
+/// A NOTIFY a package agent hands its shell to send in a new client transaction; the shell
+/// reports the outcome back to that agent under `id`.
+#[derive(Debug, Clone)]
+pub struct Notify<D> {
+    pub id: SubId,
+    pub request: Message,
+    pub dest: D,
+    pub reliable: bool,
+}
+
 /// A NOTIFY body: rendered once, shared by every subscriber it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Body {

@@ -99,30 +99,10 @@ impl SipCore {
             if notifies.is_empty() && commands.is_empty() {
                 break;
             }
-            for notify in notifies {
-                self.send_list_notify(notify, now).await;
-            }
+            self.send_notifies(super::Notifier::Lists, notifies, now)
+                .await;
             self.run_watch_commands(commands, now).await;
             self.pump_watches(now);
-        }
-    }
-
-    /// Starts a NOTIFY client transaction; one that cannot even be sent fails its
-    /// subscription like a timeout would.
-    async fn send_list_notify(&mut self, notify: rls::Notify<Target>, now: Instant) {
-        match self
-            .transactions
-            .send_request(notify.request, notify.dest, notify.reliable, now)
-        {
-            Ok((tx, actions)) => {
-                self.lists.sent(tx, notify.id);
-                self.execute(actions, now).await;
-            }
-            Err(error) => {
-                tracing::warn!(?error, "list NOTIFY not sent");
-                let output = self.lists.agent().on_notify_failed(notify.id, now);
-                self.lists.defer(output);
-            }
         }
     }
 
@@ -140,7 +120,8 @@ impl SipCore {
                     self.lists
                         .agent()
                         .on_resource_state(&key, resource_state(state), now);
-                    self.send_notifies(notifies, now).await;
+                    self.send_notifies(super::Notifier::Presence, notifies, now)
+                        .await;
                 }
                 Command::Watch(key) => {
                     let effects = self.remote.watch(&key, now).await;
@@ -151,7 +132,8 @@ impl SipCore {
                         self.presence
                             .agent()
                             .unwatch(&key.resource, &key.subscriber, now);
-                    self.send_notifies(notifies, now).await;
+                    self.send_notifies(super::Notifier::Presence, notifies, now)
+                        .await;
                 }
                 Command::Unwatch(key) => {
                     let effects = self.remote.unwatch(&key, now);
@@ -163,7 +145,7 @@ impl SipCore {
 
     /// Hands the presence agent's changed watch states to the lists.
     pub(super) fn pump_watches(&mut self, now: Instant) {
-        for update in self.presence.agent().take_watch_updates() {
+        for update in self.presence.take_watch_updates() {
             let key = WatchKey {
                 resource: update.presentity,
                 subscriber: update.watcher,
@@ -209,7 +191,7 @@ impl SipCore {
 
     /// The list server's timers (batching windows, expiry) and the back-end agent's.
     pub(super) async fn on_list_timers(&mut self, now: Instant) {
-        let output = self.lists.agent().on_timer(now);
+        let output = self.lists.on_timer(now);
         self.lists.defer(output);
         let effects = self.remote.on_timer(now);
         self.apply_backend(effects, now).await;
