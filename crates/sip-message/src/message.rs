@@ -962,6 +962,13 @@ impl Message {
             Some(v) => parse_u32(v).map(Some).ok_or_else(|| invalid(name)),
         }
     }
+    /// Leading delta-seconds of Retry-After (RFC 3261 §20.33: `120 (comment);duration=60` →
+    /// 120); None when absent or not starting with digits.
+    pub fn retry_after(&self) -> Option<u32> {
+        let value = self.other_header("Retry-After")?.trim_start();
+        let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+        value.get(..digits)?.parse().ok()
+    }
     pub fn event(&self) -> Result<Option<crate::Event<'_>>, crate::HeaderError> {
         self.header(&HeaderName::Event)
             .map(crate::Event::parse)

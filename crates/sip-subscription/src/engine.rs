@@ -694,7 +694,8 @@ impl<D: Clone> SubscriptionEngine<D> {
                 self.fail(id, Some(status), &mut actions);
                 return actions;
             }
-            let delay = notify::retry_after(response)
+            let delay = response
+                .retry_after()
                 .map(|secs| Duration::from_secs(u64::from(secs)).min(self.config.max_retry_after))
                 .unwrap_or(self.config.notify_retry_delay);
             sub.hold_until = Some(now + delay);

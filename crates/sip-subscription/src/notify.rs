@@ -134,13 +134,6 @@ pub(crate) fn negotiate(request: &Message, offered: &[String]) -> (Vec<String>, 
     (accept, fits)
 }
 
-/// Leading delta-seconds of a Retry-After value (`120 (comment);duration=60` → 120).
-pub(crate) fn retry_after(response: &Message) -> Option<u32> {
-    let value = response.other_header("Retry-After")?.trim_start();
-    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
-    value.get(..digits)?.parse().ok()
-}
-
 /// Counting key for a URI: its AOR when it has one, else the text itself.
 pub(crate) fn uri_key(uri: &str) -> String {
     Uri::parse(uri)

@@ -110,7 +110,7 @@ pub(crate) fn refresh_delay(expires: u32) -> Duration {
 /// time between half and all of `min(max, base * 2^(failures-1))`, so that many clients
 /// failing together do not retry together.
 fn retry_delay(response: Option<&Message>, failures: u32, ctx: &mut Ctx<'_>) -> Duration {
-    if let Some(seconds) = response.and_then(retry_after) {
+    if let Some(seconds) = response.and_then(Message::retry_after) {
         return Duration::from_secs(u64::from(seconds)).min(ctx.config.max_retry_after);
     }
     let doublings = failures.saturating_sub(1).min(20);
@@ -199,13 +199,6 @@ pub(crate) fn retry_as_asked(
         },
         _ => false,
     }
-}
-
-/// Leading delta-seconds of a Retry-After value (`120 (comment);duration=60` → 120).
-fn retry_after(response: &Message) -> Option<u32> {
-    let value = response.other_header("Retry-After")?.trim_start();
-    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
-    value.get(..digits)?.parse().ok()
 }
 
 /// The Expires header of a response, None when absent or malformed.
