@@ -461,8 +461,10 @@ impl SipCore {
         let mut queue: VecDeque<(Notifier, Notify<Target>)> =
             notifies.into_iter().map(|n| (notifier, n)).collect();
         while let Some((notifier, notify)) = queue.pop_front() {
-            let more = match self.transactions.send_request(
-                notify.request,
+            let more = match self.transactions.send_built(
+                Method::Notify,
+                &notify.branch,
+                notify.data,
                 notify.dest,
                 notify.reliable,
                 now,

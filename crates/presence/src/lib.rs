@@ -769,17 +769,7 @@ impl<D: Clone> PresenceAgent<D> {
         let mut work = std::collections::VecDeque::from(actions);
         while let Some(action) = work.pop_front() {
             match action {
-                Action::SendNotify {
-                    id,
-                    request,
-                    dest,
-                    reliable,
-                } => out.push(Notify {
-                    id,
-                    request,
-                    dest,
-                    reliable,
-                }),
+                Action::SendNotify(notify) => out.push(notify),
                 Action::ContentNeeded { id, .. } => {
                     // Every body we render is complete, so a full state is always at hand.
                     let body = self.content(id, now);

@@ -66,10 +66,13 @@ fn deliver(agent: &mut Agent, notifies: Vec<Notify<&'static str>>, now: Instant)
     let mut delivered = Vec::new();
     let mut queue = std::collections::VecDeque::from(notifies);
     while let Some(notify) = queue.pop_front() {
-        let ok = sip_message::response_to(&notify.request, 200, "OK", None).finish(None, b"");
+        let request = notify
+            .request()
+            .expect("the agent writes parseable NOTIFYs");
+        let ok = sip_message::response_to(&request, 200, "OK", None).finish(None, b"");
         let ok = Message::parse(ok, &Limits::default()).expect("response");
         queue.extend(agent.on_notify_response(notify.id, &ok, now));
-        delivered.push(notify.request);
+        delivered.push(request);
     }
     delivered
 }

@@ -598,21 +598,11 @@ impl<D: Clone> RlsAgent<D> {
         let mut work = VecDeque::from(actions);
         while let Some(action) = work.pop_front() {
             match action {
-                Action::SendNotify {
-                    id,
-                    request,
-                    dest,
-                    reliable,
-                } => {
-                    if let Some(sub) = self.subs.get_mut(&id) {
+                Action::SendNotify(notify) => {
+                    if let Some(sub) = self.subs.get_mut(&notify.id) {
                         sub.in_flight = true;
                     }
-                    out.notifies.push(Notify {
-                        id,
-                        request,
-                        dest,
-                        reliable,
-                    });
+                    out.notifies.push(notify);
                 }
                 Action::ContentNeeded { id, full_state } => {
                     let Some(mut sub) = self.subs.remove(&id) else {

@@ -446,10 +446,13 @@ fn deliver(agent: &mut Agent, notifies: Vec<Notify<&'static str>>, now: Instant)
     let mut delivered = Vec::new();
     let mut queue = VecDeque::from(notifies);
     while let Some(notify) = queue.pop_front() {
-        let ok = sip_message::response_to(&notify.request, 200, "OK", None).finish(None, b"");
+        let request = notify
+            .request()
+            .expect("the agent writes parseable NOTIFYs");
+        let ok = sip_message::response_to(&request, 200, "OK", None).finish(None, b"");
         let ok = Message::parse(ok, &Limits::default()).expect("response");
         queue.extend(agent.on_notify_response(notify.id, &ok, now).notifies);
-        delivered.push(notify.request);
+        delivered.push(request);
     }
     delivered
 }
@@ -755,7 +758,8 @@ fn list_changes_watch_new_members_drop_old_ones_and_send_full_state() {
     let out = agent.on_service_removed(SERVICE, t0 + window * 2);
     assert_eq!(out.notifies.len(), 1);
     assert!(out.notifies[0]
-        .request
+        .request()
+        .unwrap()
         .header(&HeaderName::SubscriptionState)
         .unwrap()
         .starts_with("terminated;reason=noresource"));

@@ -921,6 +921,15 @@ impl Message {
             .ok_or_else(|| missing(&HeaderName::Via))?;
         Via::parse(v)
     }
+    /// The top Via's `branch`, read without parsing the rest of the Via: all that response
+    /// matching (RFC 3261 §17.1.3) needs, on the path every response takes. Sent-protocol
+    /// and sent-by contain no `;`, so the parameters start at the first one; a message from
+    /// [`Message::parse`] had every Via checked in full already.
+    pub fn top_via_branch(&self) -> Option<&str> {
+        let via = self.header_values(&HeaderName::Via).next()?;
+        let (_, params) = split_at_byte(via, b';')?;
+        crate::Params { raw: params }.get("branch").flatten()
+    }
     /// All Via values, topmost first.
     pub fn vias(&self) -> Result<Vec<crate::Via<'_>>, crate::HeaderError> {
         self.header_values(&HeaderName::Via)
@@ -1520,6 +1529,23 @@ mod tests {
     }
 
     #[test]
+    fn top_via_branch_agrees_with_the_parsed_via() {
+        for via in [
+            "v: SIP/2.0/TCP 192.0.2.1:5060 ; rport ; BRANCH = z9hG4bKa1 , SIP/2.0/UDP h;branch=b2",
+            "Via: SIP/2.0/UDP [2001:db8::1]:5060;received=192.0.2.9;branch=z9hG4bKb1;x=\"a;branch=no\"",
+            "Via: SIP/2.0/TLS h.example.com;x=\"q;branch=no\";branch=z9hG4bKc1",
+            "Via: SIP/2.0/UDP h.example.com;rport",
+        ] {
+            let m = parse(&format!(
+                "SIP/2.0 200 OK\r\n{via}\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\n\
+                 Call-ID: c\r\nCSeq: 1 NOTIFY\r\nContent-Length: 0\r\n\r\n"
+            ))
+            .unwrap();
+            assert_eq!(m.top_via_branch(), m.top_via().unwrap().branch(), "{via}");
+        }
+    }
+
+    #[test]
     fn inv2543_and_intmeth_style_headers_parse() {
         let m = parse(
             "INVITE sip:UserB@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.15\r\n\
@@ -1529,6 +1555,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.top_via().unwrap().branch(), None);
+        assert_eq!(m.top_via_branch(), None);
         let c = m.contacts().unwrap();
         let crate::ContactValue::Addr(c) = &c[0] else {
             panic!("star")

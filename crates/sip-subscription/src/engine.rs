@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
-use sip_message::{ContactValue, HeaderName, Limits, Message, Method};
+use sip_message::{ContactValue, HeaderName, Message, Method};
 
-use crate::notify::{self, DialogView, NotifySpec};
+use crate::notify::{self, DialogView, NotifyHead, NotifySpec};
 use crate::{
     Action, Body, Config, ContentMode, Decided, Decision, EndCause, Flow, Gone, NewSubscription,
-    PackageConfig, Reason, Resource, SubId, SubState, SubscribeOutcome, SubscriptionRecord,
+    Notify, PackageConfig, Reason, Resource, SubId, SubState, SubscribeOutcome, SubscriptionRecord,
 };
 
 /// Dialog identifier (RFC 3261 §12): Call-ID, our tag, the subscriber's tag.
@@ -22,6 +22,11 @@ pub(crate) struct DialogKey {
     local_tag: String,
     remote_tag: String,
 }
+
+/// Handle of a dialog inside the engine: a subscription reaches its dialog by this on every
+/// NOTIFY, so the hot path hashes a number instead of the Call-ID and both tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct DialogId(u64);
 
 /// Dialog state shared by the subscriptions of one dialog: NOTIFYs of all of them draw from
 /// one local CSeq space, and SUBSCRIBEs from one remote CSeq space.
@@ -35,9 +40,10 @@ struct Dialog<D> {
     remote_cseq: u32,
     /// `local_cseq` as last reported by [`SubscriptionEngine::take_changes`].
     saved_cseq: u32,
-    /// A NOTIFY of this dialog passed the full parse: later ones differ only in values we
-    /// generate (numbers, tokens, the body), so their headers need no validation again.
-    validated: bool,
+    /// What every NOTIFY of the dialog shares, written at its first NOTIFY (which is parsed
+    /// in full to check it: later ones differ only in values we generate) and again after a
+    /// target refresh.
+    head: Option<NotifyHead>,
     flow: Flow<D>,
     subs: Vec<SubId>,
 }
@@ -59,6 +65,7 @@ struct InFlight {
 #[derive(Debug)]
 pub struct Subscription {
     dialog: DialogKey,
+    dialog_id: DialogId,
     package: usize,
     event: String,
     event_id: Option<String>,
@@ -144,15 +151,6 @@ impl Rejection {
     }
 }
 
-/// Our own NOTIFYs are re-parsed only to hand the transaction layer a [`Message`] (fully
-/// once per dialog, see `Dialog::validated`); their size was bounded by the SUBSCRIBE and
-/// the package's body, not by inbound limits.
-const OWN_MESSAGES: Limits = Limits {
-    max_header_bytes: usize::MAX,
-    max_headers: usize::MAX,
-    max_body_bytes: usize::MAX,
-};
-
 /// The RFC 6665 notifier for every configured event package.
 #[derive(Debug)]
 pub struct SubscriptionEngine<D> {
@@ -160,7 +158,10 @@ pub struct SubscriptionEngine<D> {
     rng: StdRng,
     next_id: u64,
     subs: HashMap<SubId, Subscription>,
-    dialogs: HashMap<DialogKey, Dialog<D>>,
+    dialogs: HashMap<DialogId, Dialog<D>>,
+    /// How a request names a dialog (Call-ID and tags) to its handle.
+    dialog_ids: HashMap<DialogKey, DialogId>,
+    next_dialog: u64,
     per_subscriber: HashMap<String, usize>,
     per_resource: HashMap<String, usize>,
     timers: BTreeSet<(Instant, SubId)>,
@@ -177,6 +178,8 @@ impl<D: Clone> SubscriptionEngine<D> {
             next_id: 1,
             subs: HashMap::new(),
             dialogs: HashMap::new(),
+            dialog_ids: HashMap::new(),
+            next_dialog: 0,
             per_subscriber: HashMap::new(),
             per_resource: HashMap::new(),
             timers: BTreeSet::new(),
@@ -218,7 +221,7 @@ impl<D: Clone> SubscriptionEngine<D> {
         let (Some(remote_tag), Some(local_tag)) = (from.tag(), to.tag()) else {
             return false;
         };
-        self.dialogs.contains_key(&DialogKey {
+        self.dialog_ids.contains_key(&DialogKey {
             call_id: call_id.to_owned(),
             local_tag: local_tag.to_owned(),
             remote_tag: remote_tag.to_owned(),
@@ -306,8 +309,9 @@ impl<D: Clone> SubscriptionEngine<D> {
             remote_tag: from_tag.to_owned(),
         };
         let dialog = self
-            .dialogs
-            .get_mut(&key)
+            .dialog_ids
+            .get(&key)
+            .and_then(|id| self.dialogs.get_mut(id))
             .ok_or_else(|| Rejection::new(481))?;
         // RFC 3261 §12.2.2: a lower (or repeated, since retransmissions never get here)
         // sequence number is out of order.
@@ -325,7 +329,7 @@ impl<D: Clone> SubscriptionEngine<D> {
         }
         dialog.flow = flow;
         // The target and our Via and Contact may have changed.
-        dialog.validated = false;
+        dialog.head = None;
         // Every usage of the dialog records its CSeq and target.
         self.changed.extend(dialog.subs.iter().copied());
         let found = dialog.subs.iter().copied().find(|id| {
@@ -482,13 +486,11 @@ impl<D: Clone> SubscriptionEngine<D> {
         // Checked again: other subscriptions may have been created while the package decided.
         self.check_limits(&subscriber_key, &resource_key)?;
         let request = &new.request;
-        let key = match &new.in_dialog {
-            Some(key) => {
-                if !self.dialogs.contains_key(key) {
-                    return Err(Rejection::new(481));
-                }
-                key.clone()
-            }
+        let (key, dialog_id) = match &new.in_dialog {
+            Some(key) => match self.dialog_ids.get(key) {
+                Some(id) => (key.clone(), *id),
+                None => return Err(Rejection::new(481)),
+            },
             None => {
                 let call_id = request.call_id().map_err(Rejection::bad)?.to_owned();
                 let from = request.from_header().map_err(Rejection::bad)?;
@@ -502,8 +504,9 @@ impl<D: Clone> SubscriptionEngine<D> {
                     local_tag,
                     remote_tag,
                 };
+                let dialog_id = self.new_dialog_id(&key);
                 self.dialogs.insert(
-                    key.clone(),
+                    dialog_id,
                     Dialog {
                         local_uri: format!("{};tag={}", to_value, key.local_tag),
                         remote_uri: from_value.to_owned(),
@@ -512,21 +515,22 @@ impl<D: Clone> SubscriptionEngine<D> {
                         local_cseq: 0,
                         remote_cseq: cseq,
                         saved_cseq: 0,
-                        validated: false,
+                        head: None,
                         flow: new.flow.clone(),
                         subs: Vec::new(),
                     },
                 );
-                key
+                (key, dialog_id)
             }
         };
         let id = SubId(self.next_id);
         self.next_id += 1;
-        if let Some(dialog) = self.dialogs.get_mut(&key) {
+        if let Some(dialog) = self.dialogs.get_mut(&dialog_id) {
             dialog.subs.push(id);
         }
         let mut sub = Subscription {
             dialog: key,
+            dialog_id,
             package: new.package,
             event: new.event.clone(),
             event_id: new.event_id.clone(),
@@ -796,8 +800,8 @@ impl<D: Clone> SubscriptionEngine<D> {
         for id in std::mem::take(&mut self.changed) {
             match self.record(id, now, now_unix) {
                 Some(record) => {
-                    let key = self.subs.get(&id).map(|s| &s.dialog);
-                    if let Some(dialog) = key.and_then(|k| self.dialogs.get_mut(k)) {
+                    let dialog_id = self.subs.get(&id).map(|s| s.dialog_id);
+                    if let Some(dialog) = dialog_id.and_then(|d| self.dialogs.get_mut(&d)) {
                         dialog.saved_cseq = dialog.local_cseq;
                     }
                     records.push(record);
@@ -823,7 +827,7 @@ impl<D: Clone> SubscriptionEngine<D> {
             SubState::Pending => false,
             SubState::Terminated(_) => return None,
         };
-        let dialog = self.dialogs.get(&sub.dialog)?;
+        let dialog = self.dialogs.get(&sub.dialog_id)?;
         let pkg = self.config.packages.get(sub.package)?;
         Some(SubscriptionRecord {
             id: id.0,
@@ -882,7 +886,11 @@ impl<D: Clone> SubscriptionEngine<D> {
                 local_tag: r.local_tag,
                 remote_tag: r.remote_tag,
             };
-            let dialog = self.dialogs.entry(key.clone()).or_insert_with(|| Dialog {
+            let dialog_id = match self.dialog_ids.get(&key) {
+                Some(id) => *id,
+                None => self.new_dialog_id(&key),
+            };
+            let dialog = self.dialogs.entry(dialog_id).or_insert_with(|| Dialog {
                 local_uri: r.local_uri,
                 remote_uri: r.remote_uri,
                 remote_target: r.remote_target,
@@ -890,7 +898,7 @@ impl<D: Clone> SubscriptionEngine<D> {
                 local_cseq: r.local_cseq,
                 remote_cseq: r.remote_cseq,
                 saved_cseq: r.local_cseq,
-                validated: false,
+                head: None,
                 flow: Flow {
                     dest: r.dest,
                     reliable: r.reliable,
@@ -905,6 +913,7 @@ impl<D: Clone> SubscriptionEngine<D> {
             self.next_id = self.next_id.max(r.id.saturating_add(1));
             let sub = Subscription {
                 dialog: key,
+                dialog_id,
                 package,
                 event: r.event,
                 event_id: r.event_id,
@@ -1030,7 +1039,7 @@ impl<D: Clone> SubscriptionEngine<D> {
         let list = sub
             .and_then(|s| self.config.packages.get(s.package))
             .is_some_and(|p| p.list);
-        let dialog = sub.and_then(|s| Some((s, self.dialogs.get(&s.dialog)?)));
+        let dialog = sub.and_then(|s| Some((s, self.dialogs.get(&s.dialog_id)?)));
         let (tag, contact) = dialog
             .map(|(s, d)| (s.dialog.local_tag.as_str(), d.flow.contact.as_str()))
             .unwrap_or_default();
@@ -1040,6 +1049,14 @@ impl<D: Clone> SubscriptionEngine<D> {
             headers.push(("Require", "eventlist"));
         }
         notify::respond(request, code, None, tag, &headers)
+    }
+
+    /// A handle for a new dialog named `key`.
+    fn new_dialog_id(&mut self, key: &DialogKey) -> DialogId {
+        let id = DialogId(self.next_dialog);
+        self.next_dialog += 1;
+        self.dialog_ids.insert(key.clone(), id);
+        id
     }
 
     fn insert(&mut self, id: SubId, sub: Subscription) {
@@ -1065,10 +1082,11 @@ impl<D: Clone> SubscriptionEngine<D> {
         }
         decrement(&mut self.per_subscriber, &sub.subscriber_key);
         decrement(&mut self.per_resource, &sub.resource_key);
-        if let Some(dialog) = self.dialogs.get_mut(&sub.dialog) {
+        if let Some(dialog) = self.dialogs.get_mut(&sub.dialog_id) {
             dialog.subs.retain(|s| *s != id);
             if dialog.subs.is_empty() {
-                self.dialogs.remove(&sub.dialog);
+                self.dialogs.remove(&sub.dialog_id);
+                self.dialog_ids.remove(&sub.dialog);
             }
         }
     }
@@ -1193,7 +1211,7 @@ impl<D: Clone> SubscriptionEngine<D> {
             return;
         };
         sub.resend = false;
-        let Some(dialog) = self.dialogs.get_mut(&sub.dialog) else {
+        let Some(dialog) = self.dialogs.get_mut(&sub.dialog_id) else {
             return;
         };
         dialog.local_cseq = dialog.local_cseq.saturating_add(1);
@@ -1201,9 +1219,10 @@ impl<D: Clone> SubscriptionEngine<D> {
         if cseq.wrapping_sub(dialog.saved_cseq) >= CSEQ_SAVE_STEP {
             self.changed.insert(id);
         }
-        let branch = format!("z9hG4bK{}", notify::token(&mut self.rng, 16));
-        let bytes = notify::build_notify(
-            &DialogView {
+        let branch = notify::branch(&mut self.rng);
+        let first_of_head = dialog.head.is_none();
+        let head = dialog.head.get_or_insert_with(|| {
+            notify::notify_head(&DialogView {
                 call_id: &sub.dialog.call_id,
                 local_uri: &dialog.local_uri,
                 remote_uri: &dialog.remote_uri,
@@ -1211,7 +1230,10 @@ impl<D: Clone> SubscriptionEngine<D> {
                 route_set: &dialog.route_set,
                 via: &dialog.flow.via,
                 contact: &dialog.flow.contact,
-            },
+            })
+        });
+        let data = notify::build_notify(
+            head,
             &NotifySpec {
                 event: &sub.event,
                 event_id: sub.event_id.as_deref(),
@@ -1223,27 +1245,22 @@ impl<D: Clone> SubscriptionEngine<D> {
                 branch: &branch,
             },
         );
-        let parsed = if dialog.validated {
-            Message::parse_headers_only(bytes, &OWN_MESSAGES)
-        } else {
-            Message::parse(bytes, &OWN_MESSAGES)
-        };
-        match parsed {
-            Ok(request) => {
-                dialog.validated = true;
-                actions.push(Action::SendNotify {
-                    id,
-                    request,
-                    dest: dialog.flow.dest.clone(),
-                    reliable: dialog.flow.reliable,
-                });
-                sub.last = Some(body.clone());
-                sub.in_flight = Some(InFlight { cseq, body });
-            }
-            // Only a remote target or route our parser accepted but cannot re-read could get
-            // here; such a subscription could never be notified, so it ends.
-            Err(_) => self.fail(id, None, actions),
+        // Only a remote target or route our parser accepted but cannot re-read could fail
+        // here; such a subscription could never be notified, so it ends.
+        if first_of_head && Message::parse(data.clone(), &notify::OWN_MESSAGES).is_err() {
+            dialog.head = None;
+            self.fail(id, None, actions);
+            return;
         }
+        actions.push(Action::SendNotify(Notify {
+            id,
+            data,
+            branch: branch.into_boxed_str(),
+            dest: dialog.flow.dest.clone(),
+            reliable: dialog.flow.reliable,
+        }));
+        sub.last = Some(body.clone());
+        sub.in_flight = Some(InFlight { cseq, body });
     }
 
     fn reschedule(&mut self, id: SubId) {

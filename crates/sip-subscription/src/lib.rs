@@ -14,7 +14,7 @@
 //!     Decide(new)                     -> the package authorises and renders the current state:
 //!                                        decide(new, Decision, body, now) -> Decided
 //! package state changed               -> notify / activate / terminate (id, ..., now) -> actions
-//! Action::SendNotify                  -> TransactionLayer::send_request(request, dest, reliable)
+//! Action::SendNotify(notify)          -> TransactionLayer::send_built(NOTIFY, branch, data, ..)
 //! its final response                  -> on_notify_response(id, &response, now)
 //! its Timeout / TransportError        -> on_notify_failed(id, now)
 //! Action::ContentNeeded               -> render, then notify(id, body, now)
@@ -61,7 +61,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sip_message::Message;
+use sip_message::{Message, ParseError};
 
 pub use engine::{Subscription, SubscriptionEngine, CSEQ_SAVE_STEP};
 pub use stored::StoredDialog;
@@ -187,12 +187,24 @@ pub enum Resource {
 
 /// A NOTIFY a package agent hands its shell to send in a new client transaction; the shell
 /// reports the outcome back to that agent under `id`.
+///
+/// It comes as the bytes to send and the branch of its top Via, which is all a non-INVITE
+/// client transaction needs (RFC 3261 §17.1.3): the engine wrote it, so the shell need not
+/// parse it (`TransactionLayer::send_built`).
 #[derive(Debug, Clone)]
 pub struct Notify<D> {
     pub id: SubId,
-    pub request: Message,
+    pub data: Bytes,
+    pub branch: Box<str>,
     pub dest: D,
     pub reliable: bool,
+}
+
+impl<D> Notify<D> {
+    /// The NOTIFY as a parsed message, for a shell or test that inspects it.
+    pub fn request(&self) -> Result<Message, ParseError> {
+        Message::parse(self.data.clone(), &notify::OWN_MESSAGES)
+    }
 }
 
 /// A NOTIFY body: rendered once, shared by every subscriber it goes to.
@@ -288,12 +300,7 @@ pub enum Action<D> {
     /// Start a client transaction for `request` on `dest`; report its final response with
     /// [`SubscriptionEngine::on_notify_response`] and a timeout or transport error with
     /// [`SubscriptionEngine::on_notify_failed`], naming `id`.
-    SendNotify {
-        id: SubId,
-        request: Message,
-        dest: D,
-        reliable: bool,
-    },
+    SendNotify(Notify<D>),
     /// The engine needs a body for `id`'s next NOTIFY: render the current state (the whole
     /// state when `full_state`) and pass it to [`SubscriptionEngine::notify`].
     ContentNeeded { id: SubId, full_state: bool },

@@ -2,13 +2,17 @@
 //! §8.2.6) and in-dialog NOTIFY requests (RFC 6665 §4.2.2, §8.2.3; RFC 3261 §12.2.1.1 request
 //! construction with loose and strict routing).
 
+use std::io::Write;
+
 use bytes::Bytes;
 use rand::RngCore;
-use sip_message::{default_reason, response_to, HeaderName, MediaType, Message, Method, Uri};
+use sip_message::{
+    default_reason, response_to, HeaderName, Limits, MediaType, Message, Method, Uri,
+};
 
 use crate::{Body, SubState};
 
-/// Everything a NOTIFY needs beyond the dialog.
+/// Everything a NOTIFY needs beyond its dialog's [`NotifyHead`].
 pub(crate) struct NotifySpec<'a> {
     pub event: &'a str,
     pub event_id: Option<&'a str>,
@@ -21,7 +25,7 @@ pub(crate) struct NotifySpec<'a> {
     pub branch: &'a str,
 }
 
-/// The dialog fields a NOTIFY is built from.
+/// The dialog fields a [`NotifyHead`] is built from.
 pub(crate) struct DialogView<'a> {
     pub call_id: &'a str,
     pub local_uri: &'a str,
@@ -32,7 +36,27 @@ pub(crate) struct DialogView<'a> {
     pub contact: &'a str,
 }
 
-pub(crate) fn build_notify(dialog: &DialogView<'_>, spec: &NotifySpec<'_>) -> Bytes {
+/// Our own NOTIFYs are parsed once per dialog (see `NotifyHead`) and when a caller inspects
+/// one; their size was bounded by the SUBSCRIBE and the package's body, not by inbound limits.
+pub(crate) const OWN_MESSAGES: Limits = Limits {
+    max_header_bytes: usize::MAX,
+    max_headers: usize::MAX,
+    max_body_bytes: usize::MAX,
+};
+
+/// What every NOTIFY of a dialog shares (RFC 3261 §12.2.1.1): the request line, the Via up
+/// to its branch, Max-Forwards, the Route set, From, To, Call-ID and Contact. Written once
+/// per dialog (again after a target refresh) and copied into each NOTIFY, so the fan-out
+/// formats only the CSeq, Event, Subscription-State and body.
+#[derive(Debug, Clone)]
+pub(crate) struct NotifyHead {
+    /// The request line and `Via: <via>;branch=`.
+    to_branch: Vec<u8>,
+    /// The CRLF ending the Via through the Contact header's CRLF.
+    after_branch: Vec<u8>,
+}
+
+pub(crate) fn notify_head(dialog: &DialogView<'_>) -> NotifyHead {
     // RFC 3261 §12.2.1.1: a first route without `lr` is a strict router; it becomes the
     // Request-URI and the remote target goes last in the Route set.
     let strict = dialog.route_set.first().and_then(|first| {
@@ -40,56 +64,83 @@ pub(crate) fn build_notify(dialog: &DialogView<'_>, spec: &NotifySpec<'_>) -> By
         na.uri.param("lr").is_none().then(|| na.uri.text.to_owned())
     });
     let request_uri = strict.as_deref().unwrap_or(dialog.remote_target);
-    let mut w = sip_message::MessageWriter::request(&Method::Notify, request_uri);
-    w.header_fmt("Via", format_args!("{};branch={}", dialog.via, spec.branch));
-    w.header("Max-Forwards", "70");
+    let mut to_branch = Vec::with_capacity(64 + request_uri.len() + dialog.via.len());
+    for part in [
+        Method::Notify.as_str(),
+        " ",
+        request_uri,
+        " SIP/2.0\r\nVia: ",
+        dialog.via,
+        ";branch=",
+    ] {
+        to_branch.extend_from_slice(part.as_bytes());
+    }
+    let mut after = Vec::with_capacity(256);
+    after.extend_from_slice(b"\r\nMax-Forwards: 70\r\n");
     let routes = if strict.is_some() {
         dialog.route_set.get(1..).unwrap_or_default()
     } else {
         dialog.route_set
     };
     for route in routes {
-        w.header("Route", route);
+        push_header(&mut after, "Route", route);
     }
     if strict.is_some() {
-        w.header_fmt("Route", format_args!("<{}>", dialog.remote_target));
+        push_header(&mut after, "Route", &format!("<{}>", dialog.remote_target));
     }
-    w.header("From", dialog.local_uri)
-        .header("To", dialog.remote_uri)
-        .header("Call-ID", dialog.call_id)
-        .header_fmt("CSeq", format_args!("{} NOTIFY", spec.cseq))
-        .header("Contact", dialog.contact);
-    match spec.event_id {
-        Some(id) => w.header_fmt("Event", format_args!("{};id={}", spec.event, id)),
-        None => w.header("Event", spec.event),
-    };
-    match spec.state {
-        SubState::Active => w.header_fmt(
-            "Subscription-State",
-            format_args!("active;expires={}", spec.expires),
-        ),
-        SubState::Pending => w.header_fmt(
-            "Subscription-State",
-            format_args!("pending;expires={}", spec.expires),
-        ),
+    push_header(&mut after, "From", dialog.local_uri);
+    push_header(&mut after, "To", dialog.remote_uri);
+    push_header(&mut after, "Call-ID", dialog.call_id);
+    push_header(&mut after, "Contact", dialog.contact);
+    NotifyHead {
+        to_branch,
+        after_branch: after,
+    }
+}
+
+fn push_header(buf: &mut Vec<u8>, name: &str, value: &str) {
+    for part in [name, ": ", value, "\r\n"] {
+        buf.extend_from_slice(part.as_bytes());
+    }
+}
+
+pub(crate) fn build_notify(head: &NotifyHead, spec: &NotifySpec<'_>) -> Bytes {
+    let body = spec.body.map_or(&b""[..], |b| &b.data[..]);
+    let mut buf = Vec::with_capacity(
+        head.to_branch.len() + head.after_branch.len() + spec.branch.len() + 192 + body.len(),
+    );
+    buf.extend_from_slice(&head.to_branch);
+    buf.extend_from_slice(spec.branch.as_bytes());
+    buf.extend_from_slice(&head.after_branch);
+    // Writing into a Vec cannot fail.
+    let _ = write!(buf, "CSeq: {} NOTIFY\r\nEvent: {}", spec.cseq, spec.event);
+    if let Some(id) = spec.event_id {
+        let _ = write!(buf, ";id={id}");
+    }
+    buf.extend_from_slice(b"\r\nSubscription-State: ");
+    let _ = match spec.state {
+        SubState::Active => write!(buf, "active;expires={}", spec.expires),
+        SubState::Pending => write!(buf, "pending;expires={}", spec.expires),
         SubState::Terminated(reason) => match reason.retry_after() {
-            Some(secs) => w.header_fmt(
-                "Subscription-State",
-                format_args!("terminated;reason={};retry-after={}", reason.as_str(), secs),
+            Some(secs) => write!(
+                buf,
+                "terminated;reason={};retry-after={}",
+                reason.as_str(),
+                secs
             ),
-            None => w.header_fmt(
-                "Subscription-State",
-                format_args!("terminated;reason={}", reason.as_str()),
-            ),
+            None => write!(buf, "terminated;reason={}", reason.as_str()),
         },
     };
+    buf.extend_from_slice(b"\r\n");
     if spec.list {
-        w.header("Require", "eventlist");
+        push_header(&mut buf, "Require", "eventlist");
     }
-    match spec.body {
-        Some(body) => w.finish(Some(&body.content_type), &body.data),
-        None => w.finish(None, b""),
+    if let Some(body) = spec.body {
+        push_header(&mut buf, "Content-Type", &body.content_type);
     }
+    let _ = write!(buf, "Content-Length: {}\r\n\r\n", body.len());
+    buf.extend_from_slice(body);
+    Bytes::from(buf)
 }
 
 /// A response to `request` with the given extra headers and no body.
@@ -146,15 +197,28 @@ pub(crate) fn uri_key(uri: &str) -> String {
 /// hijacked by a third party guessing our tag.
 pub(crate) fn token(rng: &mut impl RngCore, len: usize) -> String {
     let mut out = String::with_capacity(len);
-    while out.len() < len {
+    push_token(rng, len, &mut out);
+    out
+}
+
+/// A Via branch: the RFC 3261 magic cookie and a random token.
+pub(crate) fn branch(rng: &mut impl RngCore) -> String {
+    let mut out = String::with_capacity(23);
+    out.push_str("z9hG4bK");
+    push_token(rng, 16, &mut out);
+    out
+}
+
+fn push_token(rng: &mut impl RngCore, len: usize, out: &mut String) {
+    let end = out.len() + len;
+    while out.len() < end {
         let word = rng.next_u64();
         for i in 0..16 {
-            if out.len() == len {
+            if out.len() == end {
                 break;
             }
             let nibble = ((word >> (i * 4)) & 0xf) as u32;
             out.push(char::from_digit(nibble, 16).unwrap_or('0'));
         }
     }
-    out
 }

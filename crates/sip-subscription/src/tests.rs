@@ -163,12 +163,12 @@ fn sent(actions: &[Action<&'static str>]) -> Vec<Sent> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::SendNotify {
-                id, request, dest, ..
-            } => Some(Sent {
-                id: *id,
-                request: request.clone(),
-                dest,
+            Action::SendNotify(notify) => Some(Sent {
+                id: notify.id,
+                request: notify
+                    .request()
+                    .expect("the engine writes parseable NOTIFYs"),
+                dest: notify.dest,
             }),
             _ => None,
         })
@@ -299,8 +299,8 @@ fn accepted_subscribe_gets_200_with_contact_and_an_immediate_notify() {
             ("From", &format!("<sip:bob@example.com>;tag={tag}")),
             ("To", "\"Alice\" <sip:alice@example.com>;tag=a1b2c3"),
             ("Call-ID", "4f7c2a9e-blink"),
-            ("CSeq", "1 NOTIFY"),
             ("Contact", "<sip:presence@192.0.2.10:5061;transport=tls>"),
+            ("CSeq", "1 NOTIFY"),
             ("Event", "presence"),
             ("Subscription-State", "active;expires=600"),
             ("Content-Type", "application/pidf+xml"),
@@ -310,7 +310,7 @@ fn accepted_subscribe_gets_200_with_contact_and_an_immediate_notify() {
     assert_eq!(n.request.body(), Bytes::from(body));
     assert!(matches!(
         decided.actions.as_slice(),
-        [Action::SendNotify { reliable: true, .. }]
+        [Action::SendNotify(Notify { reliable: true, .. })]
     ));
 
     let info = e

@@ -134,23 +134,81 @@ impl RequestInfo {
 
 /// Identity of a client transaction (§17.1.3): our branch plus the CSeq method, so a CANCEL
 /// (same branch as its INVITE, §9.1) is a separate transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClientKey {
     pub(crate) branch: Box<str>,
     pub(crate) method: Method,
 }
 
-impl ClientKey {
-    pub(crate) fn from_response(msg: &Message) -> Option<ClientKey> {
-        let via = msg.top_via().ok()?;
-        let branch = via.branch()?;
-        let method = msg.cseq().ok()?.method;
-        Some(ClientKey {
-            branch: branch.into(),
-            method,
+/// A client key as its parts, so a response is matched with the branch borrowed from it:
+/// the index of client transactions is searched once per response, and copying the branch
+/// into a [`ClientKey`] for that would allocate each time.
+pub(crate) trait ClientKeyView {
+    fn branch(&self) -> &str;
+    fn method(&self) -> &Method;
+}
+
+impl ClientKeyView for ClientKey {
+    fn branch(&self) -> &str {
+        &self.branch
+    }
+    fn method(&self) -> &Method {
+        &self.method
+    }
+}
+
+/// The key of the client transaction a response answers: its top Via's branch and CSeq
+/// method.
+pub(crate) struct ResponseKey<'a> {
+    branch: &'a str,
+    method: Method,
+}
+
+impl<'a> ResponseKey<'a> {
+    pub(crate) fn of(msg: &'a Message) -> Option<ResponseKey<'a>> {
+        Some(ResponseKey {
+            branch: msg.top_via_branch()?,
+            method: msg.cseq().ok()?.method,
         })
     }
 }
+
+impl ClientKeyView for ResponseKey<'_> {
+    fn branch(&self) -> &str {
+        self.branch
+    }
+    fn method(&self) -> &Method {
+        &self.method
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn ClientKeyView + 'a> for ClientKey {
+    fn borrow(&self) -> &(dyn ClientKeyView + 'a) {
+        self
+    }
+}
+
+// A key and its view must hash and compare alike (the `Borrow` contract).
+impl std::hash::Hash for dyn ClientKeyView + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.branch().hash(state);
+        self.method().hash(state);
+    }
+}
+
+impl std::hash::Hash for ClientKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self as &dyn ClientKeyView).hash(state);
+    }
+}
+
+impl PartialEq for dyn ClientKeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.branch() == other.branch() && self.method() == other.method()
+    }
+}
+
+impl Eq for dyn ClientKeyView + '_ {}
 
 /// The To tag of a response we are sending, needed only to match legacy ACKs.
 pub(crate) fn response_to_tag(response: &bytes::Bytes) -> Option<Box<str>> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sip_message::{HeaderName, Message, MessageWriter, Method};
 
-use crate::key::{response_to_tag, ClientKey, RequestInfo, ServerKey};
+use crate::key::{response_to_tag, ClientKey, ClientKeyView, RequestInfo, ResponseKey, ServerKey};
 use crate::timer::{TimerKind, TimerQueue, TxTimers};
 use crate::{
     Action, CancelTarget, ClientEvent, ClientTxId, Config, RespondError, SendError, ServerEvent,
@@ -440,6 +440,35 @@ impl<D: Clone> TransactionLayer<D> {
         )
     }
 
+    /// Start a non-INVITE client transaction for a request the TU wrote itself and knows to
+    /// be well formed, given as its bytes, method and top-Via `branch`: all a non-INVITE
+    /// client transaction needs (§17.1.3 matches responses by branch and method), so the
+    /// request is never parsed. The NOTIFY fan-out goes this way. INVITE needs the parsed
+    /// request (for CANCEL and the ACK of a failure) and goes through [`Self::send_request`].
+    pub fn send_built(
+        &mut self,
+        method: Method,
+        branch: &str,
+        data: Bytes,
+        dest: D,
+        reliable: bool,
+        now: Instant,
+    ) -> Result<(ClientTxId, Vec<Action<D>>), SendError> {
+        match method {
+            Method::Ack => return Err(SendError::AckWithoutTransaction),
+            Method::Invite => return Err(SendError::InviteNeedsMessage),
+            _ => {}
+        }
+        if branch.is_empty() {
+            return Err(SendError::MissingBranch);
+        }
+        let key = ClientKey {
+            branch: Box::from(branch),
+            method,
+        };
+        self.start_client(key, data, None, dest, reliable, now)
+    }
+
     pub(crate) fn start_client(
         &mut self,
         key: ClientKey,
@@ -504,11 +533,11 @@ impl<D: Clone> TransactionLayer<D> {
 
     /// A response arrived from the transport.
     pub fn on_response(&mut self, response: Message, now: Instant) -> ClientEvent<D> {
-        let (Some(status), Some(key)) = (response.status(), ClientKey::from_response(&response))
-        else {
-            return ClientEvent::Stray(response);
+        let routed = match (response.status(), ResponseKey::of(&response)) {
+            (Some(status), Some(key)) => self.route_response(&key, status, Some(&response), now),
+            _ => RoutedResponse::Stray,
         };
-        match self.route_response(&key, status, Some(&response), now) {
+        match routed {
             RoutedResponse::Deliver(id, actions) => ClientEvent::Response {
                 id,
                 response,
@@ -521,7 +550,7 @@ impl<D: Clone> TransactionLayer<D> {
 
     pub(crate) fn route_response(
         &mut self,
-        key: &ClientKey,
+        key: &dyn ClientKeyView,
         status: u16,
         response: Option<&Message>,
         now: Instant,

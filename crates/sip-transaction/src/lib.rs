@@ -246,6 +246,8 @@ pub enum SendError {
     DuplicateBranch,
     /// [`Config::max_client_transactions`] reached.
     Overloaded,
+    /// An INVITE was handed over as bytes; its transaction needs the parsed request.
+    InviteNeedsMessage,
 }
 
 impl fmt::Display for SendError {
@@ -256,6 +258,7 @@ impl fmt::Display for SendError {
             SendError::MissingBranch => "top Via has no branch parameter",
             SendError::DuplicateBranch => "branch already in use by a live client transaction",
             SendError::Overloaded => "client transaction limit reached",
+            SendError::InviteNeedsMessage => "an INVITE transaction needs the parsed request",
         })
     }
 }

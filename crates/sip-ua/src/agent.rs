@@ -274,9 +274,7 @@ impl<D: Clone + PartialEq> UserAgent<D> {
                 && dialog_key(message).is_some_and(|key| self.dialogs.contains_key(&key));
         }
         message
-            .top_via()
-            .ok()
-            .and_then(|via| via.branch())
+            .top_via_branch()
             .is_some_and(|branch| self.live_branches.contains(branch))
     }
 

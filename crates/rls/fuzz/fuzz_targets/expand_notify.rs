@@ -79,7 +79,8 @@ fn expand_fully(service: &str, given: &Documents) -> List {
 
 /// Answers a NOTIFY with 200.
 fn answer_ok(agent: &mut RlsAgent<()>, notify: &rls::Notify<()>, now: Instant) {
-    let ok = sip_message::response_to(&notify.request, 200, "OK", None).finish(None, b"");
+    let request = notify.request().expect("the agent writes parseable NOTIFYs");
+    let ok = sip_message::response_to(&request, 200, "OK", None).finish(None, b"");
     let ok = Message::parse(ok, &Limits::default()).expect("response");
     agent.on_notify_response(notify.id, &ok, now);
 }
@@ -171,7 +172,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let answer = agent.open(opening, now);
         assert_eq!(answer.status, 200);
-        let first = read(&answer.notifies[0].request);
+        let first = read(&answer.notifies[0].request().expect("parseable NOTIFY"));
         assert!(first.full_state && first.version == 0);
         let listed: Vec<&str> = first.resources.iter().map(|r| r.uri.as_str()).collect();
         assert_eq!(listed, uris);
@@ -186,7 +187,7 @@ fuzz_target!(|data: &[u8]| {
             agent.on_resource_state(key, changed, at);
             at += Duration::from_secs(1);
             let out = agent.on_timer(at);
-            let partial = read(&out.notifies[0].request);
+            let partial = read(&out.notifies[0].request().expect("parseable NOTIFY"));
             assert!(!partial.full_state && partial.version == version);
             assert!(partial
                 .resources
@@ -206,7 +207,7 @@ fuzz_target!(|data: &[u8]| {
         agent.on_list_changed(&service, list, at);
         at += Duration::from_secs(1);
         let out = agent.on_timer(at);
-        let full = read(&out.notifies[0].request);
+        let full = read(&out.notifies[0].request().expect("parseable NOTIFY"));
         assert!(full.full_state && full.version == version);
         let listed: Vec<&str> = full.resources.iter().map(|r| r.uri.as_str()).collect();
         assert_eq!(listed, uris);
