@@ -124,6 +124,15 @@ impl Config {
     }
 }
 
+/// What composition keeps of a live publication: when its body last changed (the sequence
+/// of that PUBLISH; composition puts the newest first) and the body as parsed when it
+/// arrived, so recomposing a presentity does not parse its publications again.
+#[derive(Debug, Default)]
+struct Published {
+    modified: u64,
+    document: Option<PidfDocument>,
+}
+
 /// A NOTIFY to send in a new client transaction; report its outcome with
 /// [`PresenceAgent::on_notify_response`] or [`PresenceAgent::on_notify_failed`].
 pub use sip_subscription::Notify;
@@ -182,9 +191,8 @@ pub struct PresenceAgent<D> {
     /// one a request is being handled for.
     presentities: HashMap<String, Presentity>,
     subs: HashMap<SubId, Kind>,
-    /// Publication entity tag → sequence of the PUBLISH that last carried its body: the
-    /// newest-first order composition needs.
-    modified: HashMap<String, u64>,
+    /// What composition keeps of each live publication, by entity tag.
+    published: HashMap<String, Published>,
     sequence: u64,
     /// Wall-clock unix seconds for validity conditions, as of the last policy update.
     unix_now: i64,
@@ -210,7 +218,7 @@ impl<D: Clone> PresenceAgent<D> {
             rng,
             presentities: HashMap::new(),
             subs: HashMap::new(),
-            modified: HashMap::new(),
+            published: HashMap::new(),
             sequence: 0,
             unix_now: 0,
             documents: HashMap::new(),
@@ -422,23 +430,31 @@ impl<D: Clone> PresenceAgent<D> {
         let Some(presentity) = presentity.filter(|p| p == user) else {
             return self.refuse(request, 403, "Only the owner may publish for this address");
         };
-        if let Err(reason) = check_pidf(request) {
-            return self.refuse(request, 400, &reason);
-        }
+        let document = match check_pidf(request) {
+            Ok(document) => document,
+            Err(reason) => return self.refuse(request, 400, &reason),
+        };
         let outcome = self.esc.on_publish(request, &presentity, now);
         let mut out = Vec::new();
         if let Some(applied) = &outcome.applied {
             let sequence = self.next_sequence();
             if let Some(previous) = &applied.previous_etag {
-                let kept = self.modified.remove(previous);
+                let kept = self.published.remove(previous);
                 if applied.operation == Operation::Refresh {
-                    self.modified
-                        .insert(applied.etag.clone(), kept.unwrap_or(sequence));
+                    let kept = kept.unwrap_or(Published {
+                        modified: sequence,
+                        document: None,
+                    });
+                    self.published.insert(applied.etag.clone(), kept);
                 }
             }
             match applied.operation {
                 Operation::Initial | Operation::Modify => {
-                    self.modified.insert(applied.etag.clone(), sequence);
+                    let published = Published {
+                        modified: sequence,
+                        document,
+                    };
+                    self.published.insert(applied.etag.clone(), published);
                 }
                 Operation::Refresh | Operation::Remove => {}
             }
@@ -599,7 +615,7 @@ impl<D: Clone> PresenceAgent<D> {
         let expired = self.esc.on_timer(now);
         let mut presentities = BTreeSet::new();
         for publication in expired {
-            self.modified.remove(&publication.etag);
+            self.published.remove(&publication.etag);
             presentities.insert(publication.aor);
         }
         for presentity in presentities {
@@ -673,20 +689,24 @@ impl<D: Clone> PresenceAgent<D> {
         {
             return body;
         }
-        let parsed: Vec<(PidfDocument, u64)> = self
+        // Publications restored from storage arrive unparsed; parse them once here.
+        for p in self.esc.publications(PRESENCE, presentity) {
+            let published = self.published.entry(p.etag.clone()).or_default();
+            if published.document.is_none() {
+                published.document = std::str::from_utf8(&p.body)
+                    .ok()
+                    .and_then(|text| PidfDocument::parse(text).ok());
+            }
+        }
+        let publications: Vec<pidf::Publication<'_>> = self
             .esc
             .publications(PRESENCE, presentity)
             .filter_map(|p| {
-                let text = std::str::from_utf8(&p.body).ok()?;
-                let order = self.modified.get(&p.etag).copied().unwrap_or(0);
-                Some((PidfDocument::parse(text).ok()?, order))
-            })
-            .collect();
-        let publications: Vec<pidf::Publication<'_>> = parsed
-            .iter()
-            .map(|(document, modified)| pidf::Publication {
-                document,
-                modified: *modified,
+                let published = self.published.get(&p.etag)?;
+                Some(pidf::Publication {
+                    document: published.document.as_ref()?,
+                    modified: published.modified,
+                })
             })
             .collect();
         let manipulation = self
@@ -982,21 +1002,23 @@ impl<D: Clone> PresenceAgent<D> {
 /// RFC 3903 §6 step 5 leaves body checks to the event package; RFC 3856 §6 wants PIDF, so a
 /// `presence` PUBLISH whose PIDF body cannot be read is refused (other types get the
 /// compositor's 415).
-fn check_pidf(request: &Message) -> Result<(), String> {
+/// A PUBLISH body that claims to be PIDF for `presence` must parse as PIDF; the parsed
+/// document is kept for composition.
+fn check_pidf(request: &Message) -> Result<Option<PidfDocument>, String> {
     let body = request.body();
     if body.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let is_presence =
         matches!(request.event(), Ok(Some(e)) if e.package.eq_ignore_ascii_case(PRESENCE));
     let is_pidf = matches!(request.content_type(), Ok(Some(t))
         if t.mtype.eq_ignore_ascii_case("application") && t.subtype.eq_ignore_ascii_case("pidf+xml"));
     if !is_presence || !is_pidf {
-        return Ok(());
+        return Ok(None);
     }
     let text = std::str::from_utf8(&body).map_err(|_| "Body is not UTF-8".to_owned())?;
     PidfDocument::parse(text)
-        .map(|_| ())
+        .map(Some)
         .map_err(|e| format!("Invalid PIDF: {e}"))
 }
 

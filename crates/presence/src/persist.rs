@@ -16,7 +16,7 @@ use simple_payloads::watcherinfo::WatcherEvent;
 use sip_subscription::{Flow, StoredDialog, SubId, SubscriptionRecord};
 
 use crate::xcap_diff::Watch;
-use crate::{Kind, Notify, PresenceAgent, PRESENCE};
+use crate::{Kind, Notify, PresenceAgent, Published, PRESENCE};
 
 /// CSeq numbers skipped on import: NOTIFYs sent after the last save used numbers the record
 /// does not know, and RFC 3261 §12.2.1.1 wants them to keep increasing. A dialog's CSeq is
@@ -169,7 +169,7 @@ impl<D: Clone> PresenceAgent<D> {
 
     fn publication_record(&self, p: PublicationRecord) -> StateRecord {
         let stored = StoredPublication {
-            modified: self.modified.get(&p.etag).copied().unwrap_or(0),
+            modified: self.published.get(&p.etag).map_or(0, |p| p.modified),
             body: String::from_utf8_lossy(&p.body).into_owned(),
             etag: p.etag,
             event: p.event,
@@ -248,7 +248,11 @@ impl<D: Clone> PresenceAgent<D> {
                     let Ok(p) = serde_json::from_slice::<StoredPublication>(&record.data) else {
                         continue;
                     };
-                    self.modified.insert(p.etag.clone(), p.modified);
+                    let published = Published {
+                        modified: p.modified,
+                        document: None,
+                    };
+                    self.published.insert(p.etag.clone(), published);
                     self.sequence = self.sequence.max(p.modified);
                     publications.push(PublicationRecord {
                         etag: p.etag,
