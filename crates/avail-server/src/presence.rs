@@ -10,17 +10,18 @@
 //! modified, removed; see [`PresenceAgent::export_changes`]) go to a writer task, which
 //! stores each batch in one transaction and retries a failed one. The cost of a save follows
 //! the changes, not the number of subscriptions. On start the rows are imported and every
-//! restored subscription gets a full-state NOTIFY, sent to the dialog's remote target since
-//! its connection died with the old process.
+//! restored subscription gets a full-state NOTIFY, sent to the dialog's next hop (first
+//! route, else remote target) since its connection died with the old process; host names
+//! among those are looked up once, before the import.
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use presence::xcap_diff::document_sel;
 use presence::{Config as AgentConfig, Notify, Policy, PresenceAgent, RecordKind, StateRecord};
 use rand::SeedableRng;
-use sip_subscription::Flow;
+use sip_subscription::{Flow, StoredDialog};
 use sip_transport::{Target, Transport, TransportHandle};
 use store::{DocumentKey, DocumentStore, PresenceRow, Store};
 use tokio::sync::broadcast::error::RecvError;
@@ -114,6 +115,8 @@ pub struct Presence {
     store: Store,
     /// Host part of our Via and Contact when a listener is bound to a wildcard address.
     fallback_host: String,
+    /// Addresses of the host names restored dialogs are reached at, looked up on start.
+    restored_hosts: HashMap<String, Vec<IpAddr>>,
 }
 
 impl Presence {
@@ -134,6 +137,7 @@ impl Presence {
             },
             store,
             fallback_host: config.domains.first().cloned().unwrap_or_default(),
+            restored_hosts: HashMap::new(),
         }
     }
 
@@ -144,7 +148,7 @@ impl Presence {
 
     /// How a restored dialog's subscriber is reached (see [`restored_flow`]).
     pub fn restored_flow(&self, transport: &TransportHandle, target: &str) -> Option<Flow<Target>> {
-        restored_flow(&self.fallback_host, transport, target)
+        restored_flow(&self.fallback_host, &self.restored_hosts, transport, target)
     }
 
     /// The agent, for a call that may change its state (which schedules a save).
@@ -216,6 +220,8 @@ impl Presence {
                 return Vec::new();
             }
         };
+        // List subscriptions are in these rows too; the list server restores after us.
+        self.restored_hosts = resolve_next_hops(&rows).await;
         let records: Vec<StateRecord> = rows
             .into_iter()
             .filter_map(|row| {
@@ -229,7 +235,7 @@ impl Presence {
             .collect();
         let restored = self.agent.import(
             records,
-            |target| restored_flow(&self.fallback_host, transport, target),
+            |target| restored_flow(&self.fallback_host, &self.restored_hosts, transport, target),
             now,
             now_unix,
         );
@@ -441,21 +447,62 @@ fn listener_flow(
     }
 }
 
-/// How a restored dialog is reached: its remote target's address and transport (RFC 3261
-/// §18.1.1), over a listener of ours for that transport. Targets named by a host name are
-/// not resolved here (no DNS in the shell yet) and such subscriptions are dropped.
+/// How long start-up waits for the addresses of restored dialogs' host names.
+const RESTORE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The URI of a dialog's next hop as stored: a route (`<sip:proxy;lr>`) or a remote target.
+fn hop_uri(hop: &str) -> Option<sip_message::Uri<'_>> {
+    let text = hop.trim().trim_start_matches('<').trim_end_matches('>');
+    sip_message::Uri::parse(text).ok()
+}
+
+/// The addresses of the host names that restored dialogs (presence and list subscriptions
+/// alike: both store a [`StoredDialog`]) are reached at, each looked up once, all at the
+/// same time, within [`RESTORE_LOOKUP_TIMEOUT`]. Like the proxy's next hops, RFC 3263 is
+/// reduced to address records. A name that does not resolve drops its dialogs; their
+/// subscribers subscribe again when their refresh fails.
+async fn resolve_next_hops(rows: &[PresenceRow]) -> HashMap<String, Vec<IpAddr>> {
+    let names: HashSet<String> = rows
+        .iter()
+        .filter_map(|row| serde_json::from_slice::<StoredDialog>(&row.data).ok())
+        .filter_map(|dialog| match hop_uri(dialog.next_hop())?.host {
+            sip_message::Host::Name(name) => Some(name.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect();
+    let mut lookups = tokio::task::JoinSet::new();
+    for name in names {
+        lookups.spawn(async move {
+            let lookup = tokio::net::lookup_host((name.as_str(), 0));
+            let found = tokio::time::timeout(RESTORE_LOOKUP_TIMEOUT, lookup).await;
+            let ips: Vec<IpAddr> = found.ok()?.ok()?.map(|addr| addr.ip()).collect();
+            Some((name, ips))
+        });
+    }
+    let mut resolved = HashMap::new();
+    while let Some(found) = lookups.join_next().await {
+        match found {
+            Ok(Some((name, ips))) => {
+                resolved.insert(name, ips);
+            }
+            Ok(None) => {}
+            Err(error) => warn!(%error, "host name lookup failed"),
+        }
+    }
+    resolved
+}
+
+/// How a restored dialog is reached: its next hop's address and transport (RFC 3261
+/// §18.1.1), over a listener of ours for that transport. A host name takes its first
+/// address (from `resolved`) of the listener's address family, and is the name a TLS
+/// certificate must carry (RFC 5922).
 fn restored_flow(
     fallback_host: &str,
+    resolved: &HashMap<String, Vec<IpAddr>>,
     transport: &TransportHandle,
     target: &str,
 ) -> Option<Flow<Target>> {
-    let text = target.trim().trim_start_matches('<').trim_end_matches('>');
-    let uri = sip_message::Uri::parse(text).ok()?;
-    let ip: std::net::IpAddr = match uri.host {
-        sip_message::Host::Ipv4(ip) => ip.into(),
-        sip_message::Host::Ipv6(ip) => ip.into(),
-        sip_message::Host::Name(_) => return None,
-    };
+    let uri = hop_uri(target)?;
     let secure = uri.scheme.eq_ignore_ascii_case("sips");
     let kind = match uri.param("transport").flatten() {
         _ if secure => Transport::Tls,
@@ -467,13 +514,22 @@ fn restored_flow(
         .port
         .unwrap_or(if kind == Transport::Tls { 5061 } else { 5060 });
     let local = transport.local_addr(kind)?;
+    let (ip, server_name): (IpAddr, _) = match uri.host {
+        sip_message::Host::Ipv4(ip) => (ip.into(), None),
+        sip_message::Host::Ipv6(ip) => (ip.into(), None),
+        sip_message::Host::Name(name) => {
+            let ips = resolved.get(&name.to_ascii_lowercase())?;
+            let ip = ips.iter().find(|ip| ip.is_ipv4() == local.is_ipv4())?;
+            (*ip, Some(name.to_owned()))
+        }
+    };
     let addr = SocketAddr::new(ip, port);
     let dest = match kind {
         Transport::Udp => Target::Udp(addr),
         _ => Target::Connect {
             transport: kind,
             addr,
-            server_name: None,
+            server_name,
         },
     };
     Some(listener_flow(fallback_host, kind, dest, Some(local)))

@@ -403,7 +403,7 @@ impl SipCore {
             return self.respond_with(id, response, status, now).await;
         };
         if *method == Method::Subscribe {
-            if let Some(target) = self.list_target(request).await {
+            if let Some(target) = self.list_target(request, now).await {
                 return self
                     .on_list_subscribe(id, request, origin, &identity, target, now)
                     .await;

@@ -1,6 +1,7 @@
 //! Presence state across a crash (issue 4 item 7): a publication and a subscription made
 //! before SIGKILL are restored; the watcher's dialog keeps receiving NOTIFYs (same Call-ID and
-//! tags, CSeq increasing) at its Contact, and the old SIP-ETag still refreshes.
+//! tags, CSeq increasing) at its next hop (Contact, or first route; host names looked up on
+//! start), and the old SIP-ETag still refreshes.
 
 mod ua;
 mod xcap_common;
@@ -20,8 +21,9 @@ fn pidf(note: &str) -> String {
     )
 }
 
-/// The watcher over UDP: its Contact is its socket, so it stays reachable across restarts.
-fn subscribe_udp(watcher: &SipUdp) -> (String, String, String) {
+/// Alice watches herself from `watcher`'s UDP socket, with `contact` and `extra` headers
+/// (a Record-Route); returns the dialog's Call-ID, From tag and To tag.
+fn subscribe_udp(watcher: &SipUdp, contact: &str, extra: &str) -> (String, String, String) {
     let local = watcher.socket.local_addr().expect("addr");
     let uri = format!("sip:alice@{DOMAIN}");
     let call_id = format!("restart-{}", unique());
@@ -34,7 +36,7 @@ fn subscribe_udp(watcher: &SipUdp) -> (String, String, String) {
                  Via: SIP/2.0/UDP {local};branch=z9hG4bK-rs{};rport\r\n\
                  Max-Forwards: 70\r\nFrom: <{uri}>;tag={from_tag}\r\nTo: <{uri}>\r\n\
                  Call-ID: {call_id}\r\nCSeq: {cseq} SUBSCRIBE\r\n\
-                 Contact: <sip:w@{local}>\r\nEvent: presence\r\nAccept: application/pidf+xml\r\n\
+                 Contact: {contact}\r\n{extra}Event: presence\r\nAccept: application/pidf+xml\r\n\
                  Expires: 600\r\n{authorization}Content-Length: 0\r\n\r\n",
                 unique()
             )
@@ -59,7 +61,9 @@ fn subscribe_udp(watcher: &SipUdp) -> (String, String, String) {
 fn publications_and_subscriptions_survive_sigkill() {
     let server = Server::start(USERS);
     let watcher = SipUdp::new(server.tcp_addr());
-    let (call_id, from_tag, to_tag) = subscribe_udp(&watcher);
+    // Its Contact is its socket, so it stays reachable across restarts.
+    let contact = format!("<sip:w@{}>", watcher.socket.local_addr().expect("addr"));
+    let (call_id, from_tag, to_tag) = subscribe_udp(&watcher, &contact, "");
     let mut alice = Ua::new(&server, "alice", "secret");
     let me = alice.aor();
     let published = alice.publish(
@@ -103,4 +107,42 @@ fn publications_and_subscriptions_survive_sigkill() {
     assert_eq!(after.call_id().unwrap(), call_id);
     assert!(after.cseq().unwrap().seq > cseq_restored);
     assert!(body(&after).contains("<note>after</note>"));
+}
+
+#[test]
+fn dialogs_named_by_host_name_or_routed_are_reached_after_restart() {
+    let server = Server::start(USERS);
+    let by_name = SipUdp::new(server.tcp_addr());
+    let port = by_name.socket.local_addr().expect("addr").port();
+    let (named, ..) = subscribe_udp(&by_name, &format!("<sip:w@localhost:{port}>"), "");
+    // This one's Contact is unreachable (TEST-NET-1); its route set leads to its socket.
+    let routed = SipUdp::new(server.tcp_addr());
+    let port = routed.socket.local_addr().expect("addr").port();
+    let record_route = format!("Record-Route: <sip:localhost:{port};lr>\r\n");
+    let (via_route, ..) = subscribe_udp(&routed, "<sip:w@192.0.2.1:5060>", &record_route);
+    let mut alice = Ua::new(&server, "alice", "secret");
+    let me = alice.aor();
+    let published = alice.publish(
+        &me,
+        "Content-Type: application/pidf+xml\r\nExpires: 600\r\n",
+        &pidf("before"),
+    );
+    assert_eq!(published.status(), Some(200));
+    by_name.request_with("before");
+    routed.request_with("before");
+
+    std::thread::sleep(Duration::from_millis(800));
+    let (data_dir, temp) = server.kill();
+    let _server = Server::launch(data_dir, temp, &[]);
+
+    let restored = by_name.request_with("before");
+    assert_eq!(restored.call_id().unwrap(), named);
+    let restored = routed.request_with("before");
+    assert_eq!(restored.call_id().unwrap(), via_route);
+    // Loose routing (RFC 3261 §12.2.1.1): sent to the route, addressed to the Contact.
+    assert_eq!(restored.request_uri(), Some("sip:w@192.0.2.1:5060"));
+    assert_eq!(
+        header(&restored, "Route"),
+        format!("<sip:localhost:{port};lr>")
+    );
 }

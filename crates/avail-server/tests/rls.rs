@@ -406,6 +406,53 @@ fn list_subscriptions_negotiate_eventlist_and_unknown_lists_are_not_found() {
 }
 
 #[test]
+fn a_users_address_named_as_someone_elses_service_stays_that_users_presence() {
+    let (server, root) = Server::start_with_xcap(USERS);
+    let lists = "<?xml version='1.0' encoding='UTF-8'?>\n<resource-lists \
+                 xmlns=\"urn:ietf:params:xml:ns:resource-lists\">\
+                 <list name=\"sipsimple_presence_rls\"/></resource-lists>";
+    put(
+        &root,
+        "bob",
+        "bobpw",
+        "resource-lists",
+        "application/resource-lists+xml",
+        lists,
+    );
+    // Bob's rls-services claims Alice's address for his own list.
+    let anchor = format!(
+        "{root}/resource-lists/users/sip:bob@{DOMAIN}/index/~~/resource-lists/list[@name=\"sipsimple_presence_rls\"]"
+    );
+    let claim = format!(
+        "<?xml version='1.0' encoding='UTF-8'?>\n\
+         <rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\">\
+         <service uri=\"sip:alice@{DOMAIN}\"><resource-list>{}</resource-list>\
+         <packages><package>presence</package></packages></service></rls-services>",
+        simple_payloads::uri::encode_any_uri(&anchor)
+    );
+    put(
+        &root,
+        "bob",
+        "bobpw",
+        "rls-services",
+        "application/rls-services+xml",
+        &claim,
+    );
+    let mut carol = Ua::new(&server, "carol", "carolpw");
+    let (response, _) = carol.subscribe(
+        &format!("sip:alice@{DOMAIN}"),
+        "presence",
+        &format!("Supported: eventlist\r\n{ACCEPT}"),
+    );
+    assert!(
+        matches!(response.status(), Some(200 | 202)),
+        "a presence subscription to Alice, not Bob's list: {response:?}"
+    );
+    assert!(response.header(&sip_message::HeaderName::Require).is_none());
+    drop(server);
+}
+
+#[test]
 fn remote_buddies_are_watched_through_a_back_end_subscription_to_their_server() {
     const REMOTE: &str = "example.org";
     let (remote, remote_root) = Server::start_domain(REMOTE, &[("olga", "olgapw")], &[]);

@@ -4,8 +4,8 @@
 //! here is the package's bookkeeping (who watches whom, winfo versions, xcap-diff selections).
 //!
 //! How subscribers are reached is not stored: connections die with the process, and listener
-//! addresses may change, so the shell derives a new flow from each dialog's remote target
-//! (RFC 3261 §12.2.1.1 and §18.1.1: requests go to the Contact when no connection exists).
+//! addresses may change, so the shell derives a new flow from each dialog's next hop: its
+//! first route, else its remote target (RFC 3261 §12.2.1.1, §8.1.2 and §18.1.1).
 
 use std::time::Instant;
 
@@ -219,8 +219,8 @@ impl<D: Clone> PresenceAgent<D> {
         })
     }
 
-    /// Restores exported state into a fresh agent. `flow` says how to reach a dialog's remote
-    /// target (None drops the subscription). Nothing is sent yet: the shell loads what
+    /// Restores exported state into a fresh agent. `flow` says how to reach a dialog's next
+    /// hop ([`StoredDialog::next_hop`]; None drops the subscription). Nothing is sent yet: the shell loads what
     /// [`Restored`] names, then calls [`Self::resume`] for the full-state NOTIFYs RFC 6665
     /// needs after state may have been missed. Undecodable records are skipped.
     pub fn import(
@@ -267,7 +267,7 @@ impl<D: Clone> PresenceAgent<D> {
                     let Ok(s) = serde_json::from_slice::<StoredSubscription>(&record.data) else {
                         continue;
                     };
-                    let Some(flow) = flow(&s.dialog.remote_target) else {
+                    let Some(flow) = flow(s.dialog.next_hop()) else {
                         continue;
                     };
                     subscriptions.push((s, flow, record.expires_at));

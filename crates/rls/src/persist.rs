@@ -4,7 +4,7 @@
 //! A record holds the dialog (the engine's record), the service URI, the subscriber and the
 //! next RLMI version; not the list's members or their states, which the shell expands and
 //! watches afresh. As in the presence agent, how the subscriber is reached is derived anew
-//! from the dialog's remote target (RFC 3261 §18.1.1), and NOTIFYs sent after the last save
+//! from the dialog's next hop (RFC 3261 §12.2.1.1, §18.1.1), and NOTIFYs sent after the last save
 //! are covered by skipping CSeq and RLMI version numbers ahead: both advance once per NOTIFY
 //! of a list dialog, and the engine reports a dialog again every
 //! [`sip_subscription::CSEQ_SAVE_STEP`] NOTIFYs, so RFC 4662 §5.2's increasing versions and
@@ -106,7 +106,7 @@ impl<D: Clone> RlsAgent<D> {
     }
 
     /// Restores exported subscriptions into a fresh agent. `flow` says how to reach a
-    /// dialog's remote target (None drops it). Nothing is sent yet: the shell expands the
+    /// dialog's next hop ([`StoredDialog::next_hop`]; None drops it). Nothing is sent yet: the shell expands the
     /// services [`Restored`] names, passes each list to [`Self::on_list_changed`] (running the
     /// Watch commands it returns), then calls [`Self::resume`] for the full-state NOTIFYs.
     /// Undecodable and expired records are skipped.
@@ -127,7 +127,7 @@ impl<D: Clone> RlsAgent<D> {
             let Ok(s) = serde_json::from_slice::<StoredListSubscription>(&record.data) else {
                 continue;
             };
-            let Some(flow) = flow(&s.dialog.remote_target) else {
+            let Some(flow) = flow(s.dialog.next_hop()) else {
                 continue;
             };
             if !restored.services.contains(&s.service) {

@@ -57,6 +57,12 @@ impl StoredDialog {
         }
     }
 
+    /// Where the dialog's requests go (RFC 3261 §12.2.1.1, §8.1.2): the first entry of the
+    /// route set, else the remote target. A restored dialog is reached there.
+    pub fn next_hop(&self) -> &str {
+        self.route_set.first().unwrap_or(&self.remote_target)
+    }
+
     /// The record to import, reached over `flow`. NOTIFYs sent after the last save used
     /// CSeq numbers the stored dialog does not know, and RFC 3261 §12.2.1.1 wants them to
     /// keep increasing: `cseq_margin` skips past them.

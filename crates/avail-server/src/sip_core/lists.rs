@@ -15,14 +15,24 @@ use crate::reply::Origin;
 
 impl SipCore {
     /// Whether a SUBSCRIBE is for the list server: an in-dialog one of its dialogs, or a new
-    /// one addressed to a service URI (returned as `(owner, service)`).
-    pub(super) async fn list_target(&self, request: &Message) -> Option<ListTarget> {
+    /// one addressed to a service URI (returned as `(owner, service)`). A user's own address
+    /// is that user's presence whatever any rls-services document says, so no one takes
+    /// over another user's address by naming it as a service; and the common SUBSCRIBE, to
+    /// a user, needs no service lookup.
+    pub(super) async fn list_target(
+        &mut self,
+        request: &Message,
+        now: Instant,
+    ) -> Option<ListTarget> {
         let in_dialog = request.to_header().is_ok_and(|to| to.tag().is_some());
         if in_dialog {
             return self
                 .lists
                 .holds_dialog(request)
                 .then_some(ListTarget::Dialog);
+        }
+        if self.local_account(request, now).await == Some(true) {
+            return None;
         }
         let (owner, service) = self.lists.service_of(request).await?;
         Some(ListTarget::Service { owner, service })
@@ -227,19 +237,20 @@ impl SipCore {
         if request.to_header().is_ok_and(|to| to.tag().is_some()) {
             return true;
         }
-        let Some(uri) = request
+        self.local_account(request, now).await.unwrap_or(true)
+    }
+
+    /// Whether the Request-URI names an account of ours; None when it names no user of a
+    /// domain we serve.
+    async fn local_account(&mut self, request: &Message, now: Instant) -> Option<bool> {
+        let uri = request
             .request_uri()
-            .and_then(|text| sip_message::Uri::parse(text).ok())
-        else {
-            return true;
-        };
-        match uri.user_unescaped() {
-            Some(user) if self.config.serves(uri.host_text) => {
-                let domain = uri.host_text.to_ascii_lowercase();
-                self.auth.has_account(&user, &domain, now).await
-            }
-            _ => true,
-        }
+            .and_then(|text| sip_message::Uri::parse(text).ok())?;
+        let user = uri
+            .user_unescaped()
+            .filter(|_| self.config.serves(uri.host_text))?;
+        let domain = uri.host_text.to_ascii_lowercase();
+        Some(self.auth.has_account(&user, &domain, now).await)
     }
 
     fn is_local(&self, resource: &str) -> bool {
