@@ -57,14 +57,9 @@ fn subscribe_udp(watcher: &SipUdp, contact: &str, extra: &str) -> (String, Strin
     panic!("SUBSCRIBE not accepted");
 }
 
-#[test]
-fn publications_and_subscriptions_survive_sigkill() {
-    let server = Server::start(USERS);
-    let watcher = SipUdp::new(server.tcp_addr());
-    // Its Contact is its socket, so it stays reachable across restarts.
-    let contact = format!("<sip:w@{}>", watcher.socket.local_addr().expect("addr"));
-    let (call_id, from_tag, to_tag) = subscribe_udp(&watcher, &contact, "");
-    let mut alice = Ua::new(&server, "alice", "secret");
+/// Alice publishes the note "before"; returns the 200 and her AOR.
+fn publish_before(server: &Server) -> (sip_message::Message, String) {
+    let mut alice = Ua::new(server, "alice", "secret");
     let me = alice.aor();
     let published = alice.publish(
         &me,
@@ -72,6 +67,17 @@ fn publications_and_subscriptions_survive_sigkill() {
         &pidf("before"),
     );
     assert_eq!(published.status(), Some(200));
+    (published, me)
+}
+
+#[test]
+fn publications_and_subscriptions_survive_sigkill() {
+    let server = Server::start(USERS);
+    let watcher = SipUdp::new(server.tcp_addr());
+    // Its Contact is its socket, so it stays reachable across restarts.
+    let contact = format!("<sip:w@{}>", watcher.socket.local_addr().expect("addr"));
+    let (call_id, from_tag, to_tag) = subscribe_udp(&watcher, &contact, "");
+    let (published, me) = publish_before(&server);
     let etag = header(&published, "SIP-ETag");
     let before = watcher.request_with("before");
     let cseq_before = before.cseq().unwrap().seq;
@@ -120,14 +126,7 @@ fn dialogs_named_by_host_name_or_routed_are_reached_after_restart() {
     let port = routed.socket.local_addr().expect("addr").port();
     let record_route = format!("Record-Route: <sip:localhost:{port};lr>\r\n");
     let (via_route, ..) = subscribe_udp(&routed, "<sip:w@192.0.2.1:5060>", &record_route);
-    let mut alice = Ua::new(&server, "alice", "secret");
-    let me = alice.aor();
-    let published = alice.publish(
-        &me,
-        "Content-Type: application/pidf+xml\r\nExpires: 600\r\n",
-        &pidf("before"),
-    );
-    assert_eq!(published.status(), Some(200));
+    publish_before(&server);
     by_name.request_with("before");
     routed.request_with("before");
 
