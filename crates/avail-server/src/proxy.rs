@@ -15,6 +15,7 @@ use sip_message::{Host, Message, Method, Uri};
 use sip_transaction::{Action, ClientTxId, ServerTxId, TransactionLayer};
 use sip_transport::{Target, Transport, TransportHandle};
 use store::Store;
+use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::auth::{simple, unix_now, Authenticator};
@@ -45,16 +46,28 @@ pub struct ProxyService {
     config: Arc<Config>,
     core: Proxy<Target>,
     transport: TransportHandle,
+    /// Where detached sends report a connection that could not be made.
+    failed_connects: mpsc::UnboundedSender<FailedSend>,
+}
+
+/// A request the proxy sent towards a flow that could not be reached: the top-Via branch
+/// and method of its client transaction, which fails with it (RFC 3261 §16.9: as if it had
+/// been answered 503) instead of waiting for Timer B or F.
+#[derive(Debug)]
+pub struct FailedSend {
+    pub branch: Box<str>,
+    pub method: Method,
 }
 
 impl ProxyService {
     /// The key of the flow tokens in our Record-Route is a persisted secret, so that the
     /// dialogs recorded before a restart still follow their flows after it.
+    /// Also returns the receiver of the sends that found no connection.
     pub async fn start(
         config: Arc<Config>,
         store: &Store,
         transport: &TransportHandle,
-    ) -> Result<ProxyService, BoxError> {
+    ) -> Result<(ProxyService, mpsc::UnboundedReceiver<FailedSend>), BoxError> {
         let flow_secret = store
             .get_or_create_secret("proxy-flow-token", sip_auth::generate_secret)
             .await?;
@@ -88,11 +101,14 @@ impl ProxyService {
             &flow_secret,
             flow_target,
         );
-        Ok(ProxyService {
+        let (failed_connects, failures) = mpsc::unbounded_channel();
+        let service = ProxyService {
             config,
             core,
             transport: transport.clone(),
-        })
+            failed_connects,
+        };
+        Ok((service, failures))
     }
 
     pub fn owns(&self, id: ClientTxId) -> bool {
@@ -139,8 +155,8 @@ impl ProxyService {
 
     /// Sends towards a TCP or TLS flow whose connection may be gone (the contact then has
     /// to be connected to, bounded only by the connect timeout) run in a task of their own,
-    /// so that one unreachable contact cannot stall the event loop. Every other action is
-    /// returned for the caller.
+    /// so that one unreachable contact cannot stall the event loop; a send that fails is
+    /// reported as a [`FailedSend`]. Every other action is returned for the caller.
     fn detach_connects(&self, actions: Vec<Action<Target>>) -> Vec<Action<Target>> {
         actions
             .into_iter()
@@ -150,9 +166,14 @@ impl ProxyService {
                     data,
                 } => {
                     let transport = self.transport.clone();
+                    let failed_connects = self.failed_connects.clone();
                     tokio::spawn(async move {
+                        let sent = failed_send(&data);
                         if let Err(error) = transport.send(dest, data).await {
                             debug!(%error, "proxied request not sent");
+                            if let Some(failed) = sent {
+                                let _ = failed_connects.send(failed);
+                            }
                         }
                     });
                     None
@@ -438,6 +459,17 @@ async fn resolve(uri: &str) -> Option<Flow> {
         Host::Name(name) => tokio::net::lookup_host((name, port)).await.ok()?.next()?,
     };
     Some(Flow { transport, addr })
+}
+
+/// What identifies the client transaction of a request we wrote; None for a response (an
+/// ACK has no transaction of its own: the lookup finds none).
+fn failed_send(data: &Bytes) -> Option<FailedSend> {
+    let limits = sip_message::Limits::default();
+    let request = Message::parse_headers_only(data.clone(), &limits).ok()?;
+    Some(FailedSend {
+        branch: request.top_via_branch()?.into(),
+        method: request.method()?.clone(),
+    })
 }
 
 fn origin_flow(origin: Origin) -> Flow {

@@ -106,7 +106,7 @@ async fn run_sip(
     let auth = Authenticator::start(config.clone(), store.clone()).await?;
     let presence = Presence::new(&config, store.clone());
     let lists = ListServer::new(&config, store.clone(), presence.saver());
-    let proxy = ProxyService::start(config.clone(), &store, &transport).await?;
+    let (proxy, mut failed_sends) = ProxyService::start(config.clone(), &store, &transport).await?;
     let (registration, mut persisted) = Registration::start(config.clone(), store).await?;
     let mut core = SipCore::new(
         config,
@@ -141,6 +141,7 @@ async fn run_sip(
                 None => break,
             },
             Some(batch) = persisted.recv() => core.on_persisted(batch, Instant::now()).await,
+            Some(failed) = failed_sends.recv() => core.on_failed_send(failed, Instant::now()).await,
             change = next_change(&mut changes) => core.on_document_change(change, Instant::now()).await,
             () = &mut timer => core.on_timer(Instant::now()).await,
             _ = &mut stop => break,

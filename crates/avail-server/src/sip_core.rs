@@ -25,7 +25,7 @@ use crate::auth::{simple, Authenticator};
 use crate::backend::RemoteWatches;
 use crate::config::Config;
 use crate::presence::Presence;
-use crate::proxy::{Outcome, Parts, ProxyService};
+use crate::proxy::{FailedSend, Outcome, Parts, ProxyService};
 use crate::register::{Persisted, Registration};
 use crate::reply::{self, Origin};
 use crate::rls::ListServer;
@@ -125,6 +125,16 @@ impl SipCore {
         self.settle_lists(now).await;
         self.lists.resume(now);
         self.settle_lists(now).await;
+    }
+
+    /// A request the proxy forwarded found no connection to its next hop: its branch fails
+    /// now (RFC 3261 §16.9) rather than at Timer B or F, so the caller hears 480/408/503 in
+    /// the connect time instead of 32 s.
+    pub async fn on_failed_send(&mut self, failed: FailedSend, now: Instant) {
+        if let Some(id) = self.transactions.client_for(&failed.branch, failed.method) {
+            let actions = self.transactions.on_transport_error(TxId::Client(id));
+            self.execute(actions, now).await;
+        }
     }
 
     /// Bindings a writer batch stored (or failed to): send the REGISTER responses.

@@ -587,6 +587,34 @@ fn final_response(conn: &mut SipConn) -> Message {
     }
 }
 
+/// RFC 3261 §16.9: a contact whose connection is gone and cannot be made again fails its
+/// branch at once, as if answered 503, instead of after Timer B's 32 s.
+#[test]
+fn a_contact_that_cannot_be_reached_fails_its_branch_at_once() {
+    let server = server();
+    let mut bob = SipConn::tcp(server.tcp_addr()).unwrap();
+    register(
+        &mut bob,
+        "bob",
+        "callee-pw",
+        "<sip:bob@127.0.0.1:5099;transport=tcp>",
+    );
+    drop(bob);
+    // The server sees the connection close; connecting to its old port is refused.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut caller = SipConn::tcp(server.tcp_addr()).unwrap();
+    let started = std::time::Instant::now();
+    caller.send(&outside_invite(&format!("sip:bob@{DOMAIN}"), "TCP"));
+    let response = final_response(&mut caller);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    // §16.7 step 6: the 503 the branch counts as goes to the caller as 500.
+    assert_eq!(response.status(), Some(500), "{response:?}");
+}
+
 /// RFC 5626 §5.2–5.3: the flow token in our Record-Route is signed, so a caller who rewrites
 /// it to name another user's connection (here Carol's, in Bob's dialog) gets 403 and nothing
 /// reaches that connection; the token as recorded still leads to Bob.

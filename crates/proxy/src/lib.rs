@@ -343,17 +343,22 @@ impl<D: Clone> Proxy<D> {
         while let Some(action) = queue.pop_front() {
             let mut more = Vec::new();
             match action {
-                Action::Timeout(TxId::Client(id)) | Action::TransportError(TxId::Client(id))
-                    if self.owns(id) =>
-                {
+                // §16.9: a branch whose request could not be sent counts as answered 503;
+                // one that timed out, or ended without a final response, as 408 (§16.7).
+                Action::Timeout(TxId::Client(id)) if self.owns(id) => {
                     if let Some(&(server, index)) = self.branches.get(&id) {
-                        self.on_branch_failed(layer, server, index, now, &mut more);
+                        self.on_branch_failed(layer, server, index, 408, now, &mut more);
+                    }
+                }
+                Action::TransportError(TxId::Client(id)) if self.owns(id) => {
+                    if let Some(&(server, index)) = self.branches.get(&id) {
+                        self.on_branch_failed(layer, server, index, 503, now, &mut more);
                     }
                 }
                 Action::Terminated(TxId::Client(id)) if self.owns(id) => {
                     self.cancels.remove(&id);
                     if let Some((server, index)) = self.branches.remove(&id) {
-                        self.on_branch_failed(layer, server, index, now, &mut more);
+                        self.on_branch_failed(layer, server, index, 408, now, &mut more);
                         if let Some(branch) = self
                             .contexts
                             .get_mut(&server)
@@ -414,6 +419,10 @@ impl<D: Clone> Proxy<D> {
             if branch.provisional && !branch.cancel_sent {
                 self.cancel_branch(layer, server, index, now, &mut out);
             } else if let Some(tx) = branch.tx {
+                // Counted as 408 before the transaction is abandoned: the transport error
+                // the layer reports for that must not make it a 503 (§16.9 is for sends
+                // that failed).
+                self.on_branch_failed(layer, server, index, 408, now, &mut out);
                 out.extend(layer.on_transport_error(TxId::Client(tx)));
             }
         }
@@ -603,6 +612,7 @@ impl<D: Clone> Proxy<D> {
         layer: &mut TransactionLayer<D>,
         server: ServerTxId,
         index: usize,
+        status: u16,
         now: Instant,
         out: &mut Vec<Action<D>>,
     ) {
@@ -615,7 +625,7 @@ impl<D: Clone> Proxy<D> {
         if let Some(at) = branch.timer {
             self.timers.remove(&(at, server, index));
         }
-        context.record_final(index, 408, None);
+        context.record_final(index, status, None);
         self.finish_if_complete(layer, server, now, out);
     }
 

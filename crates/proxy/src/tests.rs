@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sip_message::{HeaderName, Limits, Message, Method};
-use sip_transaction::{Action, ClientEvent, ServerEvent, ServerTxId, TransactionLayer};
+use sip_transaction::{Action, ClientEvent, ServerEvent, ServerTxId, TransactionLayer, TxId};
 
 use crate::{Config, Destination, Flow, Inbound, Listener, Proxy, Routing, Transport};
 
@@ -672,6 +672,24 @@ fn an_unanswered_non_invite_times_out_as_408() {
     );
     let out = h.advance(Duration::from_secs(33));
     assert_eq!(out.statuses(), [408]);
+}
+
+#[test]
+fn a_branch_that_could_not_be_sent_counts_as_503_and_the_caller_gets_500() {
+    let mut h = Harness::new();
+    let (_, out) = h.fork(
+        &request("MESSAGE", "sip:bob@example.com", ""),
+        vec![contact(1)],
+    );
+    let message = &out.forwarded(Method::Message)[0];
+    let branch = message.top_via_branch().expect("a branch");
+    let id = h
+        .layer
+        .client_for(branch, Method::Message)
+        .expect("the branch's client transaction");
+    let actions = h.layer.on_transport_error(TxId::Client(id));
+    let out = sent(h.proxy.absorb(&mut h.layer, actions, h.now));
+    assert_eq!(out.statuses(), [500]);
 }
 
 // ---------------------------------------------------------------- §16.10 CANCEL, §16.8 Timer C

@@ -157,14 +157,18 @@ impl ClientKeyView for ClientKey {
     }
 }
 
-/// The key of the client transaction a response answers: its top Via's branch and CSeq
-/// method.
+/// The key of the client transaction a response answers (its top Via's branch and CSeq
+/// method), or of the one a request was sent in.
 pub(crate) struct ResponseKey<'a> {
     branch: &'a str,
     method: Method,
 }
 
 impl<'a> ResponseKey<'a> {
+    pub(crate) fn new(branch: &'a str, method: Method) -> ResponseKey<'a> {
+        ResponseKey { branch, method }
+    }
+
     pub(crate) fn of(msg: &'a Message) -> Option<ResponseKey<'a>> {
         Some(ResponseKey {
             branch: msg.top_via_branch()?,

@@ -531,6 +531,14 @@ impl<D: Clone> TransactionLayer<D> {
         Ok((id, actions))
     }
 
+    /// The live client transaction that sent a request with this top-Via `branch` and
+    /// method: how a shell that sent the request's bytes on its own (a connection attempt
+    /// left to a task) finds the transaction to report a transport error to.
+    pub fn client_for(&self, branch: &str, method: Method) -> Option<ClientTxId> {
+        let key = ResponseKey::new(branch, method);
+        self.client_index.get(&key as &dyn ClientKeyView).copied()
+    }
+
     /// A response arrived from the transport.
     pub fn on_response(&mut self, response: Message, now: Instant) -> ClientEvent<D> {
         let routed = match (response.status(), ResponseKey::of(&response)) {
