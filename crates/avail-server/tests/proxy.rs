@@ -179,6 +179,13 @@ fn an_exhausted_hop_count_gets_483() {
 }
 
 /// REGISTER `contact` for `user` over `conn`, answering the 401; returns the 200.
+/// Bob registered with `contact` over a TCP connection of his own.
+fn bob_over_tcp(server: &Server, contact: &str) -> SipConn {
+    let mut bob = SipConn::tcp(server.tcp_addr()).unwrap();
+    register(&mut bob, "bob", "callee-pw", contact);
+    bob
+}
+
 fn register(conn: &mut SipConn, user: &str, password: &str, contact: &str) -> Message {
     let response = authenticated_register(conn, user, password, Some(contact));
     assert_eq!(response.status(), Some(200), "registration of {contact}");
@@ -453,13 +460,7 @@ fn a_message_to_a_gruu_reaches_only_its_instance() {
 #[test]
 fn a_request_coming_back_unchanged_is_a_loop() {
     let server = server();
-    let mut bob = SipConn::tcp(server.tcp_addr()).unwrap();
-    register(
-        &mut bob,
-        "bob",
-        "callee-pw",
-        "<sip:bob@192.0.2.1:5070;transport=tcp>",
-    );
+    let mut bob = bob_over_tcp(&server, "<sip:bob@192.0.2.1:5070;transport=tcp>");
     let mut caller = SipConn::tcp(server.tcp_addr()).unwrap();
     let aor = format!("sip:bob@{DOMAIN}");
     caller.send(&outside_invite(&aor, "TCP"));
@@ -485,13 +486,7 @@ fn a_request_coming_back_unchanged_is_a_loop() {
 #[test]
 fn changing_transport_records_a_route_per_side() {
     let server = server();
-    let mut bob = SipConn::tcp(server.tcp_addr()).unwrap();
-    register(
-        &mut bob,
-        "bob",
-        "callee-pw",
-        "<sip:bob@192.0.2.1:5070;transport=tcp>",
-    );
+    let mut bob = bob_over_tcp(&server, "<sip:bob@192.0.2.1:5070;transport=tcp>");
     let mut caller = SipConn::tls(server.tls_addr(), &server.data_dir);
     caller.send(&outside_invite(&format!("sip:bob@{DOMAIN}"), "TLS"));
     let invite = next_request(&mut bob);
@@ -592,13 +587,7 @@ fn final_response(conn: &mut SipConn) -> Message {
 #[test]
 fn a_contact_that_cannot_be_reached_fails_its_branch_at_once() {
     let server = server();
-    let mut bob = SipConn::tcp(server.tcp_addr()).unwrap();
-    register(
-        &mut bob,
-        "bob",
-        "callee-pw",
-        "<sip:bob@127.0.0.1:5099;transport=tcp>",
-    );
+    let bob = bob_over_tcp(&server, "<sip:bob@127.0.0.1:5099;transport=tcp>");
     drop(bob);
     // The server sees the connection close; connecting to its old port is refused.
     std::thread::sleep(Duration::from_millis(300));
@@ -621,13 +610,7 @@ fn a_contact_that_cannot_be_reached_fails_its_branch_at_once() {
 #[test]
 fn a_forged_flow_token_in_a_route_is_refused() {
     let server = server();
-    let mut bob = SipConn::tcp(server.tcp_addr()).unwrap();
-    register(
-        &mut bob,
-        "bob",
-        "callee-pw",
-        "<sip:bob@192.0.2.1:5070;transport=tcp>",
-    );
+    let mut bob = bob_over_tcp(&server, "<sip:bob@192.0.2.1:5070;transport=tcp>");
     let mut carol = SipConn::tcp(server.tcp_addr()).unwrap();
     register(
         &mut carol,
