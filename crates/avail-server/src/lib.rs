@@ -6,6 +6,7 @@ mod auth;
 mod backend;
 pub mod cli;
 pub mod config;
+mod connect;
 mod presence;
 mod proxy;
 mod register;

@@ -15,11 +15,11 @@ use sip_message::{Host, Message, Method, Uri};
 use sip_transaction::{Action, ClientTxId, ServerTxId, TransactionLayer};
 use sip_transport::{Target, Transport, TransportHandle};
 use store::Store;
-use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::auth::{simple, unix_now, Authenticator};
 use crate::config::Config;
+use crate::connect::Connector;
 use crate::register::Registration;
 use crate::reply::{self, Origin};
 use crate::server::BoxError;
@@ -45,29 +45,19 @@ pub enum Outcome {
 pub struct ProxyService {
     config: Arc<Config>,
     core: Proxy<Target>,
-    transport: TransportHandle,
-    /// Where detached sends report a connection that could not be made.
-    failed_connects: mpsc::UnboundedSender<FailedSend>,
-}
-
-/// A request the proxy sent towards a flow that could not be reached: the top-Via branch
-/// and method of its client transaction, which fails with it (RFC 3261 §16.9: as if it had
-/// been answered 503) instead of waiting for Timer B or F.
-#[derive(Debug)]
-pub struct FailedSend {
-    pub branch: Box<str>,
-    pub method: Method,
+    /// Takes the sends that must connect first.
+    connector: Connector,
 }
 
 impl ProxyService {
     /// The key of the flow tokens in our Record-Route is a persisted secret, so that the
     /// dialogs recorded before a restart still follow their flows after it.
-    /// Also returns the receiver of the sends that found no connection.
     pub async fn start(
         config: Arc<Config>,
         store: &Store,
         transport: &TransportHandle,
-    ) -> Result<(ProxyService, mpsc::UnboundedReceiver<FailedSend>), BoxError> {
+        connector: Connector,
+    ) -> Result<ProxyService, BoxError> {
         let flow_secret = store
             .get_or_create_secret("proxy-flow-token", sip_auth::generate_secret)
             .await?;
@@ -101,14 +91,11 @@ impl ProxyService {
             &flow_secret,
             flow_target,
         );
-        let (failed_connects, failures) = mpsc::unbounded_channel();
-        let service = ProxyService {
+        Ok(ProxyService {
             config,
             core,
-            transport: transport.clone(),
-            failed_connects,
-        };
-        Ok((service, failures))
+            connector,
+        })
     }
 
     pub fn owns(&self, id: ClientTxId) -> bool {
@@ -153,31 +140,16 @@ impl ProxyService {
         self.detach_connects(actions)
     }
 
-    /// Sends towards a TCP or TLS flow whose connection may be gone (the contact then has
-    /// to be connected to, bounded only by the connect timeout) run in a task of their own,
-    /// so that one unreachable contact cannot stall the event loop; a send that fails is
-    /// reported as a [`FailedSend`]. Every other action is returned for the caller.
+    /// Sends that must connect first go to the [`Connector`] (one unreachable contact must
+    /// not stall the event loop); every other action is returned for the caller.
     fn detach_connects(&self, actions: Vec<Action<Target>>) -> Vec<Action<Target>> {
         actions
             .into_iter()
             .filter_map(|action| match action {
-                Action::Send {
-                    dest: dest @ Target::Connect { .. },
-                    data,
-                } => {
-                    let transport = self.transport.clone();
-                    let failed_connects = self.failed_connects.clone();
-                    tokio::spawn(async move {
-                        let sent = failed_send(&data);
-                        if let Err(error) = transport.send(dest, data).await {
-                            debug!(%error, "proxied request not sent");
-                            if let Some(failed) = sent {
-                                let _ = failed_connects.send(failed);
-                            }
-                        }
-                    });
-                    None
-                }
+                Action::Send { dest, data } => self
+                    .connector
+                    .detach(dest, data)
+                    .map(|(dest, data)| Action::Send { dest, data }),
                 other => Some(other),
             })
             .collect()
@@ -459,17 +431,6 @@ async fn resolve(uri: &str) -> Option<Flow> {
         Host::Name(name) => tokio::net::lookup_host((name, port)).await.ok()?.next()?,
     };
     Some(Flow { transport, addr })
-}
-
-/// What identifies the client transaction of a request we wrote; None for a response (an
-/// ACK has no transaction of its own: the lookup finds none).
-fn failed_send(data: &Bytes) -> Option<FailedSend> {
-    let limits = sip_message::Limits::default();
-    let request = Message::parse_headers_only(data.clone(), &limits).ok()?;
-    Some(FailedSend {
-        branch: request.top_via_branch()?.into(),
-        method: request.method()?.clone(),
-    })
 }
 
 fn origin_flow(origin: Origin) -> Flow {

@@ -16,6 +16,7 @@ use xcap_http::{XcapConfig, XcapService};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::connect::Connector;
 use crate::presence::Presence;
 use crate::proxy::ProxyService;
 use crate::register::Registration;
@@ -106,7 +107,8 @@ async fn run_sip(
     let auth = Authenticator::start(config.clone(), store.clone()).await?;
     let presence = Presence::new(&config, store.clone());
     let lists = ListServer::new(&config, store.clone(), presence.saver());
-    let (proxy, mut failed_sends) = ProxyService::start(config.clone(), &store, &transport).await?;
+    let (connector, mut failed_sends) = Connector::new(transport.clone());
+    let proxy = ProxyService::start(config.clone(), &store, &transport, connector.clone()).await?;
     let (registration, mut persisted) = Registration::start(config.clone(), store).await?;
     let mut core = SipCore::new(
         config,
@@ -115,7 +117,7 @@ async fn run_sip(
         presence,
         lists,
         proxy,
-        transport.clone(),
+        connector,
     );
     core.restore(Instant::now()).await;
     tokio::pin!(stop);

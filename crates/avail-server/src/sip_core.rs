@@ -24,8 +24,9 @@ mod lists;
 use crate::auth::{simple, Authenticator};
 use crate::backend::RemoteWatches;
 use crate::config::Config;
+use crate::connect::{Connector, FailedSend};
 use crate::presence::Presence;
-use crate::proxy::{FailedSend, Outcome, Parts, ProxyService};
+use crate::proxy::{Outcome, Parts, ProxyService};
 use crate::register::{Persisted, Registration};
 use crate::reply::{self, Origin};
 use crate::rls::ListServer;
@@ -44,6 +45,8 @@ pub struct SipCore {
     /// subscriptions (one NOTIFY in flight each).
     notify_txs: HashMap<ClientTxId, (Notifier, SubscriptionId)>,
     transport: TransportHandle,
+    /// Takes the sends that must connect first.
+    connector: Connector,
 }
 
 /// Which agent a NOTIFY client transaction reports to.
@@ -61,8 +64,9 @@ impl SipCore {
         presence: Presence,
         lists: ListServer,
         proxy: ProxyService,
-        transport: TransportHandle,
+        connector: Connector,
     ) -> SipCore {
+        let transport = connector.transport().clone();
         let limits = config.limits.sip();
         let transactions = TransactionLayer::new(sip_transaction::Config {
             max_server_transactions: config.limits.max_transactions,
@@ -83,6 +87,7 @@ impl SipCore {
             registration,
             presence,
             transport,
+            connector,
         }
     }
 
@@ -127,9 +132,9 @@ impl SipCore {
         self.settle_lists(now).await;
     }
 
-    /// A request the proxy forwarded found no connection to its next hop: its branch fails
-    /// now (RFC 3261 §16.9) rather than at Timer B or F, so the caller hears 480/408/503 in
-    /// the connect time instead of 32 s.
+    /// A request found no connection to its next hop (see [`Connector`]): its client
+    /// transaction fails now rather than at Timer B or F. A proxied branch counts as 503
+    /// (RFC 3261 §16.9), a NOTIFY follows RFC 6665 §4.2.2.
     pub async fn on_failed_send(&mut self, failed: FailedSend, now: Instant) {
         if let Some(id) = self.transactions.client_for(&failed.branch, failed.method) {
             let actions = self.transactions.on_transport_error(TxId::Client(id));
@@ -570,7 +575,11 @@ impl SipCore {
     /// can produce further NOTIFYs (watcher info), returned to the caller to send.
     async fn execute_one(&mut self, action: Action<Target>, now: Instant) -> Vec<Notify<Target>> {
         match action {
-            Action::Send { dest, data } => self.send(dest, data).await,
+            Action::Send { dest, data } => {
+                if let Some((dest, data)) = self.connector.detach(dest, data) {
+                    self.send(dest, data).await;
+                }
+            }
             Action::Timeout(TxId::Client(tx)) | Action::TransportError(TxId::Client(tx)) => {
                 if let Some((notifier, sub)) = self.notify_txs.remove(&tx) {
                     return self.notify_failed(notifier, sub, now);

@@ -9,7 +9,7 @@ mod xcap_common;
 use std::time::Duration;
 
 use ua::{body, digest, header, Ua};
-use xcap_common::common::{unique, Server, SipUdp, DOMAIN};
+use xcap_common::common::{unique, Server, SipConn, SipUdp, DOMAIN};
 
 const USERS: &[(&str, &str)] = &[("alice", "secret")];
 
@@ -143,5 +143,80 @@ fn dialogs_named_by_host_name_or_routed_are_reached_after_restart() {
     assert_eq!(
         header(&restored, "Route"),
         format!("<sip:localhost:{port};lr>")
+    );
+}
+
+/// A TCP port whose connection attempts hang: its accept queue (one entry) is full and
+/// nobody accepts, so the SYNs of further connects go unanswered. The runtime and the
+/// listener must stay alive as long as the port is used.
+fn hanging_port() -> (
+    tokio::runtime::Runtime,
+    tokio::net::TcpListener,
+    std::net::TcpStream,
+    u16,
+) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        socket.listen(0).expect("listen")
+    });
+    let port = listener.local_addr().expect("addr").port();
+    let queued = std::net::TcpStream::connect(("127.0.0.1", port)).expect("first connect");
+    (runtime, listener, queued, port)
+}
+
+/// After a restart the restored subscriptions' subscribers are connected to afresh; one
+/// whose connection attempt hangs (up to the 10 s connect timeout) must not hold up the
+/// server's start or its answers: the connect runs beside the SIP core.
+#[test]
+fn a_restored_subscriber_that_cannot_be_connected_to_does_not_stall_the_server() {
+    let (_runtime, _listener, _queued, port) = hanging_port();
+    let server = Server::start(USERS);
+    let mut watcher = SipConn::tcp(server.tcp_addr()).expect("connect");
+    let uri = format!("sip:alice@{DOMAIN}");
+    let subscribe = |cseq: u32, authorization: &str| {
+        format!(
+            "SUBSCRIBE {uri} SIP/2.0\r\n\
+             Via: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bK-hang{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: <{uri}>;tag=hang\r\nTo: <{uri}>\r\n\
+             Call-ID: hang-{port}\r\nCSeq: {cseq} SUBSCRIBE\r\n\
+             Contact: <sip:w@127.0.0.1:{port};transport=tcp>\r\nEvent: presence\r\n\
+             Expires: 600\r\n{authorization}Content-Length: 0\r\n\r\n"
+        )
+    };
+    watcher.send(&subscribe(1, ""));
+    let challenge = watcher.recv();
+    assert_eq!(challenge.status(), Some(401));
+    let credentials = digest(&challenge, "alice", "secret", "SUBSCRIBE", &uri);
+    watcher.send(&subscribe(2, &format!("Authorization: {credentials}\r\n")));
+    let accepted = loop {
+        let message = watcher.recv();
+        if !message.is_request() {
+            break message;
+        }
+    };
+    assert_eq!(accepted.status(), Some(200));
+
+    std::thread::sleep(Duration::from_millis(800));
+    let (data_dir, temp) = server.kill();
+    let started = std::time::Instant::now();
+    let server = Server::launch(data_dir, temp, &[]);
+    let mut probe = SipConn::tcp(server.tcp_addr()).expect("connect");
+    probe.send(&format!(
+        "OPTIONS sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-probe{}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@{DOMAIN}>;tag=p\r\nTo: <sip:{DOMAIN}>\r\n\
+         Call-ID: probe-{}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        unique(),
+        unique()
+    ));
+    let answer = probe
+        .try_recv(Duration::from_secs(5))
+        .expect("an answer while the restored subscriber's connect hangs");
+    assert_eq!(answer.status(), Some(200));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "up and answering after {:?}",
+        started.elapsed()
     );
 }

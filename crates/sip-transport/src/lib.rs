@@ -357,6 +357,17 @@ impl TransportHandle {
         }
     }
 
+    /// Whether a send to `target` would first have to open a connection (a TCP or TLS
+    /// address with no live connection), and so may wait for the connect timeout.
+    pub fn needs_connect(&self, target: &Target) -> bool {
+        match target {
+            Target::Connect {
+                transport, addr, ..
+            } => *transport != Transport::Udp && self.shared.find(*transport, *addr).is_none(),
+            Target::Connection(_) | Target::Udp(_) => false,
+        }
+    }
+
     /// Whether the connection is still open (a binding's flow is usable).
     pub fn is_connected(&self, id: ConnectionId) -> bool {
         self.shared.is_connected(id)
