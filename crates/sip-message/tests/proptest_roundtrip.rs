@@ -439,6 +439,7 @@ impl GenRequest {
                 Some(format!("z9hG4bK{}", want.branch))
             );
         }
+        assert_eq!(m.top_via_branch(), vias.first().and_then(|v| v.branch()));
         assert_eq!(
             m.u32_header(&HeaderName::MaxForwards).unwrap(),
             self.max_forwards.map(u32::from)
@@ -538,6 +539,7 @@ impl GenResponse {
             m.top_via().unwrap().branch().map(str::to_string),
             Some(format!("z9hG4bK{}", self.via.branch))
         );
+        assert_eq!(m.top_via_branch(), m.top_via().unwrap().branch());
         self.from.check(&m.from_header().unwrap(), "From");
         self.to.check(&m.to_header().unwrap(), "To");
         assert_eq!(m.call_id().unwrap(), self.call_id);
@@ -667,6 +669,8 @@ proptest! {
         if let Ok(m) = Message::parse(Bytes::from(data), &Limits::default()) {
             exercise_views(&m);
             assert_roundtrip(&m, "mutated");
+            // The shortcut response matching takes agrees with the full Via parse.
+            prop_assert_eq!(m.top_via_branch(), m.top_via().ok().and_then(|v| v.branch()));
         }
     }
 }
