@@ -74,24 +74,35 @@ impl Saver {
         self.dirty = true;
     }
 
-    /// When the next save is due, if one is.
-    pub fn next_save(&self) -> Option<Instant> {
-        self.dirty.then(|| self.last_save + SAVE_INTERVAL)
+    /// The earlier of `agent_deadline` (the agent's next timer) and the next save, if one
+    /// is due.
+    pub fn next_deadline(&self, agent_deadline: Option<Instant>) -> Option<Instant> {
+        let next_save = self.dirty.then(|| self.last_save + SAVE_INTERVAL);
+        [agent_deadline, next_save].into_iter().flatten().min()
     }
 
-    /// Whether a save is due now; if so the saver counts it as made.
-    pub fn due(&mut self, now: Instant) -> bool {
+    /// When a save is due: counts it as made and hands what `export` reports changed since
+    /// the last one (given now and the unix time; None when nothing changed) to the writer.
+    pub fn save_if_due<Rows>(
+        &mut self,
+        now: Instant,
+        export: impl FnOnce(Instant, u64) -> Option<(Rows, Vec<(String, String)>)>,
+    ) where
+        Rows: IntoIterator<Item = (String, String, u64, Vec<u8>)>,
+    {
         if !self.dirty || now < self.last_save + SAVE_INTERVAL {
-            return false;
+            return;
         }
         self.dirty = false;
         self.last_save = now;
-        true
+        if let Some((rows, removed)) = export(now, crate::auth::unix_now()) {
+            self.save(rows, removed);
+        }
     }
 
     /// Hands `(kind, key, expires_at unix seconds, data)` rows and `(kind, key)` removals to
     /// the writer.
-    pub fn save(
+    fn save(
         &self,
         rows: impl IntoIterator<Item = (String, String, u64, Vec<u8>)>,
         removed: Vec<(String, String)>,
@@ -174,31 +185,28 @@ impl Presence {
 
     /// The agent's next timer, or the next save when one is due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.agent.next_deadline(), self.saver.next_save()]
-            .into_iter()
-            .flatten()
-            .min()
+        self.saver.next_deadline(self.agent.next_deadline())
     }
 
     /// Hands the changes since the last save to the writer, if one is due.
     pub fn save_if_due(&mut self, now: Instant) {
-        if !self.saver.due(now) {
-            return;
-        }
-        let changes = self.agent.export_changes(now, crate::auth::unix_now());
-        if changes.is_empty() {
-            return;
-        }
-        let rows = changes.records.into_iter().map(|record| {
-            let kind = record.kind.as_str().to_owned();
-            (kind, record.key, record.expires_at, record.data)
+        let agent = &mut self.agent;
+        self.saver.save_if_due(now, |now, unix_now| {
+            let changes = agent.export_changes(now, unix_now);
+            if changes.is_empty() {
+                return None;
+            }
+            let rows = changes.records.into_iter().map(|record| {
+                let kind = record.kind.as_str().to_owned();
+                (kind, record.key, record.expires_at, record.data)
+            });
+            let removed = changes
+                .removed
+                .into_iter()
+                .map(|(kind, key)| (kind.as_str().to_owned(), key))
+                .collect();
+            Some((rows, removed))
         });
-        let removed = changes
-            .removed
-            .into_iter()
-            .map(|(kind, key)| (kind.as_str().to_owned(), key))
-            .collect();
-        self.saver.save(rows, removed);
     }
 
     /// Start-up: imports the saved state, loads the policies and document lists it needs

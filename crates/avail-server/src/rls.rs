@@ -96,35 +96,28 @@ impl ListServer {
 
     /// The agent's next timer, or the next save when one is due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.agent.next_deadline(), self.saver.next_save()]
-            .into_iter()
-            .flatten()
-            .min()
+        self.saver.next_deadline(self.agent.next_deadline())
     }
 
     /// Hands the list subscriptions changed since the last save to the writer, if one is due.
     pub fn save_if_due(&mut self, now: Instant) {
-        if !self.saver.due(now) {
-            return;
-        }
-        let changes = self.agent.export_changes(now, crate::auth::unix_now());
-        if changes.is_empty() {
-            return;
-        }
-        let rows = changes.records.into_iter().map(|record| {
-            (
-                ROW_KIND.to_owned(),
-                record.key,
-                record.expires_at,
-                record.data,
-            )
+        let agent = &mut self.agent;
+        self.saver.save_if_due(now, |now, unix_now| {
+            let changes = agent.export_changes(now, unix_now);
+            if changes.is_empty() {
+                return None;
+            }
+            let rows = changes.records.into_iter().map(|record| {
+                let kind = ROW_KIND.to_owned();
+                (kind, record.key, record.expires_at, record.data)
+            });
+            let removed = changes
+                .removed
+                .into_iter()
+                .map(|key| (ROW_KIND.to_owned(), key))
+                .collect();
+            Some((rows, removed))
         });
-        let removed = changes
-            .removed
-            .into_iter()
-            .map(|key| (ROW_KIND.to_owned(), key))
-            .collect();
-        self.saver.save(rows, removed);
     }
 
     /// Start-up: the saved list subscriptions with their lists expanded afresh; the watch

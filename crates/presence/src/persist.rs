@@ -152,7 +152,7 @@ impl<D: Clone> PresenceAgent<D> {
             .extend(gone.into_iter().map(|etag| (RecordKind::Publication, etag)));
         let (subscriptions, gone) = self.engine.take_changes(now, now_unix);
         for r in subscriptions {
-            let id = r.id;
+            let id = r.dialog.id;
             match self.subscription_record(r) {
                 Some(record) => changes.records.push(record),
                 None => changes
@@ -186,7 +186,7 @@ impl<D: Clone> PresenceAgent<D> {
 
     /// None for a subscription the package keeps no bookkeeping for (not stored).
     fn subscription_record(&self, r: SubscriptionRecord<D>) -> Option<StateRecord> {
-        let kind = match self.subs.get(&SubId(r.id))? {
+        let kind = match self.subs.get(&SubId(r.dialog.id))? {
             Kind::Presence {
                 presentity,
                 watcher,
@@ -208,7 +208,7 @@ impl<D: Clone> PresenceAgent<D> {
         };
         let expires_at = r.expires_at;
         let stored = StoredSubscription {
-            dialog: StoredDialog::from_record(r),
+            dialog: r.dialog,
             kind,
         };
         Some(StateRecord {

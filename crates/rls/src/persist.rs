@@ -77,7 +77,7 @@ impl<D: Clone> RlsAgent<D> {
         let mut changes = ListChanges::default();
         let (records, gone) = self.engine.take_changes(now, now_unix);
         for r in records {
-            let id = r.id;
+            let id = r.dialog.id;
             match self.record(r) {
                 Some(record) => changes.records.push(record),
                 None => changes.removed.push(id.to_string()),
@@ -90,10 +90,10 @@ impl<D: Clone> RlsAgent<D> {
     }
 
     fn record(&self, r: SubscriptionRecord<D>) -> Option<ListRecord> {
-        let sub = self.subs.get(&SubId(r.id))?;
-        let (key, expires_at) = (r.id.to_string(), r.expires_at);
+        let sub = self.subs.get(&SubId(r.dialog.id))?;
+        let (key, expires_at) = (r.dialog.id.to_string(), r.expires_at);
         let stored = StoredListSubscription {
-            dialog: StoredDialog::from_record(r),
+            dialog: r.dialog,
             service: sub.service.clone(),
             watcher: sub.subscriber.clone(),
             version: sub.version,

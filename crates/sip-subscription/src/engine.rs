@@ -12,7 +12,8 @@ use sip_message::{ContactValue, HeaderName, Message, Method};
 use crate::notify::{self, DialogView, NotifyHead, NotifySpec};
 use crate::{
     Action, Body, Config, ContentMode, Decided, Decision, EndCause, Flow, Gone, NewSubscription,
-    Notify, PackageConfig, Reason, Resource, SubId, SubState, SubscribeOutcome, SubscriptionRecord,
+    Notify, PackageConfig, Reason, Resource, StoredDialog, SubId, SubState, SubscribeOutcome,
+    SubscriptionRecord,
 };
 
 /// Dialog identifier (RFC 3261 §12): Call-ID, our tag, the subscriber's tag.
@@ -782,7 +783,7 @@ impl<D: Clone> SubscriptionEngine<D> {
             .keys()
             .filter_map(|id| self.record(*id, now, now_unix))
             .collect();
-        records.sort_by_key(|r| r.id);
+        records.sort_by_key(|r| r.dialog.id);
         records
     }
 
@@ -830,29 +831,29 @@ impl<D: Clone> SubscriptionEngine<D> {
         let dialog = self.dialogs.get(&sub.dialog_id)?;
         let pkg = self.config.packages.get(sub.package)?;
         Some(SubscriptionRecord {
-            id: id.0,
-            event: pkg.event.clone(),
-            list: pkg.list,
-            event_id: sub.event_id.clone(),
-            active,
+            dialog: StoredDialog {
+                id: id.0,
+                event: pkg.event.clone(),
+                list: pkg.list,
+                event_id: sub.event_id.clone(),
+                active,
+                subscriber: sub.subscriber.clone(),
+                resource: sub.resource.clone(),
+                accept: sub.accept.clone(),
+                call_id: sub.dialog.call_id.clone(),
+                local_tag: sub.dialog.local_tag.clone(),
+                remote_tag: sub.dialog.remote_tag.clone(),
+                local_uri: dialog.local_uri.clone(),
+                remote_uri: dialog.remote_uri.clone(),
+                remote_target: dialog.remote_target.clone(),
+                route_set: dialog.route_set.clone(),
+                local_cseq: dialog.local_cseq,
+                remote_cseq: dialog.remote_cseq,
+                reliable: dialog.flow.reliable,
+            },
             expires_at: now_unix
                 .saturating_add(sub.expires_at.saturating_duration_since(now).as_secs()),
-            subscriber: sub.subscriber.clone(),
-            resource: sub.resource.clone(),
-            accept: sub.accept.clone(),
-            call_id: sub.dialog.call_id.clone(),
-            local_tag: sub.dialog.local_tag.clone(),
-            remote_tag: sub.dialog.remote_tag.clone(),
-            local_uri: dialog.local_uri.clone(),
-            remote_uri: dialog.remote_uri.clone(),
-            remote_target: dialog.remote_target.clone(),
-            route_set: dialog.route_set.clone(),
-            local_cseq: dialog.local_cseq,
-            remote_cseq: dialog.remote_cseq,
-            dest: dialog.flow.dest.clone(),
-            reliable: dialog.flow.reliable,
-            via: dialog.flow.via.clone(),
-            contact: dialog.flow.contact.clone(),
+            flow: dialog.flow.clone(),
         })
     }
 
@@ -867,18 +868,21 @@ impl<D: Clone> SubscriptionEngine<D> {
         now_unix: u64,
     ) -> Vec<Action<D>> {
         let mut actions = Vec::new();
-        for r in records {
+        for SubscriptionRecord {
+            dialog: r,
+            expires_at,
+            flow,
+        } in records
+        {
             let id = SubId(r.id);
             let package = self
                 .config
                 .packages
                 .iter()
                 .position(|p| p.event.eq_ignore_ascii_case(&r.event) && p.list == r.list);
-            let (Some(package), true, false) = (
-                package,
-                r.expires_at > now_unix,
-                self.subs.contains_key(&id),
-            ) else {
+            let (Some(package), true, false) =
+                (package, expires_at > now_unix, self.subs.contains_key(&id))
+            else {
                 continue;
             };
             let key = DialogKey {
@@ -899,12 +903,7 @@ impl<D: Clone> SubscriptionEngine<D> {
                 remote_cseq: r.remote_cseq,
                 saved_cseq: r.local_cseq,
                 head: None,
-                flow: Flow {
-                    dest: r.dest,
-                    reliable: r.reliable,
-                    via: r.via,
-                    contact: r.contact,
-                },
+                flow,
                 subs: Vec::new(),
             });
             dialog.local_cseq = dialog.local_cseq.max(r.local_cseq);
@@ -927,7 +926,7 @@ impl<D: Clone> SubscriptionEngine<D> {
                 } else {
                     SubState::Pending
                 },
-                expires_at: now + Duration::from_secs(r.expires_at - now_unix),
+                expires_at: now + Duration::from_secs(expires_at - now_unix),
                 last: None,
                 queue: VecDeque::new(),
                 resend: true,

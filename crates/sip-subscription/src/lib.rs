@@ -395,34 +395,12 @@ impl std::fmt::Display for Gone {
 
 impl std::error::Error for Gone {}
 
-/// A live subscription as plain data, for persistence. Dialog fields repeat for every
-/// subscription of a dialog.
+/// A live subscription as plain data, for persistence: what is stored, its expiry, and
+/// the flow the subscriber was reached over (not stored: connections die with the process).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionRecord<D> {
-    pub id: u64,
-    pub event: String,
-    pub list: bool,
-    pub event_id: Option<String>,
-    /// False: pending.
-    pub active: bool,
+    pub dialog: StoredDialog,
     /// Unix seconds.
     pub expires_at: u64,
-    pub subscriber: String,
-    pub resource: String,
-    pub accept: Vec<String>,
-    pub call_id: String,
-    pub local_tag: String,
-    pub remote_tag: String,
-    /// From value of our NOTIFYs (with our tag).
-    pub local_uri: String,
-    /// To value of our NOTIFYs (the subscriber's From, with its tag).
-    pub remote_uri: String,
-    pub remote_target: String,
-    pub route_set: Vec<String>,
-    pub local_cseq: u32,
-    pub remote_cseq: u32,
-    pub dest: D,
-    pub reliable: bool,
-    pub via: String,
-    pub contact: String,
+    pub flow: Flow<D>,
 }

@@ -1328,21 +1328,21 @@ fn export_and_import_keep_dialogs_across_a_restart() {
     let rec = &records[0];
     assert_eq!(
         (
-            rec.id,
-            rec.active,
+            rec.dialog.id,
+            rec.dialog.active,
             rec.expires_at,
-            rec.local_cseq,
-            rec.remote_cseq
+            rec.dialog.local_cseq,
+            rec.dialog.remote_cseq
         ),
         (id.0, false, 1_700_000_600, 1, 1)
     );
-    assert_eq!(rec.local_tag, to_tag(&ok));
-    assert_eq!(rec.route_set, ["<sip:edge.example.com;lr>"]);
+    assert_eq!(rec.dialog.local_tag, to_tag(&ok));
+    assert_eq!(rec.dialog.route_set, ["<sip:edge.example.com;lr>"]);
     assert_eq!(
-        rec.remote_uri,
+        rec.dialog.remote_uri,
         "\"Alice\" <sip:alice@example.com>;tag=a1b2c3"
     );
-    assert_eq!(rec.dest, TLS);
+    assert_eq!(rec.flow.dest, TLS);
 
     // A new process, 50 s later.
     let restart = Instant::now() + Duration::from_secs(1000);
