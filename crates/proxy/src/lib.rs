@@ -606,7 +606,8 @@ impl<D: Clone> Proxy<D> {
         self.finish_if_complete(layer, server, now, out);
     }
 
-    /// A branch timed out, failed at the transport, or was abandoned: a 408 (§16.7 item 2).
+    /// A branch ended without a response: `status` is what it counts as, 408 when it timed
+    /// out or was abandoned (§16.7 item 2), 503 when its request could not be sent (§16.9).
     fn on_branch_failed(
         &mut self,
         layer: &mut TransactionLayer<D>,
