@@ -120,6 +120,7 @@ async fn run_sip(
         connector,
     );
     core.restore(Instant::now()).await;
+    core.flush().await;
     tokio::pin!(stop);
     // One timer, moved only when the deadline moves: a fresh sleep per loop turn would
     // register and cancel a timer entry for every message received.
@@ -148,6 +149,7 @@ async fn run_sip(
             () = &mut timer => core.on_timer(Instant::now()).await,
             _ = &mut stop => break,
         }
+        core.flush().await;
     }
     transport.shutdown();
     Ok(())

@@ -5,6 +5,7 @@
 //! only as arguments.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +17,7 @@ use sip_transaction::ClientTxId;
 use sip_transaction::{
     Action, CancelTarget, ClientEvent, ServerEvent, ServerTxId, TransactionLayer, TxId,
 };
-use sip_transport::{Target, TransportEvent, TransportHandle};
+use sip_transport::{Target, Transport, TransportEvent, TransportHandle};
 use tracing::{debug, info, warn};
 
 mod lists;
@@ -47,6 +48,9 @@ pub struct SipCore {
     transport: TransportHandle,
     /// Takes the sends that must connect first.
     connector: Connector,
+    /// Datagrams to send once the current event is handled: a PUBLISH's NOTIFY fan-out
+    /// leaves in one batch (see [`SipCore::flush`]).
+    outbox: Vec<(SocketAddr, Bytes)>,
 }
 
 /// Which agent a NOTIFY client transaction reports to.
@@ -74,10 +78,7 @@ impl SipCore {
         });
         SipCore {
             proxy,
-            remote: RemoteWatches::new(
-                &config,
-                transport.local_addr(sip_transport::Transport::Tcp),
-            ),
+            remote: RemoteWatches::new(&config, transport.local_addr(Transport::Tcp)),
             lists,
             notify_txs: HashMap::new(),
             config,
@@ -88,6 +89,7 @@ impl SipCore {
             presence,
             transport,
             connector,
+            outbox: Vec::new(),
         }
     }
 
@@ -595,10 +597,34 @@ impl SipCore {
         Vec::new()
     }
 
-    async fn send(&self, target: Target, data: Bytes) {
-        if let Err(error) = self.transport.send(target, data).await {
+    /// Datagrams wait in the outbox until [`SipCore::flush`]; anything else is sent now.
+    async fn send(&mut self, target: Target, data: Bytes) {
+        match target {
+            Target::Udp(addr)
+            | Target::Connect {
+                transport: Transport::Udp,
+                addr,
+                ..
+            } => self.outbox.push((addr, data)),
+            target => {
+                if let Err(error) = self.transport.send(target, data).await {
+                    debug!(%error, "send failed");
+                }
+            }
+        }
+    }
+
+    /// Sends the datagrams queued while handling the last event, all in one batch. The event
+    /// loop calls it after every event, so a datagram waits no longer than the handling of
+    /// the event that produced it.
+    pub async fn flush(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        for error in self.transport.send_datagrams(&self.outbox).await {
             debug!(%error, "send failed");
         }
+        self.outbox.clear();
     }
 }
 

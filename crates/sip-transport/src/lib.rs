@@ -357,6 +357,13 @@ impl TransportHandle {
         }
     }
 
+    /// Sends datagrams from the UDP listener socket, in as few system calls as the kernel
+    /// allows (see the `udp` module); for a fan-out of NOTIFYs, which all leave at once.
+    /// Returns one error per datagram that could not be sent.
+    pub async fn send_datagrams(&self, datagrams: &[(SocketAddr, Bytes)]) -> Vec<SendError> {
+        self.shared.send_udp_all(datagrams).await
+    }
+
     /// Whether a send to `target` would first have to open a connection (a TCP or TLS
     /// address with no live connection), and so may wait for the connect timeout.
     pub fn needs_connect(&self, target: &Target) -> bool {

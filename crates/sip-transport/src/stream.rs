@@ -167,6 +167,20 @@ impl Shared {
             .map_err(|source| SendError::Udp { addr, source })
     }
 
+    pub(crate) async fn send_udp_all(&self, datagrams: &[(SocketAddr, Bytes)]) -> Vec<SendError> {
+        let Some((socket, _)) = &self.udp else {
+            return datagrams
+                .iter()
+                .map(|_| SendError::NotEnabled(Transport::Udp))
+                .collect();
+        };
+        crate::udp::send_all(socket, datagrams)
+            .await
+            .into_iter()
+            .map(|(addr, source)| SendError::Udp { addr, source })
+            .collect()
+    }
+
     pub(crate) fn enqueue(&self, id: ConnectionId, data: Bytes) -> Result<(), SendError> {
         let budget = self.config.max_queued_bytes_per_connection;
         let mut registry = self.registry();

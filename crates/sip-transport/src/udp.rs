@@ -1,10 +1,20 @@
-//! UDP receive loop (RFC 3261 §18.1.1, §18.2.1): one datagram is one message.
+//! UDP (RFC 3261 §18.1.1, §18.2.1): one datagram is one message.
+//!
+//! Datagrams move between the kernel and us in batches: recvmmsg(2) takes what has queued
+//! up in one call, and sendmmsg(2) hands over a whole NOTIFY fan-out at once. Besides the
+//! system calls saved, a burst sent in one call reaches a receiver that is still asleep
+//! only once, so it is woken once for the burst instead of once per datagram.
 
+use std::io;
+use std::mem;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use socket2::{SockAddr, SockAddrStorage};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::debug;
 
@@ -15,16 +25,34 @@ use crate::{Inbound, Transport, TransportEvent};
 const MAX_DATAGRAM: usize = 65535;
 /// Pause after a receive error, so a persistent socket error does not spin a core.
 const ERROR_BACKOFF: Duration = Duration::from_millis(10);
+/// Datagrams taken from the kernel by one recvmmsg(2).
+const RECEIVE_BATCH: usize = 16;
+/// Datagrams handed to the kernel by one sendmmsg(2).
+const SEND_BATCH: usize = 64;
+
+/// One datagram taken by [`receive_batch`]: its length, its sender, and whether it was
+/// longer than the buffer.
+struct Received {
+    len: usize,
+    peer: Option<SocketAddr>,
+    truncated: bool,
+}
 
 pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
     let limits = shared.config().limits;
     let max_message = limits
         .max_header_bytes
-        .saturating_add(limits.max_body_bytes);
-    let mut buffer = vec![0u8; MAX_DATAGRAM];
+        .saturating_add(limits.max_body_bytes)
+        .min(MAX_DATAGRAM);
+    // Each buffer holds the largest message we accept; a longer datagram arrives truncated
+    // and is dropped, as it would be after a full read.
+    let mut buffers: Vec<Vec<u8>> = (0..RECEIVE_BATCH).map(|_| vec![0; max_message]).collect();
     loop {
-        let (len, peer) = match socket.recv_from(&mut buffer).await {
-            Ok(received) => received,
+        let batch = match socket
+            .async_io(Interest::READABLE, || receive_batch(&socket, &mut buffers))
+            .await
+        {
+            Ok(batch) => batch,
             Err(error) => {
                 // Some platforms report ICMP errors for earlier sends here; the socket is fine.
                 debug!(%local, %error, "UDP receive failed");
@@ -32,33 +60,173 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, lo
                 continue;
             }
         };
-        let datagram = &buffer[..len];
-        // CRLF keepalives (and empty datagrams) only keep a NAT binding open.
-        if datagram.iter().all(|&b| b == b'\r' || b == b'\n') {
-            continue;
+        for (received, buffer) in batch.into_iter().zip(&buffers) {
+            let Some(peer) = received.peer else { continue };
+            let datagram = &buffer[..received.len];
+            // CRLF keepalives (and empty datagrams) only keep a NAT binding open.
+            if datagram.iter().all(|&b| b == b'\r' || b == b'\n') {
+                continue;
+            }
+            if received.truncated {
+                debug!(%peer, max_message, "dropping oversized UDP datagram");
+                continue;
+            }
+            let inbound = Inbound {
+                transport: Transport::Udp,
+                peer,
+                local,
+                connection: None,
+                data: Bytes::copy_from_slice(datagram),
+            };
+            // Waiting for room stops reading the socket: what arrives meanwhile queues in the
+            // kernel's receive buffer, which drops only once it is full too. Dropping here
+            // instead lost datagrams whenever the server was briefly busy, each loss costing
+            // the sender a retransmission interval (or, for a response, the answer).
+            if shared
+                .events()
+                .send(TransportEvent::Message(inbound))
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
-        if len > max_message {
-            debug!(%peer, len, max_message, "dropping oversized UDP datagram");
-            continue;
-        }
-        let inbound = Inbound {
-            transport: Transport::Udp,
-            peer,
-            local,
-            connection: None,
-            data: Bytes::copy_from_slice(datagram),
-        };
-        // Waiting for room stops reading the socket: what arrives meanwhile queues in the
-        // kernel's receive buffer, which drops only once it is full too. Dropping here instead
-        // lost datagrams whenever the server was briefly busy, each loss costing the sender a
-        // retransmission interval (or, for a response, the answer).
-        if shared
-            .events()
-            .send(TransportEvent::Message(inbound))
+    }
+}
+
+/// One recvmmsg(2) into `buffers`: the datagrams already queued, at least one (otherwise
+/// `WouldBlock`, and the caller waits for readiness).
+fn receive_batch(socket: &UdpSocket, buffers: &mut [Vec<u8>]) -> io::Result<Vec<Received>> {
+    let mut addresses: Vec<SockAddrStorage> =
+        buffers.iter().map(|_| SockAddrStorage::zeroed()).collect();
+    let mut iovecs: Vec<libc::iovec> = buffers
+        .iter_mut()
+        .map(|buffer| libc::iovec {
+            iov_base: buffer.as_mut_ptr().cast(),
+            iov_len: buffer.len(),
+        })
+        .collect();
+    let mut headers: Vec<libc::mmsghdr> = addresses
+        .iter_mut()
+        .zip(iovecs.iter_mut())
+        .map(|(address, iovec)| {
+            let namelen = address.size_of();
+            message_header(address as *mut SockAddrStorage, namelen, iovec)
+        })
+        .collect();
+    // SAFETY: every header points at a live, exclusively borrowed address slot and iovec,
+    // each iovec at a live buffer of the length it states; none of them moves or is
+    // dropped before the call returns, and the kernel writes no further than those lengths.
+    let count = unsafe {
+        libc::recvmmsg(
+            socket.as_raw_fd(),
+            headers.as_mut_ptr(),
+            headers.len() as libc::c_uint,
+            0,
+            std::ptr::null_mut(),
+        )
+    };
+    if count < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(headers
+        .iter()
+        .zip(addresses)
+        .take(count as usize)
+        .map(|(header, address)| {
+            // SAFETY: the kernel wrote an address of `msg_namelen` bytes into the storage.
+            let peer = unsafe { SockAddr::new(address, header.msg_hdr.msg_namelen) };
+            Received {
+                len: header.msg_len as usize,
+                peer: peer.as_socket(),
+                truncated: header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+            }
+        })
+        .collect())
+}
+
+/// Sends every datagram from `socket` in as few sendmmsg(2) calls as the kernel allows.
+/// Returns those that failed, with their errors.
+pub(crate) async fn send_all(
+    socket: &UdpSocket,
+    datagrams: &[(SocketAddr, Bytes)],
+) -> Vec<(SocketAddr, io::Error)> {
+    let mut failed = Vec::new();
+    let mut next = 0;
+    while next < datagrams.len() {
+        let batch = &datagrams[next..datagrams.len().min(next + SEND_BATCH)];
+        match socket
+            .async_io(Interest::WRITABLE, || send_batch(socket, batch))
             .await
-            .is_err()
         {
-            return;
+            Ok(sent) if sent > 0 => next += sent,
+            // The kernel reports an error only for the first datagram of a call; skipping
+            // it lets the rest go in the next call.
+            Ok(_) => {
+                failed.push((batch[0].0, io::ErrorKind::WriteZero.into()));
+                next += 1;
+            }
+            Err(error) => {
+                failed.push((batch[0].0, error));
+                next += 1;
+            }
         }
+    }
+    failed
+}
+
+/// One sendmmsg(2): how many of `datagrams` (from the first) the kernel took.
+fn send_batch(socket: &UdpSocket, datagrams: &[(SocketAddr, Bytes)]) -> io::Result<usize> {
+    let addresses: Vec<SockAddr> = datagrams
+        .iter()
+        .map(|(addr, _)| SockAddr::from(*addr))
+        .collect();
+    let mut iovecs: Vec<libc::iovec> = datagrams
+        .iter()
+        .map(|(_, data)| libc::iovec {
+            // The kernel only reads through it; iovec has no const variant.
+            iov_base: data.as_ptr().cast_mut().cast(),
+            iov_len: data.len(),
+        })
+        .collect();
+    let mut headers: Vec<libc::mmsghdr> = addresses
+        .iter()
+        .zip(iovecs.iter_mut())
+        .map(|(address, iovec)| message_header(address.as_ptr().cast_mut(), address.len(), iovec))
+        .collect();
+    // SAFETY: every header points at a live address and iovec, each iovec at a live buffer
+    // of the length it states; none moves or is dropped before the call returns, and for a
+    // send the kernel writes nothing but each header's `msg_len`.
+    let count = unsafe {
+        libc::sendmmsg(
+            socket.as_raw_fd(),
+            headers.as_mut_ptr(),
+            headers.len() as libc::c_uint,
+            0,
+        )
+    };
+    if count < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(count as usize)
+}
+
+/// A message header for one datagram through one buffer.
+fn message_header(
+    address: *mut SockAddrStorage,
+    address_len: libc::socklen_t,
+    iovec: &mut libc::iovec,
+) -> libc::mmsghdr {
+    // SAFETY: msghdr is plain data for which all zeroes (null pointers, zero lengths, no
+    // control data) is a valid value; some targets give it private padding fields, so it
+    // cannot be written as a literal.
+    let mut header: libc::msghdr = unsafe { mem::zeroed() };
+    header.msg_name = address.cast();
+    header.msg_namelen = address_len;
+    header.msg_iov = iovec;
+    header.msg_iovlen = 1;
+    libc::mmsghdr {
+        msg_hdr: header,
+        msg_len: 0,
     }
 }

@@ -73,6 +73,42 @@ async fn udp_datagram_in_and_reply_from_listener_socket() {
 }
 
 #[tokio::test]
+async fn a_batch_of_datagrams_reaches_every_peer_in_order_past_one_that_fails() {
+    let (handle, _events) = Transports::start(config()).await.unwrap();
+    let server = handle.local_addr(Transport::Udp).unwrap();
+    let mut peers = Vec::new();
+    for _ in 0..3 {
+        peers.push(UdpSocket::bind(loopback()).await.unwrap());
+    }
+    // More than one system call's worth, with a destination the IPv4 socket cannot reach
+    // in the middle of a call.
+    let unreachable: std::net::SocketAddr = "[2001:db8::1]:5060".parse().unwrap();
+    let mut batch = Vec::new();
+    for n in 0..150 {
+        if n == 70 {
+            batch.push((unreachable, Bytes::from_static(b"lost")));
+        }
+        let peer = peers[n % 3].local_addr().unwrap();
+        batch.push((peer, Bytes::from(response(&format!("batch{n}")))));
+    }
+    let errors = handle.send_datagrams(&batch).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        matches!(&errors[0], SendError::Udp { addr, .. } if *addr == unreachable),
+        "{errors:?}"
+    );
+    let mut buf = vec![0; 65535];
+    for n in 0..150 {
+        let (len, from) = timeout(WAIT, peers[n % 3].recv_from(&mut buf))
+            .await
+            .expect("datagram not delivered")
+            .unwrap();
+        assert_eq!(from, server);
+        assert_eq!(&buf[..len], response(&format!("batch{n}")).as_bytes());
+    }
+}
+
+#[tokio::test]
 async fn udp_burst_beyond_the_event_queue_is_delivered_whole() {
     let (handle, mut events) = Transports::start(TransportConfig {
         inbound_queue: 4,
@@ -116,10 +152,29 @@ async fn udp_keepalives_and_oversized_datagrams_are_dropped() {
         .send_to(request("big", &"x".repeat(2000)).as_bytes(), server)
         .await
         .unwrap();
+    // One byte over the limit is dropped, exactly at the limit is taken.
+    let at_limit = |extra: usize| {
+        let headers = request("limit", &"y".repeat(999)).len() - 999;
+        request("limit", &"y".repeat(1024 + extra - headers))
+    };
+    assert_eq!(at_limit(0).len(), 1024);
+    assert_eq!(at_limit(1).len(), 1025);
+    client
+        .send_to(at_limit(1).as_bytes(), server)
+        .await
+        .unwrap();
     let small = request("small", "");
     client.send_to(small.as_bytes(), server).await.unwrap();
-    // Datagrams on one loopback socket pair arrive in order, so the first event tells.
+    client
+        .send_to(at_limit(0).as_bytes(), server)
+        .await
+        .unwrap();
+    // Datagrams on one loopback socket pair arrive in order, so the first events tell.
     assert_eq!(&next_message(&mut events).await.data[..], small.as_bytes());
+    assert_eq!(
+        &next_message(&mut events).await.data[..],
+        at_limit(0).as_bytes()
+    );
 }
 
 #[tokio::test]
