@@ -5,7 +5,8 @@
 //! - **UDP** (RFC 3261 §18.1.1, §18.2.1): one datagram is one message. Datagrams consisting only
 //!   of CR/LF are keepalives and are dropped here, as are datagrams larger than the configured
 //!   [`Limits`]. Replies leave from the listener socket, so NATs that opened a pinhole for the
-//!   client's request let them back in.
+//!   client's request let them back in. Datagrams cross the kernel boundary in batches
+//!   (recvmmsg/sendmmsg); [`TransportHandle::send_datagrams`] sends a whole fan-out at once.
 //! - **TCP and TLS** (RFC 3261 §18.3): messages are delimited by Content-Length, using
 //!   [`sip_message::StreamDecoder`]. A framing error loses the stream position, so the
 //!   connection is closed; a malformed *framed* message is handed up, since rejecting it

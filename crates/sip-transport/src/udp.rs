@@ -126,13 +126,11 @@ fn receive_batch(socket: &UdpSocket, buffers: &mut [Vec<u8>]) -> io::Result<Vec<
             std::ptr::null_mut(),
         )
     };
-    if count < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let count = datagram_count(count)?;
     Ok(headers
         .iter()
         .zip(addresses)
-        .take(count as usize)
+        .take(count)
         .map(|(header, address)| {
             // SAFETY: the kernel wrote an address of `msg_namelen` bytes into the storage.
             let peer = unsafe { SockAddr::new(address, header.msg_hdr.msg_namelen) };
@@ -205,10 +203,12 @@ fn send_batch(socket: &UdpSocket, datagrams: &[(SocketAddr, Bytes)]) -> io::Resu
             0,
         )
     };
-    if count < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(count as usize)
+    datagram_count(count)
+}
+
+/// What a batch call returned: how many datagrams it moved, or the error it set.
+fn datagram_count(returned: libc::c_int) -> io::Result<usize> {
+    usize::try_from(returned).map_err(|_| io::Error::last_os_error())
 }
 
 /// A message header for one datagram through one buffer.
