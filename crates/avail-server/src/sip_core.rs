@@ -599,18 +599,10 @@ impl SipCore {
 
     /// Datagrams wait in the outbox until [`SipCore::flush`]; anything else is sent now.
     async fn send(&mut self, target: Target, data: Bytes) {
-        match target {
-            Target::Udp(addr)
-            | Target::Connect {
-                transport: Transport::Udp,
-                addr,
-                ..
-            } => self.outbox.push((addr, data)),
-            target => {
-                if let Err(error) = self.transport.send(target, data).await {
-                    debug!(%error, "send failed");
-                }
-            }
+        if let Some(addr) = target.datagram_addr() {
+            self.outbox.push((addr, data));
+        } else if let Err(error) = self.transport.send(target, data).await {
+            debug!(%error, "send failed");
         }
     }
 

@@ -117,6 +117,21 @@ pub enum Target {
     },
 }
 
+impl Target {
+    /// The address a datagram to this target goes to; None for a stream target.
+    pub fn datagram_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Target::Udp(addr)
+            | Target::Connect {
+                transport: Transport::Udp,
+                addr,
+                ..
+            } => Some(*addr),
+            Target::Connection(_) | Target::Connect { .. } => None,
+        }
+    }
+}
+
 /// Listeners and limits. Every listener is optional; bind port 0 and ask
 /// [`TransportHandle::local_addr`] for the port actually used.
 #[derive(Debug, Clone)]
@@ -338,14 +353,8 @@ impl TransportHandle {
     pub async fn send(&self, target: Target, data: Bytes) -> Result<(), SendError> {
         match target {
             Target::Connection(id) => self.shared.enqueue(id, data),
-            Target::Udp(addr)
-            | Target::Connect {
-                transport: Transport::Udp,
-                addr,
-                ..
-            } => self.shared.send_udp(addr, &data).await,
             Target::Connect {
-                transport,
+                transport: transport @ (Transport::Tcp | Transport::Tls),
                 addr,
                 server_name,
             } => {
@@ -354,6 +363,10 @@ impl TransportHandle {
                     None => self.shared.connect(transport, addr, server_name).await?,
                 };
                 self.shared.enqueue(id, data)
+            }
+            Target::Udp(addr) | Target::Connect { addr, .. } => {
+                let failed = self.shared.send_udp_all(&[(addr, data)]).await;
+                failed.into_iter().next().map_or(Ok(()), Err)
             }
         }
     }

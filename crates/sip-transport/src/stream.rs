@@ -156,17 +156,6 @@ impl Shared {
         }
     }
 
-    pub(crate) async fn send_udp(&self, addr: SocketAddr, data: &[u8]) -> Result<(), SendError> {
-        let Some((socket, _)) = &self.udp else {
-            return Err(SendError::NotEnabled(Transport::Udp));
-        };
-        socket
-            .send_to(data, addr)
-            .await
-            .map(drop)
-            .map_err(|source| SendError::Udp { addr, source })
-    }
-
     pub(crate) async fn send_udp_all(&self, datagrams: &[(SocketAddr, Bytes)]) -> Vec<SendError> {
         let Some((socket, _)) = &self.udp else {
             return datagrams
