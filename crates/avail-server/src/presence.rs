@@ -82,41 +82,74 @@ impl Saver {
     }
 
     /// When a save is due: counts it as made and hands what `export` reports changed since
-    /// the last one (given now and the unix time; None when nothing changed) to the writer.
-    pub fn save_if_due<Rows>(
+    /// the last one (given now and the unix time) to the writer.
+    pub fn save_if_due<C: SavedChanges>(
         &mut self,
         now: Instant,
-        export: impl FnOnce(Instant, u64) -> Option<(Rows, Vec<(String, String)>)>,
-    ) where
-        Rows: IntoIterator<Item = (String, String, u64, Vec<u8>)>,
-    {
+        export: impl FnOnce(Instant, u64) -> C,
+    ) {
         if !self.dirty || now < self.last_save + SAVE_INTERVAL {
             return;
         }
         self.dirty = false;
         self.last_save = now;
-        if let Some((rows, removed)) = export(now, crate::auth::unix_now()) {
-            self.save(rows, removed);
+        let changes = export(now, crate::auth::unix_now());
+        if changes.is_empty() {
+            return;
         }
-    }
-
-    /// Hands `(kind, key, expires_at unix seconds, data)` rows and `(kind, key)` removals to
-    /// the writer.
-    fn save(
-        &self,
-        rows: impl IntoIterator<Item = (String, String, u64, Vec<u8>)>,
-        removed: Vec<(String, String)>,
-    ) {
-        let rows = rows
+        let (records, removed) = changes.into_rows();
+        let rows = records
             .into_iter()
             .map(|(kind, key, expires_at, data)| PresenceRow {
-                kind,
+                kind: kind.to_owned(),
                 key,
                 expires_at: i64::try_from(expires_at).unwrap_or(i64::MAX),
                 data,
             })
             .collect();
+        let removed = removed
+            .into_iter()
+            .map(|(kind, key)| (kind.to_owned(), key))
+            .collect();
         let _ = self.writer.send((rows, removed));
+    }
+}
+
+/// A changed record as a store row: kind, key, expiry (unix seconds), data.
+pub type SavedRow = (&'static str, String, u64, Vec<u8>);
+/// A removed record: kind and key.
+pub type RemovedRow = (&'static str, String);
+
+/// What an agent exports for saving, as store rows.
+pub trait SavedChanges {
+    fn is_empty(&self) -> bool;
+    fn into_rows(self) -> (Vec<SavedRow>, Vec<RemovedRow>);
+}
+
+impl SavedChanges for presence::Changes {
+    fn is_empty(&self) -> bool {
+        presence::Changes::is_empty(self)
+    }
+
+    fn into_rows(self) -> (Vec<SavedRow>, Vec<RemovedRow>) {
+        let rows = self
+            .records
+            .into_iter()
+            .map(|record| {
+                (
+                    record.kind.as_str(),
+                    record.key,
+                    record.expires_at,
+                    record.data,
+                )
+            })
+            .collect();
+        let removed = self
+            .removed
+            .into_iter()
+            .map(|(kind, key)| (kind.as_str(), key))
+            .collect();
+        (rows, removed)
     }
 }
 
@@ -191,22 +224,8 @@ impl Presence {
     /// Hands the changes since the last save to the writer, if one is due.
     pub fn save_if_due(&mut self, now: Instant) {
         let agent = &mut self.agent;
-        self.saver.save_if_due(now, |now, unix_now| {
-            let changes = agent.export_changes(now, unix_now);
-            if changes.is_empty() {
-                return None;
-            }
-            let rows = changes.records.into_iter().map(|record| {
-                let kind = record.kind.as_str().to_owned();
-                (kind, record.key, record.expires_at, record.data)
-            });
-            let removed = changes
-                .removed
-                .into_iter()
-                .map(|(kind, key)| (kind.as_str().to_owned(), key))
-                .collect();
-            Some((rows, removed))
-        });
+        self.saver
+            .save_if_due(now, |now, unix_now| agent.export_changes(now, unix_now));
     }
 
     /// Start-up: imports the saved state, loads the policies and document lists it needs

@@ -24,12 +24,32 @@ use store::{DocumentKey, DocumentStore, Store};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::presence::Saver;
+use crate::presence::{RemovedRow, SavedChanges, SavedRow, Saver};
 
 /// The rls-services usage, whose service URIs the store keeps as unique keys.
 const RLS_SERVICES: &str = "rls-services";
 /// The `kind` of list subscription rows in the presence state table.
 const ROW_KIND: &str = "list";
+
+impl SavedChanges for rls::ListChanges {
+    fn is_empty(&self) -> bool {
+        rls::ListChanges::is_empty(self)
+    }
+
+    fn into_rows(self) -> (Vec<SavedRow>, Vec<RemovedRow>) {
+        let rows = self
+            .records
+            .into_iter()
+            .map(|record| (ROW_KIND, record.key, record.expires_at, record.data))
+            .collect();
+        let removed = self
+            .removed
+            .into_iter()
+            .map(|key| (ROW_KIND, key))
+            .collect();
+        (rows, removed)
+    }
+}
 
 /// A service with list subscriptions, and what its expansion read.
 #[derive(Debug)]
@@ -102,22 +122,8 @@ impl ListServer {
     /// Hands the list subscriptions changed since the last save to the writer, if one is due.
     pub fn save_if_due(&mut self, now: Instant) {
         let agent = &mut self.agent;
-        self.saver.save_if_due(now, |now, unix_now| {
-            let changes = agent.export_changes(now, unix_now);
-            if changes.is_empty() {
-                return None;
-            }
-            let rows = changes.records.into_iter().map(|record| {
-                let kind = ROW_KIND.to_owned();
-                (kind, record.key, record.expires_at, record.data)
-            });
-            let removed = changes
-                .removed
-                .into_iter()
-                .map(|key| (ROW_KIND.to_owned(), key))
-                .collect();
-            Some((rows, removed))
-        });
+        self.saver
+            .save_if_due(now, |now, unix_now| agent.export_changes(now, unix_now));
     }
 
     /// Start-up: the saved list subscriptions with their lists expanded afresh; the watch
