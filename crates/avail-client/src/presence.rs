@@ -480,6 +480,11 @@ pub fn account_hash(address: &str) -> String {
     hex::encode(Md5::digest(address.as_bytes()))
 }
 
+/// Microseconds since the Unix epoch, the scale of [`crate::pidf_view::Tuple::timestamp_micros`].
+fn unix_micros(at: SystemTime) -> i128 {
+    time::OffsetDateTime::from(at).unix_timestamp_nanos() / 1000
+}
+
 /// RFC 3339 with microseconds, in UTC (`+00:00`): Blink writes local time with its offset,
 /// which is the same instant.
 pub fn format_timestamp(at: SystemTime) -> String {
@@ -497,14 +502,25 @@ pub fn format_timestamp(at: SystemTime) -> String {
 }
 
 /// What another device of the user published, if the newest tuple with `extended` is not
-/// ours (§4.3): its state and first note; `offline` becomes Invisible without a note.
-pub fn remote_choice(document: &PresenceDocument, own_tuple_ids: &[String]) -> Option<Choice> {
+/// ours and is newer than our own last change, `own_changed_at` (§4.3, as Cocoa compares):
+/// its state and first note; `offline` becomes Invisible without a note.
+///
+/// The time check matters because a NOTIFY can be older than the user's latest choice: one
+/// composed before our PUBLISH of that choice reached the server still shows our previous
+/// tuple, and another device's older tuple as the newest; adopting it would undo the choice.
+pub fn remote_choice(
+    document: &PresenceDocument,
+    own_tuple_ids: &[String],
+    own_changed_at: SystemTime,
+) -> Option<Choice> {
     let newest = document
         .tuples
         .iter()
         .filter(|t| t.extended.is_some())
         .max_by_key(|t| t.timestamp_micros())?;
-    if own_tuple_ids.iter().any(|id| id == &newest.id) {
+    if own_tuple_ids.iter().any(|id| id == &newest.id)
+        || newest.timestamp_micros() <= unix_micros(own_changed_at)
+    {
         return None;
     }
     let status = match newest.extended? {

@@ -803,7 +803,8 @@ impl Session {
         let changed = {
             let mut state = self.shared.state();
             let own_ids = self.shared.publisher(&state).own_tuple_ids();
-            match remote_choice(&document, &own_ids) {
+            let own_changed_at = state.presence.effective().changed_at;
+            match remote_choice(&document, &own_ids, own_changed_at) {
                 Some(choice) => {
                     let changed = state.presence.adopt_remote(choice, SystemTime::now());
                     if changed {

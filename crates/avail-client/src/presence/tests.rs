@@ -312,10 +312,14 @@ fn self_sync_adopts_the_newest_tuple_of_another_device_only() {
         .set(Status::Busy, Some("Deadline".into()), at(100))
         .unwrap();
     let doc = PresenceDocument::parse(&other.document(&theirs.effective(), None)).unwrap();
-    let choice = remote_choice(&doc, &me.own_tuple_ids()).unwrap();
+    let choice = remote_choice(&doc, &me.own_tuple_ids(), at(0)).unwrap();
     assert_eq!(choice.status, Status::Busy);
     assert_eq!(choice.note.as_deref(), Some("Deadline"));
-    assert_eq!(remote_choice(&doc, &other.own_tuple_ids()), None, "our own");
+    assert_eq!(
+        remote_choice(&doc, &other.own_tuple_ids(), at(0)),
+        None,
+        "our own"
+    );
 
     let mut own = OwnPresence::new(None, DEFAULT_IDLE_THRESHOLD, at(0));
     assert!(own.adopt_remote(choice.clone(), at(101)));
@@ -329,5 +333,25 @@ fn self_sync_adopts_the_newest_tuple_of_another_device_only() {
     theirs.set(Status::Invisible, None, at(200)).unwrap();
     let doc = PresenceDocument::parse(&other.document(&theirs.effective(), None)).unwrap();
     // The invisible tuple id is shared by every device of the account: it counts as ours.
-    assert_eq!(remote_choice(&doc, &me.own_tuple_ids()), None);
+    assert_eq!(remote_choice(&doc, &me.own_tuple_ids(), at(0)), None);
+}
+
+#[test]
+fn self_sync_ignores_another_devices_state_older_than_our_own_change() {
+    let me = publisher();
+    let mut other = publisher();
+    other.device.instance_uuid = "11111111-2222-4333-8444-555555555555".into();
+    let mut theirs = OwnPresence::new(None, DEFAULT_IDLE_THRESHOLD, at(0));
+    theirs.set(Status::Away, None, at(100)).unwrap();
+    let doc = PresenceDocument::parse(&other.document(&theirs.effective(), None)).unwrap();
+
+    // We chose Busy after their Away was published: a NOTIFY composed before our PUBLISH
+    // arrived must not take our choice back.
+    let mut own = OwnPresence::new(None, DEFAULT_IDLE_THRESHOLD, at(0));
+    own.set(Status::Busy, None, at(150)).unwrap();
+    let changed_at = own.effective().changed_at;
+    assert_eq!(remote_choice(&doc, &me.own_tuple_ids(), changed_at), None);
+    // The same document is news to a device whose last change is older.
+    let choice = remote_choice(&doc, &me.own_tuple_ids(), at(99)).unwrap();
+    assert_eq!(choice.status, Status::Away);
 }
