@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -99,6 +100,9 @@ pub enum XcapCommand {
 pub struct EventLog {
     events: Mutex<VecDeque<(u64, Value)>>,
     latest: watch::Sender<u64>,
+    /// Set when the agent stops: a graceful HTTP shutdown waits for open requests, and a long
+    /// poll (an open web UI always has one) would otherwise hold the stop for its whole wait.
+    closed: AtomicBool,
 }
 
 impl EventLog {
@@ -106,7 +110,15 @@ impl EventLog {
         EventLog {
             events: Mutex::new(VecDeque::new()),
             latest: watch::channel(0).0,
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Ends every long poll now and makes later ones answer at once.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        // Wakes the waiters so that they see the flag.
+        self.latest.send_modify(|_| {});
     }
 
     pub fn push(&self, kind: &str, data: Value) {
@@ -122,7 +134,8 @@ impl EventLog {
     /// Events after `since`, waiting up to `wait` for one; returns them and the newest number.
     pub async fn since(&self, since: u64, wait: Duration) -> (Vec<Value>, u64) {
         let mut latest = self.latest.subscribe();
-        let _ = tokio::time::timeout(wait, latest.wait_for(|&n| n > since)).await;
+        let closed = || self.closed.load(Ordering::Acquire);
+        let _ = tokio::time::timeout(wait, latest.wait_for(|&n| n > since || closed())).await;
         let events = lock(&self.events);
         let newest = events.back().map_or(0, |(n, _)| *n);
         let list = events
@@ -300,8 +313,21 @@ pub async fn start(settings: AccountSettings) -> Result<AgentHandle, AgentError>
         xcap_account: OnceLock::new(),
         icons: tokio::sync::Mutex::new(IconCache::default()),
     });
-    let router = crate::api::router(shared.clone());
+    let router = crate::api::router(shared.clone(), api_addr);
+    tracing::info!(
+        account = %shared.settings.aor(),
+        url = %crate::web::ui_url(&api_addr.to_string()),
+        "web UI"
+    );
+    if !api_addr.ip().is_loopback() {
+        tracing::warn!(
+            %api_addr,
+            "the local API listens beyond loopback, but answers only requests addressed to \
+             127.0.0.1, localhost or [::1]"
+        );
+    }
     let mut api_shutdown = shutdown_rx.clone();
+    let api_shared = shared.clone();
     let tasks = vec![
         tokio::spawn(crate::session::run(
             shared.clone(),
@@ -315,7 +341,10 @@ pub async fn start(settings: AccountSettings) -> Result<AgentHandle, AgentError>
             shutdown_rx.clone(),
         )),
         tokio::spawn(async move {
-            let stop = async move { stopped(&mut api_shutdown).await };
+            let stop = async move {
+                stopped(&mut api_shutdown).await;
+                api_shared.events.close();
+            };
             if let Err(e) = axum::serve(listener, router)
                 .with_graceful_shutdown(stop)
                 .await

@@ -1,8 +1,9 @@
-//! The agent's local HTTP API on 127.0.0.1 (issue 7 item 7), JSON in and out; the CLI and a
-//! future web UI use it. Address-book edits become XCAP journal operations (blink-compat §2.2,
-//! §4.4: accept = contact with presence `allow` + `subscribe`, block = presence `block`) and
-//! the request returns once the sync that writes them finishes. `GET /events?since=N` is a
-//! long poll (up to 25 s) over the agent's event log.
+//! The agent's local HTTP API on 127.0.0.1 (issue 7 item 7), JSON in and out; the CLI and the
+//! web UI ([`crate::web`], served on the same address) use it. Address-book edits become XCAP
+//! journal operations (blink-compat §2.2, §4.4: accept = contact with presence `allow` +
+//! `subscribe`, block = presence `block`) and the request returns once the sync that writes
+//! them finishes. `GET /events?since=N` is a long poll (up to 25 s) over the agent's event
+//! log.
 //!
 //! | method and path | what |
 //! |---|---|
@@ -17,7 +18,12 @@
 //! | `GET /blocked`, `GET /watchers` | blocked addresses; who sees the user's availability |
 //! | `PUT /offline-note`, `PUT /avatar` | pidf-manipulation note; pres-content icon |
 //! | `GET /events?since=N` | long poll |
+//! | `GET /`, `GET /app.js`, `GET /style.css` | the web UI |
+//!
+//! Every route, UI included, answers only requests addressed to a loopback name of the agent
+//! and refuses state changes from other sites' pages ([`crate::web::loopback_only`]).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -39,16 +45,17 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::agent::{Shared, SipCommand};
+use crate::web;
 
 /// Longest wait of one `GET /events`.
 const MAX_POLL: Duration = Duration::from_secs(25);
-/// Largest request body (a PNG in base64 inside JSON is the largest; it is scaled here).
+/// Largest request body (a picture in base64 inside JSON is the largest; it is scaled here).
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
 type Api = State<Arc<Shared>>;
 
 /// An error answer: `{"error": message}`.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -66,8 +73,9 @@ fn not_found(what: &str, key: &str) -> ApiError {
 
 type Reply = Result<Json<Value>, ApiError>;
 
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+/// The API and the web UI of the agent listening on `api_addr`.
+pub fn router(shared: Arc<Shared>, api_addr: SocketAddr) -> Router {
+    let api = Router::new()
         .route("/status", get(status).put(set_status))
         .route("/call", post(call))
         .route("/idle", post(idle))
@@ -90,7 +98,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/avatar", put(avatar))
         .route("/events", get(events))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(shared)
+        .with_state(shared);
+    web::loopback_only(api.merge(web::pages()), api_addr)
 }
 
 fn status_json(shared: &Shared) -> Value {
@@ -649,11 +658,12 @@ async fn offline_note(State(shared): Api, Json(body): Json<OfflineNote>) -> Repl
 
 #[derive(Deserialize)]
 struct Avatar {
-    /// Base64 of a PNG file; None removes the avatar.
+    /// Base64 of a PNG, JPEG or GIF file; None removes the avatar.
     png: Option<String>,
 }
 
-/// The picture is scaled to fit 256×256 and uploaded as PNG (blink-compat §3.4).
+/// The picture is turned by its EXIF orientation (JPEG), scaled to fit 256×256 and uploaded
+/// as PNG (blink-compat §3.4).
 async fn avatar(State(shared): Api, Json(body): Json<Avatar>) -> Reply {
     let icon = match body.png {
         Some(text) => {

@@ -86,12 +86,15 @@ pub enum Command {
         #[arg(long, conflicts_with = "note")]
         clear: bool,
     },
-    /// Set your avatar from a PNG file (scaled to fit 256x256), or remove it.
+    /// Set your avatar from a PNG, JPEG or GIF file (sent as PNG scaled to fit 256x256), or
+    /// remove it.
     Avatar {
         file: Option<PathBuf>,
         #[arg(long, conflicts_with = "file")]
         remove: bool,
     },
+    /// Print the address of the agent's web UI, to open in a browser.
+    Ui,
 }
 
 #[derive(Subcommand, Debug)]
@@ -170,6 +173,8 @@ pub enum CliError {
 /// A client of one agent's API.
 pub struct ApiClient {
     http: HttpClient,
+    /// `host:port` of the agent, as its `Host` check accepts it.
+    authority: String,
 }
 
 fn encode_segment(key: &str) -> String {
@@ -178,14 +183,20 @@ fn encode_segment(key: &str) -> String {
 
 impl ApiClient {
     pub fn new(addr: &str) -> Result<ApiClient, CliError> {
+        let authority = crate::web::local_authority(addr);
         let http = HttpClient::new(
-            &format!("http://{addr}"),
+            &format!("http://{authority}"),
             None,
             &TlsMode::default(),
             REQUEST_TIMEOUT,
         )
         .map_err(|e| CliError::Api(e.to_string()))?;
-        Ok(ApiClient { http })
+        Ok(ApiClient { http, authority })
+    }
+
+    /// The agent's web UI.
+    pub fn ui_url(&self) -> String {
+        crate::web::ui_url(&self.authority)
     }
 
     /// Finds the agent of `settings` through `<data_dir>/agent.addr`.
@@ -485,6 +496,13 @@ pub async fn run(cli: &Cli, client: &ApiClient) -> Result<(), CliError> {
                 client.call(Method::PUT, "/avatar", Some(body)).await?,
                 |v: &Value| println!("avatar: {}", v["avatar"].as_str().unwrap_or("none")),
             )
+        }
+        Command::Ui => {
+            // Only a running agent serves the page: its status proves it is there.
+            client.get("/status").await?;
+            (json!({ "url": client.ui_url() }), |v: &Value| {
+                println!("{}", text(&v["url"]))
+            })
         }
     };
     if cli.json {
