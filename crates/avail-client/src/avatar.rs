@@ -188,39 +188,35 @@ fn decode_gif(bytes: &[u8]) -> Result<Rgba, AvatarError> {
 /// The Orientation (tag 274) of IFD0 in EXIF data that starts at its TIFF header: 1 to 8,
 /// None when absent or unreadable.
 fn exif_orientation(tiff: &[u8]) -> Option<u16> {
-    const ORIENTATION: u16 = 274;
-    const SHORT: u16 = 3;
+    const ORIENTATION: u32 = 274;
+    const SHORT: u32 = 3;
     let little = match tiff.get(..2)? {
         b"II" => true,
         b"MM" => false,
         _ => return None,
     };
-    let u16_at = |at: usize| {
-        let b: [u8; 2] = tiff.get(at..at + 2)?.try_into().ok()?;
+    // An unsigned TIFF field of `len` bytes at `at`, in the file's byte order.
+    let number = |at: usize, len: usize| {
+        let bytes = tiff.get(at..at.checked_add(len)?)?;
+        let digit = |n: u32, &b: &u8| n << 8 | u32::from(b);
         Some(if little {
-            u16::from_le_bytes(b)
+            bytes.iter().rev().fold(0, digit)
         } else {
-            u16::from_be_bytes(b)
+            bytes.iter().fold(0, digit)
         })
     };
-    let u32_at = |at: usize| {
-        let b: [u8; 4] = tiff.get(at..at + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
+    let u16_at = |at: usize| number(at, 2);
     if u16_at(2)? != 42 {
         return None;
     }
-    let ifd = usize::try_from(u32_at(4)?).ok()?;
-    let entries = usize::from(u16_at(ifd)?);
+    let ifd = usize::try_from(number(4, 4)?).ok()?;
+    let entries = usize::try_from(u16_at(ifd)?).ok()?;
     (0..entries)
         .map(|i| ifd + 2 + i * 12)
         .find(|&entry| u16_at(entry) == Some(ORIENTATION))
         .filter(|&entry| u16_at(entry + 2) == Some(SHORT))
         .and_then(|entry| u16_at(entry + 8))
+        .and_then(|o| u16::try_from(o).ok())
         .filter(|o| (1..=8).contains(o))
 }
 
