@@ -9,8 +9,8 @@
 //! shell ([`http`], [`manager`]) only moves bytes, keeps the ETag cache and the journal file.
 //!
 //! The presence side is sans-IO too: [`config`] (the account file, §8 items 1–2),
-//! [`discovery`] (RFC 3263 SRV and XCAP TXT record selection, §2.1, §6; its DNS lookups are
-//! thin), [`presence`] (the user's state machine and the PIDF it publishes, §3.2–§3.3, §5.4),
+//! [`discovery`] (XCAP TXT record selection, §2.1, and RFC 3263 SRV selection through
+//! `sip-locate`, §6; its DNS lookups are thin), [`presence`] (the user's state machine and the PIDF it publishes, §3.2–§3.3, §5.4),
 //! [`pidf_view`] (contacts' PIDF as Blink reads it, §5.5) and [`roster`] (RLS, watcher info
 //! and xcap-diff NOTIFYs turned into contact availability and requests, §4.2–§4.5, §5.1).
 

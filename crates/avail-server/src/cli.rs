@@ -91,6 +91,10 @@ pub struct Settings {
     /// Seconds without traffic after which a TCP/TLS connection is closed.
     #[arg(long, global = true)]
     pub idle_timeout: Option<u64>,
+    /// A DNS server (`IP:PORT`) asked where other domains' SIP servers are, instead of the
+    /// system's resolver (repeatable; replaces the configured list).
+    #[arg(long = "nameserver", global = true, value_name = "ADDR")]
+    pub nameservers: Vec<SocketAddr>,
     /// Smallest registration interval accepted (423 below it).
     #[arg(long, global = true)]
     pub min_expires: Option<u32>,
@@ -181,6 +185,9 @@ impl Settings {
         }
         if let Some(secs) = self.idle_timeout {
             config.sip.idle_timeout_secs = secs;
+        }
+        if !self.nameservers.is_empty() {
+            config.sip.nameservers = self.nameservers.clone();
         }
         if let Some(secs) = self.min_expires {
             config.registrar.min_expires = secs;
@@ -334,6 +341,20 @@ mod tests {
             .settings
             .resolve();
         assert!(zero.is_err(), "a zero cap is refused");
+    }
+
+    #[test]
+    fn name_servers_are_repeatable_addresses() {
+        let cli = parse(&["--nameserver", "127.0.0.1:5353", "--nameserver", "[::1]:53"]);
+        let config = cli.settings.resolve().expect("valid");
+        assert_eq!(
+            config.sip.nameservers,
+            [
+                "127.0.0.1:5353".parse::<SocketAddr>().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
+        assert!(Cli::try_parse_from(["avail-server", "--nameserver", "127.0.0.1"]).is_err());
     }
 
     #[test]

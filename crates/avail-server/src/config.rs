@@ -40,6 +40,25 @@ pub struct SipConfig {
     pub idle_timeout_secs: u64,
     /// Upper bound on simultaneous TCP+TLS connections.
     pub max_connections: usize,
+    /// DNS servers (`IP:PORT`) asked where other domains' SIP servers are (RFC 3263); empty:
+    /// the system's resolver (`/etc/resolv.conf`).
+    pub nameservers: Vec<SocketAddr>,
+}
+
+impl SipConfig {
+    /// The transports RFC 3263 §4.1 may pick for a next hop that names none, in the order
+    /// their SRV names are asked about: those with a listener (a request leaves from ours,
+    /// and its Via names it), UDP first as §4.1's default for SIP URIs. TLS is left out: the
+    /// server has no TLS client configuration, so it opens no TLS connection of its own.
+    pub fn outgoing_transports(&self) -> Vec<sip_locate::Transport> {
+        [
+            (self.udp, sip_locate::Transport::Udp),
+            (self.tcp, sip_locate::Transport::Tcp),
+        ]
+        .into_iter()
+        .filter_map(|(listener, transport)| listener.map(|_| transport))
+        .collect()
+    }
 }
 
 /// XCAP listeners (RFC 4825); HTTPS uses the SIP TLS certificate.
@@ -333,6 +352,7 @@ impl Default for SipConfig {
             tls: Some(SocketAddr::from(([0, 0, 0, 0], 5061))),
             idle_timeout_secs: 300,
             max_connections: 10_000,
+            nameservers: Vec::new(),
         }
     }
 }
@@ -696,6 +716,32 @@ mod tests {
         let mut config = Config::default();
         config.presence.max_subscriptions_per_presentity = 0;
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn sip_section_names_the_dns_servers_and_listeners_decide_the_srv_transports() {
+        let defaults = Config::default();
+        assert!(defaults.sip.nameservers.is_empty(), "the system's resolver");
+        assert_eq!(
+            defaults.sip.outgoing_transports(),
+            [sip_locate::Transport::Udp, sip_locate::Transport::Tcp]
+        );
+        let config: Config =
+            toml::from_str("[sip]\nnameservers = [\"127.0.0.1:5353\", \"[::1]:53\"]\n")
+                .expect("valid");
+        assert_eq!(
+            config.sip.nameservers,
+            [
+                "127.0.0.1:5353".parse::<SocketAddr>().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
+        let tcp_only = SipConfig {
+            udp: None,
+            ..SipConfig::default()
+        };
+        assert_eq!(tcp_only.outgoing_transports(), [sip_locate::Transport::Tcp]);
+        assert!(toml::from_str::<Config>("[sip]\nnameservers = [\"localhost\"]\n").is_err());
     }
 
     #[test]

@@ -11,16 +11,18 @@
 //! stores each batch in one transaction and retries a failed one. The cost of a save follows
 //! the changes, not the number of subscriptions. On start the rows are imported and every
 //! restored subscription gets a full-state NOTIFY, sent to the dialog's next hop (first
-//! route, else remote target) since its connection died with the old process; host names
-//! among those are looked up once, before the import.
+//! route, else remote target) since its connection died with the old process; next hops
+//! with host names are located once (RFC 3263 §4: SRV, then address records), before the
+//! import.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use presence::xcap_diff::document_sel;
 use presence::{Config as AgentConfig, Notify, Policy, PresenceAgent, RecordKind, StateRecord};
 use rand::SeedableRng;
+use sip_locate::{Destination, Host, Locator};
 use sip_subscription::{Flow, StoredDialog};
 use sip_transport::{Target, Transport, TransportHandle};
 use store::{DocumentKey, DocumentStore, PresenceRow, Store};
@@ -31,6 +33,7 @@ use tracing::{debug, info, warn};
 use xcap::DocumentChange;
 
 use crate::config::Config;
+use crate::connect::transport_of;
 use crate::reply::Origin;
 
 /// pres-rules AUIDs, in the order looked for: Blink's OMA one, then the IETF one (RFC 5025 §9).
@@ -159,12 +162,17 @@ pub struct Presence {
     store: Store,
     /// Host part of our Via and Contact when a listener is bound to a wildcard address.
     fallback_host: String,
-    /// Addresses of the host names restored dialogs are reached at, looked up on start.
-    restored_hosts: HashMap<String, Vec<IpAddr>>,
+    /// Finds restored dialogs' next hops (RFC 3263).
+    locator: Locator,
+    /// The transports an SRV lookup may pick (see `SipConfig::outgoing_transports`).
+    outgoing: Vec<sip_locate::Transport>,
+    /// The targets of the next hops with host names restored dialogs are reached at,
+    /// located on start.
+    restored_hops: HashMap<String, Vec<sip_locate::Target>>,
 }
 
 impl Presence {
-    pub fn new(config: &Config, store: Store) -> Presence {
+    pub fn new(config: &Config, store: Store, locator: Locator) -> Presence {
         let r = &config.registrar;
         let mut agent_config = AgentConfig::new(r.min_expires, r.max_expires, r.default_expires);
         agent_config.xcap_root = xcap_root(config);
@@ -181,7 +189,9 @@ impl Presence {
             },
             store,
             fallback_host: config.domains.first().cloned().unwrap_or_default(),
-            restored_hosts: HashMap::new(),
+            locator,
+            outgoing: config.sip.outgoing_transports(),
+            restored_hops: HashMap::new(),
         }
     }
 
@@ -192,7 +202,13 @@ impl Presence {
 
     /// How a restored dialog's subscriber is reached (see [`restored_flow`]).
     pub fn restored_flow(&self, transport: &TransportHandle, target: &str) -> Option<Flow<Target>> {
-        restored_flow(&self.fallback_host, &self.restored_hosts, transport, target)
+        restored_flow(
+            &self.fallback_host,
+            &self.restored_hops,
+            &self.outgoing,
+            transport,
+            target,
+        )
     }
 
     /// The agent, for a call that may change its state (which schedules a save).
@@ -248,7 +264,7 @@ impl Presence {
             }
         };
         // List subscriptions are in these rows too; the list server restores after us.
-        self.restored_hosts = resolve_next_hops(&rows).await;
+        self.restored_hops = locate_next_hops(&rows, &self.locator, &self.outgoing).await;
         let records: Vec<StateRecord> = rows
             .into_iter()
             .filter_map(|row| {
@@ -260,9 +276,10 @@ impl Presence {
                 })
             })
             .collect();
+        let (hops, outgoing) = (&self.restored_hops, &self.outgoing);
         let restored = self.agent.import(
             records,
-            |target| restored_flow(&self.fallback_host, &self.restored_hosts, transport, target),
+            |target| restored_flow(&self.fallback_host, hops, outgoing, transport, target),
             now,
             now_unix,
         );
@@ -474,92 +491,89 @@ fn listener_flow(
     }
 }
 
-/// How long start-up waits for the addresses of restored dialogs' host names.
-const RESTORE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The URI of a dialog's next hop as stored: a route (`<sip:proxy;lr>`) or a remote target.
-fn hop_uri(hop: &str) -> Option<sip_message::Uri<'_>> {
+/// A dialog's next hop as stored, a route (`<sip:proxy;lr>`) or a remote target, as RFC 3263
+/// sees it.
+fn hop_destination(hop: &str) -> Option<Destination> {
     let text = hop.trim().trim_start_matches('<').trim_end_matches('>');
-    sip_message::Uri::parse(text).ok()
+    Destination::from_uri(text).ok()
 }
 
-/// The addresses of the host names that restored dialogs (presence and list subscriptions
-/// alike: both store a [`StoredDialog`]) are reached at, each looked up once, all at the
-/// same time, within [`RESTORE_LOOKUP_TIMEOUT`]. Like the proxy's next hops, RFC 3263 is
-/// reduced to address records. A name that does not resolve drops its dialogs; their
-/// subscribers subscribe again when their refresh fails.
-async fn resolve_next_hops(rows: &[PresenceRow]) -> HashMap<String, Vec<IpAddr>> {
-    let names: HashSet<String> = rows
+/// The targets of the next hops with host names that restored dialogs (presence and list
+/// subscriptions alike: both store a [`StoredDialog`]) are reached at, each located once,
+/// all at the same time, each within the locator's timeout. A next hop not located drops
+/// its dialogs; their subscribers subscribe again when their refresh fails.
+async fn locate_next_hops(
+    rows: &[PresenceRow],
+    locator: &Locator,
+    outgoing: &[sip_locate::Transport],
+) -> HashMap<String, Vec<sip_locate::Target>> {
+    let named: HashMap<String, Destination> = rows
         .iter()
         .filter_map(|row| serde_json::from_slice::<StoredDialog>(&row.data).ok())
-        .filter_map(|dialog| match hop_uri(dialog.next_hop())?.host {
-            sip_message::Host::Name(name) => Some(name.to_ascii_lowercase()),
-            _ => None,
+        .filter_map(|dialog| {
+            let destination = hop_destination(dialog.next_hop())?;
+            let named = matches!(destination.host, Host::Name(_));
+            named.then(|| (dialog.next_hop().to_owned(), destination))
         })
         .collect();
     let mut lookups = tokio::task::JoinSet::new();
-    for name in names {
+    for (hop, destination) in named {
+        let (locator, outgoing) = (locator.clone(), outgoing.to_vec());
         lookups.spawn(async move {
-            let lookup = tokio::net::lookup_host((name.as_str(), 0));
-            let found = tokio::time::timeout(RESTORE_LOOKUP_TIMEOUT, lookup).await;
-            let ips: Vec<IpAddr> = found.ok()?.ok()?.map(|addr| addr.ip()).collect();
-            Some((name, ips))
+            match locator.locate(&destination, &outgoing).await {
+                Ok(targets) => Some((hop, targets)),
+                Err(error) => {
+                    warn!(%error, hop, "restored dialogs' next hop not located");
+                    None
+                }
+            }
         });
     }
-    let mut resolved = HashMap::new();
+    let mut located = HashMap::new();
     while let Some(found) = lookups.join_next().await {
         match found {
-            Ok(Some((name, ips))) => {
-                resolved.insert(name, ips);
+            Ok(Some((hop, targets))) => {
+                located.insert(hop, targets);
             }
             Ok(None) => {}
-            Err(error) => warn!(%error, "host name lookup failed"),
+            Err(error) => warn!(%error, "next hop lookup failed"),
         }
     }
-    resolved
+    located
 }
 
-/// How a restored dialog is reached: its next hop's address and transport (RFC 3261
-/// §18.1.1), over a listener of ours for that transport. A host name takes its first
-/// address (from `resolved`) of the listener's address family, and is the name a TLS
-/// certificate must carry (RFC 5922).
+/// How a restored dialog is reached: the first target of its next hop (RFC 3263 §4, RFC
+/// 3261 §18.1.1) that a listener of ours for its transport and address family can reach,
+/// carrying the name a TLS certificate must show (RFC 5922). A host name's targets come
+/// from `located` (see [`locate_next_hops`]); `outgoing` as `SipConfig::outgoing_transports`.
 fn restored_flow(
     fallback_host: &str,
-    resolved: &HashMap<String, Vec<IpAddr>>,
+    located: &HashMap<String, Vec<sip_locate::Target>>,
+    outgoing: &[sip_locate::Transport],
     transport: &TransportHandle,
-    target: &str,
+    hop: &str,
 ) -> Option<Flow<Target>> {
-    let uri = hop_uri(target)?;
-    let secure = uri.scheme.eq_ignore_ascii_case("sips");
-    let kind = match uri.param("transport").flatten() {
-        _ if secure => Transport::Tls,
-        Some(t) if t.eq_ignore_ascii_case("tls") => Transport::Tls,
-        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-        _ => Transport::Udp,
+    let address = hop_destination(hop)?.address_target(outgoing);
+    let targets = match &address {
+        Some(target) => std::slice::from_ref(target),
+        None => located.get(hop)?,
     };
-    let port = uri
-        .port
-        .unwrap_or(if kind == Transport::Tls { 5061 } else { 5060 });
-    let local = transport.local_addr(kind)?;
-    let (ip, server_name): (IpAddr, _) = match uri.host {
-        sip_message::Host::Ipv4(ip) => (ip.into(), None),
-        sip_message::Host::Ipv6(ip) => (ip.into(), None),
-        sip_message::Host::Name(name) => {
-            let ips = resolved.get(&name.to_ascii_lowercase())?;
-            let ip = ips.iter().find(|ip| ip.is_ipv4() == local.is_ipv4())?;
-            (*ip, Some(name.to_owned()))
+    targets.iter().find_map(|target| {
+        let kind = transport_of(target.transport);
+        let local = transport.local_addr(kind)?;
+        if local.is_ipv4() != target.addr.is_ipv4() {
+            return None;
         }
-    };
-    let addr = SocketAddr::new(ip, port);
-    let dest = match kind {
-        Transport::Udp => Target::Udp(addr),
-        _ => Target::Connect {
-            transport: kind,
-            addr,
-            server_name,
-        },
-    };
-    Some(listener_flow(fallback_host, kind, dest, Some(local)))
+        let dest = match kind {
+            Transport::Udp => Target::Udp(target.addr),
+            _ => Target::Connect {
+                transport: kind,
+                addr: target.addr,
+                server_name: target.server_name.clone(),
+            },
+        };
+        Some(listener_flow(fallback_host, kind, dest, Some(local)))
+    })
 }
 
 /// The writer task: stores each save in one transaction, in order. Saves that queued up

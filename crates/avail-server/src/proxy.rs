@@ -1,8 +1,9 @@
 //! The proxy in the server (RFC 3261 §16): which requests are proxied rather than answered
 //! here, the 407 challenge for callers of the served domains (§22.3), the target set from the
 //! registrar (§16.5: every registered contact of an AOR, or the one instance a GRUU names,
-//! RFC 5627 §5.3), the relay policy, next hops resolved (RFC 3263 reduced to address records),
-//! and flows mapped to transport targets. The protocol itself is the sans-IO `proxy` crate.
+//! RFC 5627 §5.3), the relay policy, next hops located by RFC 3263 §4 (SRV, then address
+//! records; see [`ProxyService::locate`] for why only the first target is used), and flows
+//! mapped to transport targets. The protocol itself is the sans-IO `proxy` crate.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,15 +12,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use proxy::{Destination, Flow, Inbound, Listener, Proxy, Rejection, Routing};
 use registrar::Binding;
-use sip_message::{Host, Message, Method, Uri};
+use sip_locate::Locator;
+use sip_message::{Message, Method, Uri};
 use sip_transaction::{Action, ClientTxId, ServerTxId, TransactionLayer};
 use sip_transport::{Target, Transport, TransportHandle};
 use store::Store;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::auth::{simple, unix_now, Authenticator};
 use crate::config::Config;
-use crate::connect::Connector;
+use crate::connect::{transport_of, Connector};
 use crate::register::Registration;
 use crate::reply::{self, Origin};
 use crate::server::BoxError;
@@ -47,6 +49,12 @@ pub struct ProxyService {
     core: Proxy<Target>,
     /// Takes the sends that must connect first.
     connector: Connector,
+    /// Finds the next hops of requests for other domains (RFC 3263).
+    locator: Locator,
+    /// The transports an SRV lookup may pick (see `SipConfig::outgoing_transports`).
+    outgoing: Vec<sip_locate::Transport>,
+    /// Our UDP socket's address: a datagram reaches only its address family.
+    udp_listener: Option<SocketAddr>,
 }
 
 impl ProxyService {
@@ -57,6 +65,7 @@ impl ProxyService {
         store: &Store,
         transport: &TransportHandle,
         connector: Connector,
+        locator: Locator,
     ) -> Result<ProxyService, BoxError> {
         let flow_secret = store
             .get_or_create_secret("proxy-flow-token", sip_auth::generate_secret)
@@ -92,10 +101,18 @@ impl ProxyService {
             flow_target,
         );
         Ok(ProxyService {
+            outgoing: config.sip.outgoing_transports(),
+            udp_listener: transport.local_addr(Transport::Udp),
             config,
             core,
             connector,
+            locator,
         })
+    }
+
+    /// The locator of next hops, shared with the other parts that send to other domains.
+    pub fn locator(&self) -> &Locator {
+        &self.locator
     }
 
     pub fn owns(&self, id: ClientTxId) -> bool {
@@ -177,7 +194,7 @@ impl ProxyService {
         }
         let flow = match flow {
             Some(flow) => flow,
-            None => resolve(uri).await?,
+            None => self.locate(uri).await.ok()?,
         };
         let destination = Destination {
             request_uri: inbound.request_uri().to_owned(),
@@ -268,9 +285,9 @@ impl ProxyService {
     ) -> Outcome {
         let flow = match flow {
             Some(flow) => flow,
-            None => match resolve(uri).await {
-                Some(flow) => flow,
-                None => return respond(inbound.request(), 503, "Next hop not reachable"),
+            None => match self.locate(uri).await {
+                Ok(flow) => flow,
+                Err((status, reason)) => return respond(inbound.request(), status, reason),
             },
         };
         let destination = Destination {
@@ -360,6 +377,39 @@ impl ProxyService {
         }
     }
 
+    /// Where a next hop URI leads (RFC 3263 §4): the first of its targets our listeners can
+    /// send to. The later ones are not tried when that one fails (§4.3): a branch of the
+    /// sans-IO proxy has a single flow, which its Record-Route also records for the dialog's
+    /// later requests, so a failed connect ends the branch as a 503 (§16.9). A domain that
+    /// DNS says has no SIP server gets 404, not 503, which would only send the caller to
+    /// another server of ours (§4.3) to learn the same.
+    async fn locate(&self, uri: &str) -> Result<Flow, (u16, &'static str)> {
+        const UNREACHABLE: (u16, &str) = (503, "Next hop not reachable");
+        let located = match sip_locate::Destination::from_uri(uri) {
+            Ok(destination) => self.locator.locate(&destination, &self.outgoing).await,
+            Err(error) => Err(error),
+        };
+        let targets = located.map_err(|error| {
+            info!(%error, uri, "next hop not located");
+            if error.is_negative_answer() {
+                (404, "Domain Not Found")
+            } else {
+                UNREACHABLE
+            }
+        })?;
+        let flow = targets
+            .iter()
+            .find_map(|target| sendable_flow(target, self.udp_listener));
+        flow.ok_or_else(|| {
+            info!(
+                uri,
+                ?targets,
+                "no next hop target our listeners can send to"
+            );
+            UNREACHABLE
+        })
+    }
+
     /// Whether a next hop URI may be reached although no dialog through us leads there.
     fn relays_to(&self, uri: &str) -> bool {
         Uri::parse(uri).is_ok_and(|uri| {
@@ -414,23 +464,17 @@ fn destination(binding: &Binding) -> Option<Destination> {
     })
 }
 
-/// Where a URI leads (RFC 3263 §4 without NAPTR and SRV): its transport parameter or
-/// scheme, its port or the default, its address or the first address record of its host.
-async fn resolve(uri: &str) -> Option<Flow> {
-    let uri = Uri::parse(uri).ok()?;
-    let secure = uri.scheme.eq_ignore_ascii_case("sips");
-    let transport = match uri.param("transport").flatten() {
-        _ if secure => proxy::Transport::Tls,
-        Some(name) => proxy::Transport::from_name(name)?,
-        None => proxy::Transport::Udp,
-    };
-    let port = uri.port.unwrap_or(if secure { 5061 } else { 5060 });
-    let addr = match uri.host {
-        Host::Ipv4(ip) => SocketAddr::new(ip.into(), port),
-        Host::Ipv6(ip) => SocketAddr::new(ip.into(), port),
-        Host::Name(name) => tokio::net::lookup_host((name, port)).await.ok()?.next()?,
-    };
-    Some(Flow { transport, addr })
+/// A located next hop as a flow, if our listeners can send there: a datagram leaves from
+/// our UDP socket, which reaches only its own address family.
+fn sendable_flow(target: &sip_locate::Target, udp_listener: Option<SocketAddr>) -> Option<Flow> {
+    let transport = flow_transport(transport_of(target.transport));
+    if transport == proxy::Transport::Udp && udp_listener?.is_ipv4() != target.addr.is_ipv4() {
+        return None;
+    }
+    Some(Flow {
+        transport,
+        addr: target.addr,
+    })
 }
 
 fn origin_flow(origin: Origin) -> Flow {
@@ -526,16 +570,38 @@ mod tests {
         assert!(destination(&binding("udp", "not an address")).is_none());
     }
 
-    #[tokio::test]
-    async fn next_hops_resolve_by_transport_parameter_and_default_port() {
-        let tcp = resolve("sip:192.0.2.7;transport=tcp;lr")
-            .await
-            .expect("resolved");
-        assert_eq!(tcp.transport, proxy::Transport::Tcp);
-        assert_eq!(tcp.addr, "192.0.2.7:5060".parse().unwrap());
-        let tls = resolve("sips:[2001:db8::1]").await.expect("resolved");
-        assert_eq!(tls.transport, proxy::Transport::Tls);
-        assert_eq!(tls.addr, "[2001:db8::1]:5061".parse().unwrap());
-        assert!(resolve("sip:192.0.2.7;transport=sctp").await.is_none());
+    #[test]
+    fn located_next_hops_become_flows_our_listeners_can_send_on() {
+        let located = |transport, addr: &str| sip_locate::Target {
+            transport,
+            addr: addr.parse().unwrap(),
+            server_name: Some("example.net".into()),
+        };
+        let ipv4: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let udp = located(sip_locate::Transport::Udp, "192.0.2.7:5060");
+        assert_eq!(
+            sendable_flow(&udp, Some(ipv4)),
+            Some(Flow {
+                transport: proxy::Transport::Udp,
+                addr: "192.0.2.7:5060".parse().unwrap()
+            })
+        );
+        assert_eq!(sendable_flow(&udp, None), None, "no UDP listener");
+        let udp6 = located(sip_locate::Transport::Udp, "[2001:db8::1]:5060");
+        assert_eq!(
+            sendable_flow(&udp6, Some(ipv4)),
+            None,
+            "an IPv4 socket cannot reach IPv6"
+        );
+        let tcp6 = located(sip_locate::Transport::Tcp, "[2001:db8::1]:5070");
+        let flow = sendable_flow(&tcp6, Some(ipv4)).expect("a connection of either family");
+        assert_eq!(
+            flow_target(&flow),
+            Target::Connect {
+                transport: Transport::Tcp,
+                addr: "[2001:db8::1]:5070".parse().unwrap(),
+                server_name: None
+            }
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sip_auth::Nonces;
+use sip_locate::Locator;
 use sip_transport::{tls, Transport, TransportConfig, Transports};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -28,6 +29,10 @@ use crate::sip_core::SipCore;
 /// wakeup take all that are due within this slack turns thousands of wakeups a second into
 /// at most a hundred, and no SIP timer needs finer precision.
 const TIMER_SLACK: Duration = Duration::from_millis(10);
+
+/// How long the DNS lookups locating one next hop may take (RFC 3263). The proxy waits for
+/// them before it forwards, so a slow name server must not hold it for long.
+const LOCATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -105,10 +110,18 @@ async fn run_sip(
     }
     info!(domains = ?config.domains, data_dir = %config.data_dir.display(), "avail-server started");
     let auth = Authenticator::start(config.clone(), store.clone()).await?;
-    let presence = Presence::new(&config, store.clone());
+    let locator = Locator::new(&config.sip.nameservers, LOCATE_TIMEOUT);
+    let presence = Presence::new(&config, store.clone(), locator.clone());
     let lists = ListServer::new(&config, store.clone(), presence.saver());
     let (connector, mut failed_sends) = Connector::new(transport.clone());
-    let proxy = ProxyService::start(config.clone(), &store, &transport, connector.clone()).await?;
+    let proxy = ProxyService::start(
+        config.clone(),
+        &store,
+        &transport,
+        connector.clone(),
+        locator,
+    )
+    .await?;
     let (registration, mut persisted) = Registration::start(config.clone(), store).await?;
     let mut core = SipCore::new(
         config,

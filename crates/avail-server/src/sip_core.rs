@@ -77,8 +77,12 @@ impl SipCore {
             ..sip_transaction::Config::default()
         });
         SipCore {
+            remote: RemoteWatches::new(
+                &config,
+                transport.local_addr(Transport::Tcp),
+                proxy.locator().clone(),
+            ),
             proxy,
-            remote: RemoteWatches::new(&config, transport.local_addr(Transport::Tcp)),
             lists,
             notify_txs: HashMap::new(),
             config,

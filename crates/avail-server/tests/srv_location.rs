@@ -1,0 +1,411 @@
+//! RFC 3263 on the wire: the server finds other domains' SIP servers through DNS SRV records
+//! and their targets' address records, asking a real name server (Debian's dnsmasq, package
+//! dnsmasq-base) given with `--nameserver`. The proxy relays a request to the server an SRV
+//! record names, on the port it names; the resource list server's back-end subscription
+//! goes there too, and moves on to the next SRV target when the first refuses the
+//! connection (§4.3); a domain without SIP servers gets 404.
+
+mod ua;
+mod xcap_common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sip_message::{Limits, Message, StreamDecoder, StreamItem};
+use ua::{body, header, Ua};
+use xcap_common::common::{free_port, unique, Server, SipConn};
+use xcap_common::Client;
+
+const LOCAL: &str = "local.test";
+const REMOTE: &str = "remote.test";
+
+/// dnsmasq answering for `.test` from its `--srv-host` / `--host-record` options `records`,
+/// NXDOMAIN for any other name there; names elsewhere it refuses (no upstream servers).
+struct NameServer {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NameServer {
+    fn start(records: &[String]) -> NameServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("dnsmasq.log");
+        let port = free_port();
+        // Debian installs it in /usr/sbin, which a user's PATH leaves out.
+        let installed = Path::new("/usr/sbin/dnsmasq");
+        let program = if installed.exists() {
+            installed
+        } else {
+            Path::new("dnsmasq")
+        };
+        let child = Command::new(program)
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--pid-file=",
+                // Stays who it is (root in CI) instead of switching to `nobody`.
+                "--user=root",
+                "--local=/test/",
+                "--log-queries",
+                "--log-facility=-",
+            ])
+            .arg(format!("--port={port}"))
+            .args(records)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("cannot run dnsmasq ({error}): install Debian's dnsmasq-base (scripts/test does)")
+            });
+        let mut server = NameServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log,
+            _dir: dir,
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// dnsmasq serves TCP on its port too: once it accepts, it answers.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("dnsmasq exited ({status}):\n{}", self.log());
+            }
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("dnsmasq did not start:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Our server's flag pointing at this name server.
+    fn flag(&self) -> [String; 2] {
+        ["--nameserver".to_owned(), self.addr.to_string()]
+    }
+}
+
+impl Drop for NameServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn srv_host(service: &str, target: &str, port: u16, priority: u16) -> String {
+    format!("--srv-host={service},{target},{port},{priority},0")
+}
+
+fn host_record(name: &str) -> String {
+    format!("--host-record={name},127.0.0.1")
+}
+
+/// The SIP server of the other domain: a TCP listener speaking just enough SIP.
+struct RemoteServer {
+    listener: TcpListener,
+}
+
+impl RemoteServer {
+    fn bind() -> RemoteServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking accept");
+        RemoteServer { listener }
+    }
+
+    fn port(&self) -> u16 {
+        self.listener.local_addr().expect("bound").port()
+    }
+
+    /// The connection our server opens, within 10 s.
+    fn accept(&self) -> Peer {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false).expect("blocking reads");
+                    return Peer {
+                        stream,
+                        decoder: StreamDecoder::new(Limits::default()),
+                    };
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "nothing connected to the server SRV names"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(error) => panic!("accept: {error}"),
+            }
+        }
+    }
+}
+
+/// One connection to the other domain's server, framed as SIP over TCP.
+struct Peer {
+    stream: TcpStream,
+    decoder: StreamDecoder,
+}
+
+impl Peer {
+    fn recv(&mut self) -> Message {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.decoder.next_item().expect("a framed stream") {
+                Some(StreamItem::Message(bytes)) => {
+                    return Message::parse(bytes, &Limits::default()).expect("a valid message")
+                }
+                Some(StreamItem::Ping | StreamItem::Pong) => continue,
+                None => {}
+            }
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .expect("a message within 10 s");
+            self.stream.set_read_timeout(Some(left)).expect("timeout");
+            let mut chunk = [0u8; 16 * 1024];
+            let n = self.stream.read(&mut chunk).expect("a message within 10 s");
+            assert!(n > 0, "our server closed the connection");
+            self.decoder.push(&chunk[..n]);
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    fn answer(&mut self, request: &Message, to_tag: &str, headers: &[(&str, &str)]) {
+        let mut writer = sip_message::response_to(request, 200, "OK", Some(to_tag));
+        for (name, value) in headers {
+            writer.header(name, value);
+        }
+        let response = writer.finish(None, b"");
+        self.send(&response);
+    }
+}
+
+/// A local server for `local.test` asking `dns`, with `extra` flags; and its XCAP root.
+fn local_server(dns: &NameServer, users: &[(&str, &str)], extra: &[&str]) -> (Server, String) {
+    let flag = dns.flag();
+    let mut flags: Vec<&str> = flag.iter().map(String::as_str).collect();
+    flags.extend_from_slice(extra);
+    Server::start_domain(LOCAL, users, &flags)
+}
+
+fn message_to(uri: &str) -> String {
+    let n = unique();
+    format!(
+        "MESSAGE {uri} SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:5098;branch=z9hG4bK-srv{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:dave@elsewhere.example.net>;tag=d{n}\r\n\
+         To: <{uri}>\r\n\
+         Call-ID: srv-{n}\r\n\
+         CSeq: 1 MESSAGE\r\n\
+         Content-Type: text/plain\r\n\
+         Content-Length: 5\r\n\r\nhello"
+    )
+}
+
+/// No `_sip._udp` record, so §4.1 moves on to `_sip._tcp`, whose record names the host and
+/// port: the MESSAGE reaches the remote server there over TCP, and its answer comes back.
+#[test]
+fn a_relayed_request_reaches_the_server_an_srv_record_names() {
+    let remote = RemoteServer::bind();
+    let dns = NameServer::start(&[
+        srv_host("_sip._tcp.remote.test", "sip.remote.test", remote.port(), 0),
+        host_record("sip.remote.test"),
+    ]);
+    let (server, _) = local_server(&dns, &[], &["--relay-domain", REMOTE]);
+    let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
+    let uri = format!("sip:olga@{REMOTE}");
+    caller.send(&message_to(&uri));
+
+    let mut peer = remote.accept();
+    let relayed = peer.recv();
+    assert_eq!(relayed.method(), Some(&sip_message::Method::Message));
+    assert_eq!(relayed.request_uri(), Some(uri.as_str()));
+    assert!(
+        header(&relayed, "Via").starts_with("SIP/2.0/TCP "),
+        "sent over the transport the SRV record was for: {relayed:?}"
+    );
+    assert_eq!(body(&relayed), "hello");
+    peer.answer(&relayed, "olga1", &[]);
+    let answer = caller.recv();
+    assert_eq!(answer.status(), Some(200), "{answer:?}\n{}", server.log());
+}
+
+/// NXDOMAIN, or an SRV record saying the service is not offered (target `.`, RFC 2782):
+/// DNS says the domain has no SIP server, so the caller gets 404 (a 503 would only send it
+/// to another server of ours, RFC 3263 §4.3). A name server that cannot answer is another
+/// matter: 503, as for any next hop out of reach.
+#[test]
+fn a_domain_without_sip_servers_gets_404() {
+    let dns = NameServer::start(&[
+        "--srv-host=_sip._udp.closed.test".to_owned(),
+        "--srv-host=_sip._tcp.closed.test".to_owned(),
+    ]);
+    let (server, _) = local_server(&dns, &[], &["--relay-domain", "*"]);
+    let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
+    for domain in ["nowhere.test", "closed.test"] {
+        caller.send(&message_to(&format!("sip:olga@{domain}")));
+        let answer = caller.recv();
+        assert_eq!(
+            answer.status(),
+            Some(404),
+            "{domain}: {answer:?}\n{}",
+            dns.log()
+        );
+    }
+    caller.send(&message_to("sip:olga@unreachable.example"));
+    let answer = caller.recv();
+    assert_eq!(answer.status(), Some(503), "{answer:?}\n{}", dns.log());
+}
+
+/// Alice's buddy list holds a user of a domain whose first SRV target (priority 10) refuses
+/// connections: the back-end SUBSCRIBE goes to the second (priority 20), whose NOTIFY then
+/// reaches Alice's list.
+#[test]
+fn a_back_end_subscription_moves_on_to_the_next_srv_target() {
+    let remote = RemoteServer::bind();
+    let dead = free_port();
+    let dns = NameServer::start(&[
+        srv_host("_sip._tcp.remote.test", "dead.remote.test", dead, 10),
+        srv_host(
+            "_sip._tcp.remote.test",
+            "live.remote.test",
+            remote.port(),
+            20,
+        ),
+        host_record("dead.remote.test"),
+        host_record("live.remote.test"),
+    ]);
+    let (server, root) = local_server(&dns, &[("alice", "secret")], &[]);
+    let service = format!("sip:alice+buddies@{LOCAL}");
+    let olga = format!("sip:olga@{REMOTE}");
+    put_buddy_list(&root, &service, &olga);
+    let mut alice = Ua::in_domain(&server, "alice", "secret", LOCAL);
+    let (response, _) = alice.subscribe(
+        &service,
+        "presence",
+        "Supported: eventlist\r\n\
+         Accept: multipart/related, application/rlmi+xml, application/pidf+xml\r\n",
+    );
+    assert_eq!(response.status(), Some(200), "{response:?}");
+
+    let mut peer = remote.accept();
+    let subscribe = peer.recv();
+    assert_eq!(subscribe.method(), Some(&sip_message::Method::Subscribe));
+    assert_eq!(subscribe.request_uri(), Some(olga.as_str()));
+    assert!(header(&subscribe, "From").contains(&format!("alice@{LOCAL}")));
+    let contact = format!("<sip:olga@127.0.0.1:{};transport=tcp>", remote.port());
+    peer.answer(
+        &subscribe,
+        "olga1",
+        &[("Expires", "600"), ("Contact", &contact)],
+    );
+    peer.send(notify_for(&subscribe, &contact, "olga-via-srv").as_bytes());
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let notify = alice
+            .try_notify(Duration::from_secs(10))
+            .expect("list NOTIFYs");
+        if body(&notify).contains("olga-via-srv") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Olga's state never reached the list"
+        );
+    }
+    let log = server.log();
+    assert!(
+        log.contains(&format!("127.0.0.1:{}", remote.port()))
+            && log.contains("moves to the next target"),
+        "the refused first target was tried first:\n{log}"
+    );
+}
+
+/// Alice's resource-lists with `member` and her rls-services `service` referring to it.
+fn put_buddy_list(root: &str, service: &str, member: &str) {
+    let client = Client::new(root.to_owned(), "alice", "secret");
+    let owner = format!("sip:alice@{LOCAL}");
+    let lists = format!(
+        "<?xml version='1.0' encoding='UTF-8'?>\n\
+         <resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\">\
+         <list name=\"buddies\"><entry uri=\"{member}\"/></list></resource-lists>"
+    );
+    let anchor = simple_payloads::uri::encode_any_uri(&format!(
+        "{root}/resource-lists/users/{owner}/index/~~/resource-lists/list[@name=\"buddies\"]"
+    ));
+    let services = format!(
+        "<?xml version='1.0' encoding='UTF-8'?>\n\
+         <rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\">\
+         <service uri=\"{service}\"><resource-list>{anchor}</resource-list>\
+         <packages><package>presence</package></packages></service></rls-services>"
+    );
+    for (auid, content_type, document) in [
+        ("resource-lists", "application/resource-lists+xml", lists),
+        ("rls-services", "application/rls-services+xml", services),
+    ] {
+        let path = format!("{auid}/users/{owner}/index");
+        let reply = client.put(&path, content_type, document.as_bytes());
+        assert!(
+            reply.status == 200 || reply.status == 201,
+            "PUT {path}: {} {}",
+            reply.status,
+            reply.text()
+        );
+    }
+}
+
+/// The remote server's NOTIFY in the dialog `subscribe` created, with a PIDF saying `note`.
+fn notify_for(subscribe: &Message, contact: &str, note: &str) -> String {
+    let target = header(subscribe, "Contact");
+    let target = target.trim().trim_start_matches('<').trim_end_matches('>');
+    let entity = subscribe.request_uri().expect("a request");
+    let pidf = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"{entity}\">\
+         <tuple id=\"t1\"><status><basic>open</basic></status><note>{note}</note></tuple>\
+         </presence>"
+    );
+    format!(
+        "NOTIFY {target} SIP/2.0\r\n\
+         Via: SIP/2.0/TCP {contact_host};branch=z9hG4bK-notify{n}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <{entity}>;tag=olga1\r\n\
+         To: {to}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 NOTIFY\r\n\
+         Contact: {contact}\r\n\
+         Event: presence\r\n\
+         Subscription-State: active;expires=600\r\n\
+         Content-Type: application/pidf+xml\r\n\
+         Content-Length: {length}\r\n\r\n{pidf}",
+        contact_host = contact
+            .trim_start_matches("<sip:olga@")
+            .trim_end_matches(";transport=tcp>"),
+        n = unique(),
+        to = header(subscribe, "From"),
+        call_id = header(subscribe, "Call-ID"),
+        length = pidf.len(),
+    )
+}

@@ -1,0 +1,748 @@
+//! Sans-IO server selection (RFC 3263 §4.1 and §4.2 without NAPTR, with RFC 2782's ordering
+//! as §4.3 asks): which transport and port a URI calls for, which SRV names to ask and in
+//! what order, how an SRV answer is ordered and which servers it names, and the targets
+//! their addresses make. The random numbers of RFC 2782's weighted pick come in through
+//! [`WeightDraw`], so that a test can script them.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use rand::Rng;
+use sip_message::Uri;
+
+use crate::LocateError;
+
+/// Targets one destination yields at most (SRV records considered, then addresses): a
+/// domain publishing more gains nothing but a longer list to fail over through.
+pub const MAX_TARGETS: usize = 16;
+
+/// The transports of RFC 3263 §4.1 resolved here (no SCTP, no WebSocket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+}
+
+impl Transport {
+    /// RFC 3261 §19.1.2: 5061 for TLS, 5060 otherwise.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Tls => 5061,
+            Transport::Udp | Transport::Tcp => 5060,
+        }
+    }
+
+    /// A `transport` URI parameter, case-insensitively; None for one not resolved here.
+    pub fn from_param(name: &str) -> Option<Transport> {
+        [Transport::Udp, Transport::Tcp, Transport::Tls]
+            .into_iter()
+            .find(|transport| transport.param().eq_ignore_ascii_case(name))
+    }
+
+    fn param(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    /// §4.1: TLS is the `_sips` service, also when a SIP URI is sent over TLS.
+    fn srv_labels(self) -> &'static str {
+        match self {
+            Transport::Udp => "_sip._udp",
+            Transport::Tcp => "_sip._tcp",
+            Transport::Tls => "_sips._tcp",
+        }
+    }
+}
+
+/// The SRV name of `domain`'s SIP service over `transport` (RFC 3263 §4.1).
+pub fn srv_name(domain: &str, transport: Transport) -> String {
+    format!("{}.{domain}", transport.srv_labels())
+}
+
+/// A destination's host: an address is used as it is (§4.2), a name is looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Ip(IpAddr),
+    /// Lower case, without a trailing dot.
+    Name(String),
+}
+
+impl Host {
+    fn parse(text: &str) -> Host {
+        match text.parse() {
+            Ok(ip) => Host::Ip(ip),
+            Err(_) => Host::Name(text.trim_end_matches('.').to_ascii_lowercase()),
+        }
+    }
+}
+
+/// An address without brackets, as a connect call takes it.
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(ip) => ip.fmt(f),
+            Host::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// What RFC 3263 §4 looks at in a URI: host, port, scheme and `transport` parameter. The
+/// `maddr` parameter is deliberately left out: it would let a request name any host as its
+/// next hop whatever its domain, around a relay policy decided on the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub host: Host,
+    pub port: Option<u16>,
+    /// A SIPS URI: TLS only (§4.1).
+    pub secure: bool,
+    /// The `transport` parameter, or the transport a caller insists on.
+    pub transport: Option<Transport>,
+}
+
+impl Destination {
+    pub fn from_uri(text: &str) -> Result<Destination, LocateError> {
+        let not_sip = || LocateError::NotSip(text.to_owned());
+        let uri = Uri::parse(text).map_err(|_| not_sip())?;
+        if !uri.is_sip() {
+            return Err(not_sip());
+        }
+        let secure = uri.scheme.eq_ignore_ascii_case("sips");
+        let transport = match uri.param("transport").flatten() {
+            _ if secure => Some(Transport::Tls),
+            Some(name) => Some(
+                Transport::from_param(name)
+                    .ok_or_else(|| LocateError::UnsupportedTransport(name.to_owned()))?,
+            ),
+            None => None,
+        };
+        let host = match uri.host {
+            sip_message::Host::Ipv4(ip) => Host::Ip(ip.into()),
+            sip_message::Host::Ipv6(ip) => Host::Ip(ip.into()),
+            sip_message::Host::Name(name) => Host::parse(name),
+        };
+        Ok(Destination {
+            host,
+            port: uri.port,
+            secure,
+            transport,
+        })
+    }
+
+    /// A server written as `host[:port]` (an IPv6 address in brackets), reached over
+    /// `transport`: a client's configured domain.
+    pub fn from_host_port(text: &str, transport: Transport) -> Destination {
+        let (host, port) = split_host_port(text);
+        Destination {
+            host: Host::parse(host),
+            port,
+            secure: false,
+            transport: Some(transport),
+        }
+    }
+
+    /// The name a TLS server must prove it holds (RFC 5922 §4): the destination's domain,
+    /// never an SRV target's name, since an SRV answer is not authenticated. None for an
+    /// address.
+    pub fn server_name(&self) -> Option<&str> {
+        match &self.host {
+            Host::Name(name) => Some(name),
+            Host::Ip(_) => None,
+        }
+    }
+
+    /// The one target of a destination whose host is an address (§4.2: no DNS); None for a
+    /// name. `probe` as in [`plan`].
+    pub fn address_target(&self, probe: &[Transport]) -> Option<Target> {
+        match plan(self, probe) {
+            Plan::Host(ServerHost {
+                transport,
+                host: Host::Ip(ip),
+                port,
+            }) => Some(Target {
+                transport,
+                addr: SocketAddr::new(ip, port),
+                server_name: None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// `text` as `host[:port]`: an IPv6 address needs brackets to carry a port; a port that is
+/// not a number counts as none.
+fn split_host_port(text: &str) -> (&str, Option<u16>) {
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((host, tail)) => (host, tail.strip_prefix(':')),
+            None => (rest, None),
+        },
+        None => match text.split_once(':') {
+            Some((host, port)) if !port.contains(':') => (host, Some(port)),
+            _ => (text, None),
+        },
+    };
+    (host, port.and_then(|p| p.parse().ok()))
+}
+
+/// The host and port of `text` written as `host[:port]`, `default_port` when it has none.
+pub fn host_port(text: &str, default_port: u16) -> (String, u16) {
+    let (host, port) = split_host_port(text);
+    (host.to_owned(), port.unwrap_or(default_port))
+}
+
+/// A server before its addresses are looked up: a host on a port, over a transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerHost {
+    pub transport: Transport,
+    pub host: Host,
+    pub port: u16,
+}
+
+/// Where to send: what a destination resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+    /// See [`Destination::server_name`].
+    pub server_name: Option<String>,
+}
+
+/// The lookups a destination needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// §4.2 without SRV: an address, or a name with an explicit port, over the transport
+    /// §4.1 settles on.
+    Host(ServerHost),
+    /// A name without a port: SRV first.
+    Srv(SrvSearch),
+}
+
+/// What to ask DNS for `destination` (§4.1, §4.2). `probe` lists the transports the caller
+/// can send on, in its order of preference, for a SIP URI that names none; §4.1 leaves that
+/// order to the client.
+pub fn plan(destination: &Destination, probe: &[Transport]) -> Plan {
+    let named = destination
+        .transport
+        .or(destination.secure.then_some(Transport::Tls));
+    // §4.1: UDP for a SIP URI when nothing says otherwise; a caller that cannot send over UDP
+    // takes its own first choice instead.
+    let fallback = named.unwrap_or(match probe.first() {
+        Some(first) if !probe.contains(&Transport::Udp) => *first,
+        _ => Transport::Udp,
+    });
+    match (&destination.host, destination.port) {
+        (Host::Name(domain), None) => {
+            let candidates = match named {
+                Some(transport) => vec![transport],
+                None if probe.is_empty() => vec![fallback],
+                None => probe.to_vec(),
+            };
+            Plan::Srv(SrvSearch {
+                domain: domain.clone(),
+                pending: candidates.into(),
+                fallback,
+                declined: Vec::new(),
+                found: None,
+            })
+        }
+        (host, port) => Plan::Host(ServerHost {
+            transport: fallback,
+            host: host.clone(),
+            port: port.unwrap_or(fallback.default_port()),
+        }),
+    }
+}
+
+/// §4.1's SRV queries for a domain: one name per candidate transport, in order, until one
+/// answers with a server; without any, §4.2's fallback: the domain's own addresses on the
+/// fallback transport's default port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvSearch {
+    domain: String,
+    /// Transports not asked about yet, in order.
+    pending: VecDeque<Transport>,
+    fallback: Transport,
+    /// Transports whose only SRV answer was `.`: decidedly not offered (RFC 2782).
+    declined: Vec<Transport>,
+    found: Option<Vec<ServerHost>>,
+}
+
+impl SrvSearch {
+    /// The next SRV name to ask about and its transport; None once a transport has servers
+    /// or every candidate has been asked about.
+    pub fn next_query(&self) -> Option<(Transport, String)> {
+        if self.found.is_some() {
+            return None;
+        }
+        let transport = *self.pending.front()?;
+        Some((transport, srv_name(&self.domain, transport)))
+    }
+
+    /// The answer about `transport`: its SRV records, none for NXDOMAIN or an empty answer.
+    pub fn on_answer(
+        &mut self,
+        transport: Transport,
+        records: Vec<Srv>,
+        draw: &mut impl WeightDraw,
+    ) {
+        self.pending.retain(|pending| *pending != transport);
+        if records.is_empty() || self.found.is_some() {
+            return;
+        }
+        let servers: Vec<ServerHost> = order_srv(records, draw)
+            .into_iter()
+            .filter(|record| record.target != ".")
+            .take(MAX_TARGETS)
+            .map(|record| ServerHost {
+                transport,
+                host: Host::Name(record.target),
+                port: record.port,
+            })
+            .collect();
+        if servers.is_empty() {
+            self.declined.push(transport);
+        } else {
+            self.found = Some(servers);
+        }
+    }
+
+    /// The servers found, in the order to try them.
+    pub fn finish(self) -> Result<Vec<ServerHost>, LocateError> {
+        if let Some(servers) = self.found {
+            return Ok(servers);
+        }
+        if self.declined.contains(&self.fallback) {
+            return Err(LocateError::NoService(self.domain));
+        }
+        Ok(vec![ServerHost {
+            transport: self.fallback,
+            port: self.fallback.default_port(),
+            host: Host::Name(self.domain),
+        }])
+    }
+}
+
+/// The targets `found` makes (each server's addresses, in order), at most [`MAX_TARGETS`];
+/// `server_name` as [`Destination::server_name`].
+pub fn targets(found: Vec<(ServerHost, Vec<IpAddr>)>, server_name: Option<&str>) -> Vec<Target> {
+    found
+        .into_iter()
+        .flat_map(|(server, ips)| {
+            ips.into_iter().map(move |ip| Target {
+                transport: server.transport,
+                addr: SocketAddr::new(ip, server.port),
+                server_name: server_name.map(str::to_owned),
+            })
+        })
+        .take(MAX_TARGETS)
+        .collect()
+}
+
+/// One SRV answer (RFC 2782).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Srv {
+    pub priority: u16,
+    pub weight: u16,
+    pub port: u16,
+    /// Without the trailing dot; `.` alone means "no such service here".
+    pub target: String,
+}
+
+/// The random numbers of RFC 2782's weighted pick, each uniform in `0..=total`. Every
+/// [`Rng`] is one; a test scripts them.
+pub trait WeightDraw {
+    fn draw(&mut self, total: u32) -> u32;
+}
+
+impl<R: Rng + ?Sized> WeightDraw for R {
+    fn draw(&mut self, total: u32) -> u32 {
+        self.gen_range(0..=total)
+    }
+}
+
+/// RFC 2782 order: ascending priority; within a priority, repeatedly the record whose
+/// running weight sum first reaches a number drawn from 0 to the sum of the weights left.
+/// Zero weights go first, so that they win only a draw of 0 while others remain.
+pub fn order_srv(mut records: Vec<Srv>, draw: &mut impl WeightDraw) -> Vec<Srv> {
+    records.sort_by_key(|r| (r.priority, r.weight != 0));
+    let mut ordered = Vec::with_capacity(records.len());
+    while !records.is_empty() {
+        let priority = records[0].priority;
+        let end = records
+            .iter()
+            .position(|r| r.priority != priority)
+            .unwrap_or(records.len());
+        let mut group: Vec<Srv> = records.drain(..end).collect();
+        while !group.is_empty() {
+            let total: u32 = group.iter().map(|r| u32::from(r.weight)).sum();
+            let pick = draw.draw(total);
+            let mut running = 0;
+            let index = group
+                .iter()
+                .position(|r| {
+                    running += u32::from(r.weight);
+                    running >= pick
+                })
+                .unwrap_or(0);
+            ordered.push(group.remove(index));
+        }
+    }
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// Draws as scripted, in order (clamped to the total, as a real draw would be).
+    struct Scripted(VecDeque<u32>);
+
+    impl WeightDraw for Scripted {
+        fn draw(&mut self, total: u32) -> u32 {
+            self.0.pop_front().expect("a scripted draw").min(total)
+        }
+    }
+
+    fn scripted(draws: &[u32]) -> Scripted {
+        Scripted(draws.iter().copied().collect())
+    }
+
+    fn srv(priority: u16, weight: u16, target: &str) -> Srv {
+        Srv {
+            priority,
+            weight,
+            port: 5061,
+            target: target.into(),
+        }
+    }
+
+    fn targets_of(records: &[Srv]) -> Vec<&str> {
+        records.iter().map(|r| r.target.as_str()).collect()
+    }
+
+    fn destination(uri: &str) -> Destination {
+        Destination::from_uri(uri).expect("a SIP URI")
+    }
+
+    fn search(uri: &str, probe: &[Transport]) -> SrvSearch {
+        match plan(&destination(uri), probe) {
+            Plan::Srv(search) => search,
+            other => panic!("{uri}: SRV expected, got {other:?}"),
+        }
+    }
+
+    fn server(transport: Transport, host: &str, port: u16) -> ServerHost {
+        ServerHost {
+            transport,
+            host: Host::parse(host),
+            port,
+        }
+    }
+
+    const UDP_TCP: &[Transport] = &[Transport::Udp, Transport::Tcp];
+
+    #[test]
+    fn names_the_rfc3263_services_and_default_ports() {
+        assert_eq!(
+            srv_name("example.com", Transport::Udp),
+            "_sip._udp.example.com"
+        );
+        assert_eq!(
+            srv_name("example.com", Transport::Tcp),
+            "_sip._tcp.example.com"
+        );
+        assert_eq!(
+            srv_name("example.com", Transport::Tls),
+            "_sips._tcp.example.com"
+        );
+        assert_eq!(Transport::Udp.default_port(), 5060);
+        assert_eq!(Transport::Tcp.default_port(), 5060);
+        assert_eq!(Transport::Tls.default_port(), 5061);
+        assert_eq!(Transport::from_param("TCP"), Some(Transport::Tcp));
+        assert_eq!(Transport::from_param("sctp"), None);
+    }
+
+    #[test]
+    fn host_and_port_come_apart_with_ipv6_in_brackets() {
+        assert_eq!(
+            host_port("example.com:5070", 5061),
+            ("example.com".into(), 5070)
+        );
+        assert_eq!(host_port("192.0.2.1", 5060), ("192.0.2.1".into(), 5060));
+        assert_eq!(
+            host_port("[2001:db8::1]:5071", 5061),
+            ("2001:db8::1".into(), 5071)
+        );
+        assert_eq!(
+            host_port("[2001:db8::1]", 5061),
+            ("2001:db8::1".into(), 5061)
+        );
+        assert_eq!(host_port("2001:db8::1", 5060), ("2001:db8::1".into(), 5060));
+        assert_eq!(
+            host_port("example.com:sip", 5060),
+            ("example.com".into(), 5060)
+        );
+    }
+
+    #[test]
+    fn lower_priorities_come_first_whatever_the_draws() {
+        let records = vec![
+            srv(20, 0, "backup"),
+            srv(10, 0, "primary"),
+            srv(30, 5, "last"),
+        ];
+        let ordered = order_srv(records, &mut scripted(&[0, 0, 5]));
+        assert_eq!(targets_of(&ordered), ["primary", "backup", "last"]);
+    }
+
+    #[test]
+    fn the_draw_picks_the_first_record_whose_running_weight_reaches_it() {
+        let records = vec![srv(1, 10, "a"), srv(1, 30, "b"), srv(1, 60, "c")];
+        // Running sums 10, 40, 100: 35 falls to b; then a and c sum 10, 70: 11 falls to c.
+        let ordered = order_srv(records.clone(), &mut scripted(&[35, 11, 0]));
+        assert_eq!(targets_of(&ordered), ["b", "c", "a"]);
+        // A draw equal to a running sum picks that record.
+        let ordered = order_srv(records.clone(), &mut scripted(&[10, 30, 0]));
+        assert_eq!(targets_of(&ordered), ["a", "b", "c"]);
+        let ordered = order_srv(records, &mut scripted(&[100, 0, 0]));
+        assert_eq!(targets_of(&ordered), ["c", "a", "b"]);
+    }
+
+    #[test]
+    fn a_zero_weight_wins_only_a_draw_of_zero_while_others_remain() {
+        let records = vec![srv(1, 50, "fifty"), srv(1, 0, "zero")];
+        let ordered = order_srv(records.clone(), &mut scripted(&[0, 0]));
+        assert_eq!(targets_of(&ordered), ["zero", "fifty"]);
+        let ordered = order_srv(records, &mut scripted(&[1, 0]));
+        assert_eq!(targets_of(&ordered), ["fifty", "zero"]);
+        // All weights zero: every draw is 0 and the records keep their order.
+        let ordered = order_srv(vec![srv(1, 0, "x"), srv(1, 0, "y")], &mut scripted(&[0, 0]));
+        assert_eq!(targets_of(&ordered), ["x", "y"]);
+    }
+
+    #[test]
+    fn weights_share_the_picks_in_proportion() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let records = vec![
+            srv(20, 0, "backup"),
+            srv(10, 90, "heavy"),
+            srv(10, 10, "light"),
+        ];
+        let mut heavy_first = 0;
+        for _ in 0..1000 {
+            let ordered = order_srv(records.clone(), &mut rng);
+            let targets = targets_of(&ordered);
+            assert_eq!(targets.len(), 3);
+            assert_eq!(targets[2], "backup", "priority 20 after both of 10");
+            if targets[0] == "heavy" {
+                heavy_first += 1;
+            }
+        }
+        // Weight 90 of 100: about 900 of 1000 (plus the pick of 0, which takes the first).
+        assert!((850..=950).contains(&heavy_first), "{heavy_first}");
+        let records = vec![srv(1, 0, "zero"), srv(1, 50, "fifty")];
+        let zero_first = (0..1000)
+            .filter(|_| order_srv(records.clone(), &mut rng)[0].target == "zero")
+            .count();
+        // Only a draw of exactly 0 out of 0..=50 selects it.
+        assert!(zero_first < 60, "{zero_first}");
+    }
+
+    #[test]
+    fn an_address_or_an_explicit_port_skips_srv() {
+        let numeric = destination("sip:192.0.2.1");
+        assert_eq!(
+            plan(&numeric, UDP_TCP),
+            Plan::Host(server(Transport::Udp, "192.0.2.1", 5060))
+        );
+        assert_eq!(
+            numeric.address_target(UDP_TCP),
+            Some(Target {
+                transport: Transport::Udp,
+                addr: "192.0.2.1:5060".parse().unwrap(),
+                server_name: None,
+            })
+        );
+        assert_eq!(
+            plan(&destination("sips:[2001:db8::1]"), UDP_TCP),
+            Plan::Host(server(Transport::Tls, "2001:db8::1", 5061))
+        );
+        assert_eq!(
+            plan(
+                &destination("sip:bob@Example.COM:5070;transport=tcp"),
+                UDP_TCP
+            ),
+            Plan::Host(server(Transport::Tcp, "example.com", 5070))
+        );
+        let named = destination("sip:example.com:5070");
+        assert_eq!(
+            plan(&named, UDP_TCP),
+            Plan::Host(server(Transport::Udp, "example.com", 5070))
+        );
+        assert_eq!(named.address_target(UDP_TCP), None, "a name needs DNS");
+        assert_eq!(named.server_name(), Some("example.com"));
+        assert_eq!(numeric.server_name(), None);
+    }
+
+    #[test]
+    fn without_a_transport_the_supported_ones_are_asked_in_order() {
+        let mut search = search("sip:bob@example.com", UDP_TCP);
+        assert_eq!(
+            search.next_query(),
+            Some((Transport::Udp, "_sip._udp.example.com".into()))
+        );
+        search.on_answer(Transport::Udp, Vec::new(), &mut scripted(&[]));
+        assert_eq!(
+            search.next_query(),
+            Some((Transport::Tcp, "_sip._tcp.example.com".into()))
+        );
+        let records = vec![Srv {
+            port: 5080,
+            ..srv(0, 0, "sip.example.com")
+        }];
+        search.on_answer(Transport::Tcp, records, &mut scripted(&[0]));
+        assert_eq!(search.next_query(), None);
+        assert_eq!(
+            search.finish(),
+            Ok(vec![server(Transport::Tcp, "sip.example.com", 5080)])
+        );
+    }
+
+    #[test]
+    fn the_first_transport_with_servers_wins() {
+        let mut search = search("sip:example.com", UDP_TCP);
+        search.on_answer(
+            Transport::Udp,
+            vec![srv(0, 0, "udp.example.com")],
+            &mut scripted(&[0]),
+        );
+        assert_eq!(search.next_query(), None, "TCP is not asked about");
+        assert_eq!(
+            search.finish(),
+            Ok(vec![server(Transport::Udp, "udp.example.com", 5061)])
+        );
+    }
+
+    #[test]
+    fn a_named_transport_or_sips_asks_only_its_own_service() {
+        let only = |uri: &str| search(uri, UDP_TCP).next_query();
+        assert_eq!(
+            only("sips:example.com"),
+            Some((Transport::Tls, "_sips._tcp.example.com".into()))
+        );
+        assert_eq!(
+            only("sip:example.com;transport=tls"),
+            Some((Transport::Tls, "_sips._tcp.example.com".into()))
+        );
+        assert_eq!(
+            only("sips:example.com;transport=tcp"),
+            Some((Transport::Tls, "_sips._tcp.example.com".into()))
+        );
+        let mut tcp = search("sip:example.com;transport=TCP", UDP_TCP);
+        assert_eq!(
+            tcp.next_query(),
+            Some((Transport::Tcp, "_sip._tcp.example.com".into()))
+        );
+        tcp.on_answer(Transport::Tcp, Vec::new(), &mut scripted(&[]));
+        assert_eq!(tcp.next_query(), None);
+        assert_eq!(
+            tcp.finish(),
+            Ok(vec![server(Transport::Tcp, "example.com", 5060)])
+        );
+        assert_eq!(
+            Destination::from_uri("sip:example.com;transport=sctp"),
+            Err(LocateError::UnsupportedTransport("sctp".into()))
+        );
+        assert!(matches!(
+            Destination::from_uri("tel:+15551234"),
+            Err(LocateError::NotSip(_))
+        ));
+    }
+
+    #[test]
+    fn without_srv_records_the_domain_is_used_on_the_default_port() {
+        let exhaust = |mut search: SrvSearch| {
+            while let Some((transport, _)) = search.next_query() {
+                search.on_answer(transport, Vec::new(), &mut scripted(&[]));
+            }
+            search.finish()
+        };
+        assert_eq!(
+            exhaust(search("sip:example.com", UDP_TCP)),
+            Ok(vec![server(Transport::Udp, "example.com", 5060)]),
+            "§4.1: UDP for a SIP URI"
+        );
+        assert_eq!(
+            exhaust(search("sips:example.com", UDP_TCP)),
+            Ok(vec![server(Transport::Tls, "example.com", 5061)]),
+            "§4.1: TLS for a SIPS URI"
+        );
+        assert_eq!(
+            exhaust(search("sip:example.com", &[Transport::Tcp])),
+            Ok(vec![server(Transport::Tcp, "example.com", 5060)]),
+            "a caller without UDP"
+        );
+        let client = Destination::from_host_port("example.com", Transport::Tls);
+        let Plan::Srv(search) = plan(&client, &[]) else {
+            panic!("a domain without a port needs SRV");
+        };
+        assert_eq!(
+            exhaust(search),
+            Ok(vec![server(Transport::Tls, "example.com", 5061)])
+        );
+    }
+
+    #[test]
+    fn a_dot_target_means_the_service_is_not_offered() {
+        let mut declined = search("sip:example.com", UDP_TCP);
+        declined.on_answer(Transport::Udp, vec![srv(0, 0, ".")], &mut scripted(&[0]));
+        declined.on_answer(Transport::Tcp, Vec::new(), &mut scripted(&[]));
+        let error = declined.finish().unwrap_err();
+        assert_eq!(error, LocateError::NoService("example.com".into()));
+        assert!(error.is_negative_answer());
+
+        let mut elsewhere = search("sip:example.com", UDP_TCP);
+        elsewhere.on_answer(Transport::Udp, vec![srv(0, 0, ".")], &mut scripted(&[0]));
+        assert_eq!(
+            elsewhere.next_query(),
+            Some((Transport::Tcp, "_sip._tcp.example.com".into()))
+        );
+        let records = vec![srv(0, 0, "."), srv(1, 0, "tcp.example.com")];
+        elsewhere.on_answer(Transport::Tcp, records, &mut scripted(&[0, 0]));
+        assert_eq!(
+            elsewhere.finish(),
+            Ok(vec![server(Transport::Tcp, "tcp.example.com", 5061)])
+        );
+    }
+
+    #[test]
+    fn servers_and_targets_are_capped() {
+        let mut search = search("sip:example.com", UDP_TCP);
+        let records: Vec<Srv> = (0..40).map(|i| srv(i, 0, &format!("s{i}"))).collect();
+        search.on_answer(Transport::Udp, records, &mut scripted(&[0; 40]));
+        let servers = search.finish().expect("servers");
+        assert_eq!(servers.len(), MAX_TARGETS);
+        assert_eq!(servers[0].host, Host::Name("s0".into()));
+        let ips: Vec<IpAddr> = (0..10).map(|i| IpAddr::from([192, 0, 2, i])).collect();
+        let found: Vec<(ServerHost, Vec<IpAddr>)> =
+            servers.into_iter().map(|s| (s, ips.clone())).collect();
+        let made = targets(found, Some("example.com"));
+        assert_eq!(made.len(), MAX_TARGETS);
+        assert_eq!(made[0].addr, "192.0.2.0:5061".parse().unwrap());
+        assert_eq!(
+            made[10].addr,
+            "192.0.2.0:5061".parse().unwrap(),
+            "s1's first"
+        );
+        assert!(made
+            .iter()
+            .all(|t| t.server_name.as_deref() == Some("example.com")));
+    }
+}
