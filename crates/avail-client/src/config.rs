@@ -7,7 +7,8 @@
 //!
 //! A file has one `[account]` table, whose state lives in `data_dir` itself, and/or any number
 //! of `[[accounts]]` tables, each keeping its state in `<data_dir>/<user@domain>/` so that
-//! instance ids, journals and caches never mix.
+//! instance ids, journals and caches never mix. Where the desktop's idle time is read from
+//! (`idle_source`, `x11_display`) is set once for the file: every account shares the desktop.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,19 @@ impl Transport {
             Transport::Tcp => "tcp",
         }
     }
+}
+
+/// Where the agent reads the desktop's idle time from (auto-away, blink-compat §5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IdleSource {
+    /// The X server of `x11_display` (else `DISPLAY`), unless the session is Wayland's.
+    #[default]
+    Auto,
+    /// The X server of `x11_display` (else `DISPLAY`), even in a Wayland session.
+    X11,
+    /// Not read: only `avail idle` reports it.
+    Off,
 }
 
 /// The `[account]` table as written.
@@ -100,6 +114,12 @@ pub struct ConfigFile {
     /// More accounts (`[[accounts]]`).
     #[serde(default)]
     pub accounts: Vec<AccountConfig>,
+    /// Where the desktop's idle time is read from, for every account.
+    #[serde(default)]
+    pub idle_source: IdleSource,
+    /// The X display whose idle time is read, e.g. `":0"`; default: `DISPLAY`.
+    #[serde(default)]
+    pub x11_display: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +137,8 @@ pub enum ConfigError {
     Address(String),
     #[error("outbound proxy {0:?} is not host:port")]
     Proxy(String),
+    #[error("idle_threshold_secs must be at least 1 (0 would mean always idle)")]
+    ZeroIdleThreshold,
     #[error("no account configured (an [account] or [[accounts]] table)")]
     NoAccount,
     #[error("account {0} is configured twice")]
@@ -141,6 +163,9 @@ pub struct AccountSettings {
     pub homepage: Option<String>,
     pub map: Option<String>,
     pub idle_threshold: Duration,
+    pub idle_source: IdleSource,
+    /// The configured X display; none: `DISPLAY` (read where the agent runs).
+    pub x11_display: Option<String>,
     pub capabilities: Capabilities,
     pub data_dir: PathBuf,
     pub api: String,
@@ -194,13 +219,16 @@ fn parse_address(written: &str) -> Result<(String, String), ConfigError> {
         .ok_or_else(|| ConfigError::Address(written.to_owned()))
 }
 
-/// One account of the file with where its state lives and its API listens.
+/// One account of the file with where its state lives, its API listens and the desktop's idle
+/// time is read.
 struct Entry {
     account: AccountConfig,
     user: String,
     domain: String,
     data_dir: PathBuf,
     api: String,
+    idle_source: IdleSource,
+    x11_display: Option<String>,
 }
 
 impl Entry {
@@ -225,6 +253,9 @@ impl Entry {
             ),
             None => None,
         };
+        if account.idle_threshold_secs == Some(0) {
+            return Err(ConfigError::ZeroIdleThreshold);
+        }
         let tls = if account.tls_insecure {
             TlsMode::Insecure
         } else {
@@ -251,6 +282,8 @@ impl Entry {
             idle_threshold: account
                 .idle_threshold_secs
                 .map_or(DEFAULT_IDLE_THRESHOLD, Duration::from_secs),
+            idle_source: self.idle_source,
+            x11_display: self.x11_display,
             capabilities: account.capabilities,
             data_dir: self.data_dir,
             api: self.api,
@@ -298,6 +331,8 @@ fn file_entries(file: ConfigFile, base: &Path) -> Result<Vec<Entry>, ConfigError
                 data_dir.join(&address)
             },
             api: account.api.clone().unwrap_or_else(|| api.clone()),
+            idle_source: file.idle_source,
+            x11_display: file.x11_display.clone(),
             account,
             user,
             domain,
@@ -397,6 +432,8 @@ mod tests {
         assert!(s.data_dir.ends_with("avail-data"), "{:?}", s.data_dir);
         assert_eq!(s.api, "127.0.0.1:0");
         assert_eq!(s.idle_threshold, DEFAULT_IDLE_THRESHOLD);
+        assert_eq!(s.idle_source, IdleSource::Auto);
+        assert_eq!(s.x11_display, None, "DISPLAY where the agent runs");
         assert!(is_uuid(&s.instance_uuid), "{}", s.instance_uuid);
         assert_eq!(&s.instance_uuid[14..15], "4");
     }
@@ -494,6 +531,46 @@ mod tests {
             AccountSettings::load_all(&twice).unwrap_err(),
             ConfigError::Duplicate(_)
         ));
+    }
+
+    #[test]
+    fn the_idle_source_is_set_once_for_every_account() {
+        let (_dir, path) = file(&format!(
+            "idle_source = \"x11\"\nx11_display = \":7\"\n{}",
+            SEVERAL.replace("[account]", "[account]\nidle_threshold_secs = 2")
+        ));
+        let all = AccountSettings::load_all(&path).unwrap();
+        for s in &all {
+            assert_eq!(s.idle_source, IdleSource::X11, "{}", s.address());
+            assert_eq!(s.x11_display.as_deref(), Some(":7"), "{}", s.address());
+        }
+        assert_eq!(all[0].idle_threshold, Duration::from_secs(2));
+        assert_eq!(all[1].idle_threshold, DEFAULT_IDLE_THRESHOLD);
+        let (_dir, zero) =
+            file(&SEVERAL.replace("[account]", "[account]\nidle_threshold_secs = 0"));
+        assert!(matches!(
+            AccountSettings::load_all(&zero),
+            Err(ConfigError::ZeroIdleThreshold)
+        ));
+
+        let source = |line: &str| {
+            parse(&format!(
+                "{line}\n[account]\naddress = \"a@b\"\npassword = \"p\"\n"
+            ))
+            .map(|s| s.idle_source)
+        };
+        assert_eq!(source("idle_source = \"off\"").unwrap(), IdleSource::Off);
+        assert_eq!(source("idle_source = \"auto\"").unwrap(), IdleSource::Auto);
+        assert!(matches!(
+            source("idle_source = \"wayland\"").unwrap_err(),
+            ConfigError::Syntax { .. }
+        ));
+        let per_account =
+            parse("[account]\naddress = \"a@b\"\npassword = \"p\"\nidle_source = \"off\"\n");
+        assert!(
+            matches!(per_account.unwrap_err(), ConfigError::Syntax { .. }),
+            "the desktop is the file's, not an account's"
+        );
     }
 
     #[test]

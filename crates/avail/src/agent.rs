@@ -1,5 +1,6 @@
 //! The background agent for one account (issue 7 items 2–7): the shared state the local API
-//! reads, the event log behind `avail watch`, and the XCAP task (blink-compat §2.1: without a
+//! reads, the event log behind `avail watch`, the idle reports that drive auto-away (from the
+//! API and from [`crate::desktop_idle`]), and the XCAP task (blink-compat §2.1: without a
 //! configured root, DNS TXT `xcap.<domain>` retried after 60 s; §2.2: xcap-caps discovery
 //! retried after 60 s, or 3600 s when the server lacks the required application usages; a
 //! conditional sync after every queued operation, every xcap-diff change and every 10
@@ -219,6 +220,16 @@ impl Shared {
         }
     }
 
+    /// The user has given no input for `idle` (the desktop's reading or `POST /idle`): past
+    /// the threshold auto-away, back on input; a change is announced and republished.
+    pub fn report_idle(&self, idle: Duration) {
+        let changed = self.state().presence.on_idle(idle, SystemTime::now());
+        if changed {
+            self.events.push("status", json!({ "reason": "idle" }));
+            let _ = self.sip.send(SipCommand::Republish);
+        }
+    }
+
     /// Sends operations to the XCAP task and waits for the sync that writes them.
     pub async fn apply(&self, ops: Vec<Operation>) -> Result<(), String> {
         let (done, result) = oneshot::channel();
@@ -338,6 +349,10 @@ pub async fn start(settings: AccountSettings) -> Result<AgentHandle, AgentError>
             shared.clone(),
             manager,
             xcap_rx,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(crate::desktop_idle::run(
+            shared.clone(),
             shutdown_rx.clone(),
         )),
         tokio::spawn(async move {

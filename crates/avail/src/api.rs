@@ -180,14 +180,7 @@ struct Idle {
 }
 
 async fn idle(State(shared): Api, Json(body): Json<Idle>) -> Json<Value> {
-    let changed = shared
-        .state()
-        .presence
-        .on_idle(Duration::from_secs(body.seconds), SystemTime::now());
-    if changed {
-        shared.events.push("status", json!({ "reason": "idle" }));
-        let _ = shared.sip.send(SipCommand::Republish);
-    }
+    shared.report_idle(Duration::from_secs(body.seconds));
     Json(status_json(&shared))
 }
 

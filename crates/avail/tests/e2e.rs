@@ -123,7 +123,7 @@ async fn device_with(user: &str, password: &str, account: &str) -> Device {
         .try_init();
     let dir = tempfile::tempdir().expect("temp dir");
     let config = format!(
-        "api = \"127.0.0.1:0\"\n[account]\naddress = \"{user}@{DOMAIN}\"\n\
+        "api = \"127.0.0.1:0\"\nidle_source = \"off\"\n[account]\naddress = \"{user}@{DOMAIN}\"\n\
          password = \"{password}\"\ndisplay_name = \"{user}\"\n{account}"
     );
     let path = dir.path().join("avail.toml");

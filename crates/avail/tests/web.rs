@@ -32,7 +32,7 @@ impl Agent {
     async fn start(user: &str, password: &str, account_lines: &str) -> Agent {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = format!(
-            "api = \"127.0.0.1:0\"\n[account]\naddress = \"{user}@{DOMAIN}\"\n\
+            "api = \"127.0.0.1:0\"\nidle_source = \"off\"\n[account]\naddress = \"{user}@{DOMAIN}\"\n\
              password = \"{password}\"\ntransport = \"tcp\"\n{account_lines}"
         );
         let path = dir.path().join("avail.toml");

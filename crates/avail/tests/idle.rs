@@ -1,0 +1,360 @@
+//! The agent reads the desktop's idle time from a real X server (Xvfb, through the
+//! MIT-SCREEN-SAVER extension) and publishes auto-away by itself: with no input the published
+//! state becomes idle and away once the threshold has passed, `xdotool mousemove` brings it
+//! back. Without a usable X server (lost, frozen, lacking the extension, switched off, or
+//! never there) the agent keeps working and `avail idle` / `POST /idle` report the idle time.
+//!
+//! Needs Debian's `xvfb` and `xdotool` packages; without them the tests fail, saying so.
+
+#[path = "../../avail-client/tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use avail::agent::{start, AgentHandle};
+use avail::cli::ApiClient;
+use avail_client::config::AccountSettings;
+use axum::http::Method;
+use serde_json::{json, Value};
+use support::{free_port, ServerProcess, DOMAIN};
+
+const PACKAGES: &str =
+    "install Debian's xvfb and xdotool packages (apt-get install -y xvfb xdotool)";
+/// The idle threshold of the agents here.
+const THRESHOLD: Duration = Duration::from_secs(3);
+/// Registration, and a state change the agent has to notice, on a loaded machine.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// An Xvfb server of its own, killed when dropped.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        Xvfb::start_with(&[])
+    }
+
+    /// An Xvfb server with `options` too.
+    fn start_with(options: &[&str]) -> Xvfb {
+        // With -displayfd the server picks a free display number itself and writes it once it
+        // accepts connections: no race with parallel tests or other X servers on the machine.
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-nolisten",
+                "tcp",
+                "-screen",
+                "0",
+                "320x240x24",
+            ])
+            .args(options)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run Xvfb ({e}): {PACKAGES}"));
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            let _ = BufReader::new(stdout).read_line(&mut line);
+        }
+        let number = line.trim().to_owned();
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+            let _ = child.kill();
+            panic!("Xvfb did not report a display ({line:?}): {PACKAGES}");
+        }
+        assert!(
+            Path::new(&format!("/tmp/.X11-unix/X{number}")).exists(),
+            "Xvfb :{number} has no socket"
+        );
+        Xvfb {
+            child,
+            display: format!(":{number}"),
+        }
+    }
+
+    /// User input: the pointer moves to (`x`, `y`), through XTEST like a real device.
+    fn move_pointer(&self, x: u16, y: u16) {
+        let status = Command::new("xdotool")
+            .args(["mousemove", &x.to_string(), &y.to_string()])
+            .env("DISPLAY", &self.display)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run xdotool ({e}): {PACKAGES}"));
+        assert!(status.success(), "xdotool mousemove on {}", self.display);
+    }
+
+    /// Sends the server a signal (`STOP`, `CONT`, `TERM`).
+    fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for Xvfb {
+    /// Terminated rather than killed, so that it removes its socket and lock file.
+    fn drop(&mut self) {
+        self.signal("TERM");
+        self.signal("CONT");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A display number no X server uses: neither its socket nor its lock file exists.
+fn missing_display() -> String {
+    (1000..2000)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+        })
+        .map(|n| format!(":{n}"))
+        .expect("a free display number")
+}
+
+struct Agent {
+    handle: AgentHandle,
+    api: ApiClient,
+    _server: ServerProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Alice's agent against a real avail-server over TCP, its file starting with
+    /// `idle_lines`, its threshold [`THRESHOLD`]; returns once registered and synced.
+    async fn start(idle_lines: &str) -> Agent {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let (sip, http) = (free_port(), free_port());
+        let server = ServerProcess::start(
+            &[("alice", "secret")],
+            &[
+                "--sip-tcp",
+                &format!("127.0.0.1:{sip}"),
+                "--sip-tls",
+                "off",
+                "--http",
+                &format!("127.0.0.1:{http}"),
+                "--https",
+                "off",
+            ],
+            &[sip, http],
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "api = \"127.0.0.1:0\"\n{idle_lines}\n[account]\naddress = \"alice@{DOMAIN}\"\n\
+             password = \"secret\"\ntransport = \"tcp\"\noutbound_proxy = \"127.0.0.1:{sip}\"\n\
+             xcap_root = \"http://127.0.0.1:{http}/xcap-root\"\nidle_threshold_secs = {}\n",
+            THRESHOLD.as_secs()
+        );
+        let path = dir.path().join("avail.toml");
+        std::fs::write(&path, config).expect("config written");
+        let settings = AccountSettings::load(&path, None).expect("config loads");
+        let handle = start(settings).await.expect("agent starts");
+        let api = ApiClient::new(&handle.api_addr.to_string()).expect("API client");
+        let agent = Agent {
+            handle,
+            api,
+            _server: server,
+            _dir: dir,
+        };
+        agent
+            .status_until("registered and synced", |s| {
+                s["sip"]["registered"] == true && s["xcap"]["ready"] == true
+            })
+            .await;
+        agent
+    }
+
+    async fn status(&self) -> Value {
+        self.api.get("/status").await.expect("GET /status answers")
+    }
+
+    /// Polls `GET /status` until `done` holds, failing with the last answer after [`WAIT`];
+    /// returns it and when it was seen.
+    async fn status_until(&self, what: &str, done: impl Fn(&Value) -> bool) -> (Value, Instant) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let status = self.status().await;
+            if done(&status) {
+                return (status, Instant::now());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {WAIT:?}; last /status: {status:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Asserts for `long` that the published state stays active and available.
+    async fn stays_active(&self, long: Duration, why: &str) {
+        let end = Instant::now() + long;
+        while Instant::now() < end {
+            let status = self.status().await;
+            assert!(active(&status), "{why}: {status:#}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn report_idle(&self, seconds: u64) -> Value {
+        self.api
+            .call(Method::POST, "/idle", Some(json!({ "seconds": seconds })))
+            .await
+            .expect("POST /idle answers")
+    }
+}
+
+/// Auto-away: idle and away published, the user's own choice (available) kept for the return.
+fn away(status: &Value) -> bool {
+    status["published"]["idle"] == true
+        && status["published"]["status"] == "away"
+        && status["status"] == "available"
+}
+
+fn active(status: &Value) -> bool {
+    status["published"]["idle"] == false && status["published"]["status"] == "available"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_x_servers_idle_time_drives_auto_away() {
+    let x = Xvfb::start();
+    let agent = Agent::start(&format!(
+        "idle_source = \"x11\"\nx11_display = \"{}\"",
+        x.display
+    ))
+    .await;
+
+    // Xvfb may have been idle long enough already: input first, seen by the agent.
+    x.move_pointer(10, 10);
+    let input = Instant::now();
+    agent.status_until("active after input", active).await;
+    let (_, seen) = agent
+        .status_until("away without input", |s| {
+            assert!(away(s) || active(s), "{s:#}");
+            away(s)
+        })
+        .await;
+    assert!(
+        seen - input >= THRESHOLD,
+        "away {:?} after the last input, before the threshold {THRESHOLD:?}",
+        seen - input
+    );
+
+    x.move_pointer(200, 150);
+    let input = Instant::now();
+    agent.status_until("back on input", active).await;
+
+    // Still read after the return: away again once the threshold passes without input.
+    let (_, seen) = agent.status_until("away again", away).await;
+    assert!(
+        seen - input >= THRESHOLD,
+        "away again {:?} after input",
+        seen - input
+    );
+
+    // The X server goes away: the agent carries on and `POST /idle` reports the idle time.
+    drop(x);
+    let back = agent.report_idle(0).await;
+    assert!(active(&back), "{back:#}");
+    agent
+        .stays_active(THRESHOLD * 2, "no reading once the X server is gone")
+        .await;
+    assert!(away(&agent.report_idle(3600).await));
+    agent.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_x_server_holds_up_neither_the_api_nor_the_stop() {
+    let x = Xvfb::start();
+    let agent = Agent::start(&format!(
+        "idle_source = \"x11\"\nx11_display = \"{}\"",
+        x.display
+    ))
+    .await;
+    agent.status_until("away: the server is read", away).await;
+    x.signal("STOP");
+    assert!(active(&agent.report_idle(0).await), "the API answers");
+    agent
+        .stays_active(THRESHOLD * 2, "no reading from a frozen server")
+        .await;
+    let stopped = tokio::time::timeout(Duration::from_secs(2), agent.handle.stop()).await;
+    assert!(stopped.is_ok(), "the agent stops at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_idle_source_off_the_x_server_is_not_read() {
+    let x = Xvfb::start();
+    let agent = Agent::start(&format!(
+        "idle_source = \"off\"\nx11_display = \"{}\"",
+        x.display
+    ))
+    .await;
+    agent
+        .stays_active(
+            THRESHOLD * 2,
+            "no input for twice the threshold, yet off means not read",
+        )
+        .await;
+    assert!(
+        away(&agent.report_idle(3600).await),
+        "POST /idle still works"
+    );
+    agent.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_x_server_without_mit_screen_saver_is_not_read() {
+    let x = Xvfb::start_with(&["-extension", "MIT-SCREEN-SAVER"]);
+    let agent = Agent::start(&format!(
+        "idle_source = \"x11\"\nx11_display = \"{}\"",
+        x.display
+    ))
+    .await;
+    agent
+        .stays_active(THRESHOLD * 2, "no idle time without the extension")
+        .await;
+    assert!(
+        away(&agent.report_idle(3600).await),
+        "POST /idle still works"
+    );
+    agent.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_x_server_avail_idle_reports_the_idle_time() {
+    let agent = Agent::start(&format!(
+        "idle_source = \"x11\"\nx11_display = \"{}\"",
+        missing_display()
+    ))
+    .await;
+    agent.stays_active(THRESHOLD * 2, "nothing to read").await;
+
+    let api = agent.handle.api_addr.to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_avail"))
+        .args(["--api", &api, "idle", "3600"])
+        .output()
+        .expect("avail runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(away(&agent.status().await), "`avail idle` made it away");
+    assert!(
+        active(&agent.report_idle(1).await),
+        "POST /idle: input a second ago"
+    );
+    agent.handle.stop().await;
+}
