@@ -3,17 +3,18 @@
 //! subscription per watch, sent with the subscriber's identity as From by the sans-IO
 //! [`sip_ua::UserAgent`] over TCP, to the next hop of the resource's domain: a configured
 //! route (`[rls] routes`), else the TCP targets RFC 3263 §4 finds for the resource (SRV
-//! `_sip._tcp`, else the domain's address records on port 5060; no NAPTR). When the
-//! connection to one target fails before the domain has answered, the subscription starts
-//! over at the next target (§4.3). What each NOTIFY says becomes the watch's
-//! [`rls::ResourceState`].
+//! `_sip._tcp`, else the domain's address records on port 5060; no NAPTR), looked up by a
+//! task of its own (see [`Lookups`]) while the watch waits, queued beyond the back-end's
+//! share of lookups. When the connection to one target fails before the domain has
+//! answered, the subscription starts over at the next target (§4.3). What each NOTIFY says
+//! becomes the watch's [`rls::ResourceState`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use rls::{ResourceState, WatchKey, WatchStatus};
-use sip_locate::{Destination, Locator};
+use sip_locate::{Destination, LocateError};
 use sip_message::Message;
 use sip_subscription::{Body, Reason};
 use sip_transport::{Target, Transport};
@@ -24,6 +25,7 @@ use sip_ua::{
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::sip_core::lookups::{Lookups, Purpose, Requester};
 
 /// Lifetime asked for back-end subscriptions; the agent refreshes them.
 const EXPIRES: u32 = 3600;
@@ -36,7 +38,13 @@ pub struct RemoteWatches {
     routes: HashMap<String, SocketAddr>,
     /// Host part of our Via and Contact.
     local_host: String,
-    locator: Locator,
+    /// Watches whose resource's domain is being located, queued or looked up, and whether
+    /// they are still wanted: one unwatched meanwhile keeps its place in the queue or its
+    /// lookup, so that watching it again neither queues it twice nor looks it up twice, and
+    /// is dropped when its turn or its result comes.
+    locating: HashMap<WatchKey, bool>,
+    /// Watches waiting for room to start their lookup, in order.
+    queued: VecDeque<(WatchKey, Destination)>,
     /// Watches whose domain has not answered yet and that have targets left to try.
     failover: HashMap<WatchKey, Failover>,
     /// Watches whose target failed, to move to their next one at [`Self::moves_due`].
@@ -58,7 +66,7 @@ pub struct Effects {
 }
 
 impl RemoteWatches {
-    pub fn new(config: &Config, local_tcp: Option<SocketAddr>, locator: Locator) -> RemoteWatches {
+    pub fn new(config: &Config, local_tcp: Option<SocketAddr>) -> RemoteWatches {
         // Checked when the configuration was loaded.
         let routes = config
             .rls
@@ -78,35 +86,92 @@ impl RemoteWatches {
             by_id: HashMap::new(),
             routes,
             local_host,
-            locator,
+            locating: HashMap::new(),
+            queued: VecDeque::new(),
             failover: HashMap::new(),
             moving: HashSet::new(),
             moves_due: None,
         }
     }
 
-    /// Subscribes to `key.resource` for `key.subscriber`. A domain that cannot be located
-    /// leaves the resource terminated (`noresource`) without holding up the list.
-    pub async fn watch(&mut self, key: &WatchKey, now: Instant) -> Effects {
+    /// Subscribes to `key.resource` for `key.subscriber`: at once when its domain has a
+    /// configured route, else once the domain is located (see [`Self::on_located`]).
+    pub fn watch(&mut self, key: &WatchKey, lookups: &mut Lookups, now: Instant) -> Effects {
         let mut effects = Effects::default();
         if self.by_key.contains_key(key) {
             return effects;
         }
-        let mut targets = self.next_hops(&key.resource).await;
-        let Some(first) = targets.pop_front() else {
-            effects
-                .states
-                .push((key.clone(), terminated(Reason::Noresource)));
+        if let Some(wanted) = self.locating.get_mut(key) {
+            *wanted = true;
             return effects;
-        };
-        if !targets.is_empty() {
-            let failover = Failover {
-                current: first,
-                next: targets,
-            };
-            self.failover.insert(key.clone(), failover);
         }
-        self.subscribe(key, first, now, &mut effects);
+        let destination = match Destination::from_uri(&key.resource) {
+            Ok(destination) => destination,
+            Err(error) => {
+                warn!(%error, resource = %key.resource, "back-end subscription impossible");
+                effects
+                    .states
+                    .push((key.clone(), terminated(Reason::Noresource)));
+                return effects;
+            }
+        };
+        if let Some(addr) = self.routes.get(&destination.host.to_string()).copied() {
+            self.subscribe(key, addr, now, &mut effects);
+            return effects;
+        }
+        self.locating.insert(key.clone(), true);
+        self.queued.push_back((key.clone(), destination));
+        self.start_lookups(lookups);
+        effects
+    }
+
+    /// Starts the lookups of queued watches still wanted, as far as the back-end's share
+    /// allows.
+    fn start_lookups(&mut self, lookups: &mut Lookups) {
+        while lookups.has_room(Requester::Backend) {
+            let Some((key, destination)) = self.queued.pop_front() else {
+                return;
+            };
+            if self.locating.get(&key) == Some(&true) {
+                let probe = [sip_locate::Transport::Tcp];
+                lookups.start(Purpose::Watch(key), destination, &probe);
+            } else {
+                self.locating.remove(&key);
+            }
+        }
+    }
+
+    /// The lookup of `key`'s domain finished: the subscription starts at the first TCP
+    /// target, the others kept for failover; a domain that cannot be located leaves the
+    /// resource terminated (`noresource`) without holding up the list. A queued watch takes
+    /// the freed slot.
+    pub fn on_located(
+        &mut self,
+        key: &WatchKey,
+        located: Result<Vec<sip_locate::Target>, LocateError>,
+        lookups: &mut Lookups,
+        now: Instant,
+    ) -> Effects {
+        let mut effects = Effects::default();
+        if self.locating.remove(key) == Some(true) {
+            let mut targets = tcp_targets(&key.resource, located);
+            match targets.pop_front() {
+                Some(first) => {
+                    if !targets.is_empty() {
+                        let failover = Failover {
+                            current: first,
+                            next: targets,
+                        };
+                        self.failover.insert(key.clone(), failover);
+                    }
+                    self.subscribe(key, first, now, &mut effects);
+                }
+                None => effects
+                    .states
+                    .push((key.clone(), terminated(Reason::Noresource))),
+            }
+        }
+        self.start_lookups(lookups);
         effects
     }
 
@@ -153,6 +218,9 @@ impl RemoteWatches {
 
     pub fn unwatch(&mut self, key: &WatchKey, now: Instant) -> Effects {
         let mut effects = Effects::default();
+        if let Some(wanted) = self.locating.get_mut(key) {
+            *wanted = false;
+        }
         self.failover.remove(key);
         self.moving.remove(key);
         if let Some(id) = self.by_key.remove(key) {
@@ -258,46 +326,6 @@ impl RemoteWatches {
         }
     }
 
-    /// Where back-end SUBSCRIBEs for `resource` go, in order: its domain's configured route,
-    /// else the targets RFC 3263 finds over TCP, the only transport of the back-end (its Via
-    /// and Contact are our TCP listener's). Empty when there is nowhere to go.
-    async fn next_hops(&self, resource: &str) -> VecDeque<SocketAddr> {
-        let destination = match Destination::from_uri(resource) {
-            Ok(destination) => destination,
-            Err(error) => {
-                warn!(%error, resource, "back-end subscription impossible");
-                return VecDeque::new();
-            }
-        };
-        if let Some(addr) = self.routes.get(&destination.host.to_string()) {
-            return VecDeque::from([*addr]);
-        }
-        let located = self
-            .locator
-            .locate(&destination, &[sip_locate::Transport::Tcp])
-            .await;
-        let targets = match located {
-            Ok(targets) => targets,
-            Err(error) => {
-                warn!(%error, resource, "no route to the resource's domain");
-                return VecDeque::new();
-            }
-        };
-        let tcp: VecDeque<SocketAddr> = targets
-            .iter()
-            .filter(|target| target.transport == sip_locate::Transport::Tcp)
-            .map(|target| target.addr)
-            .collect();
-        if tcp.is_empty() {
-            warn!(
-                resource,
-                ?targets,
-                "no TCP target for the resource's domain"
-            );
-        }
-        tcp
-    }
-
     fn apply(&mut self, outputs: Vec<Output<Target>>, effects: &mut Effects) {
         for output in outputs {
             match output {
@@ -362,6 +390,35 @@ impl RemoteWatches {
     }
 }
 
+/// Where back-end SUBSCRIBEs for `resource` go, in order: the targets RFC 3263 found over
+/// TCP, the only transport of the back-end (its Via and Contact are our TCP listener's).
+/// Empty when there is nowhere to go.
+fn tcp_targets(
+    resource: &str,
+    located: Result<Vec<sip_locate::Target>, LocateError>,
+) -> VecDeque<SocketAddr> {
+    let targets = match located {
+        Ok(targets) => targets,
+        Err(error) => {
+            warn!(%error, resource, "no route to the resource's domain");
+            return VecDeque::new();
+        }
+    };
+    let tcp: VecDeque<SocketAddr> = targets
+        .iter()
+        .filter(|target| target.transport == sip_locate::Transport::Tcp)
+        .map(|target| target.addr)
+        .collect();
+    if tcp.is_empty() {
+        warn!(
+            resource,
+            ?targets,
+            "no TCP target for the resource's domain"
+        );
+    }
+    tcp
+}
+
 fn terminated(reason: Reason) -> ResourceState {
     ResourceState {
         status: WatchStatus::Terminated(reason),
@@ -387,4 +444,56 @@ fn resource_state(status: &SubscriptionStatus, body: Option<Body>) -> ResourceSt
         }),
     };
     ResourceState { status, body }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip_core::lookups::MAX_BACKEND_LOOKUPS;
+
+    /// A resource at an address: its lookup needs no name server and finishes at once.
+    fn key(n: usize) -> WatchKey {
+        WatchKey {
+            resource: format!("sip:bob{n}@192.0.2.1:{};transport=tcp", 5000 + n),
+            subscriber: "sip:alice@example.com".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn watches_beyond_the_back_end_share_wait_their_turn_and_unwatched_ones_drop_out() {
+        let (mut lookups, mut results) = Lookups::without_name_server();
+        let mut remote = RemoteWatches::new(&Config::default(), None);
+        let now = Instant::now();
+        for n in 0..MAX_BACKEND_LOOKUPS + 2 {
+            let effects = remote.watch(&key(n), &mut lookups, now);
+            assert!(
+                effects.sends.is_empty(),
+                "nothing is sent before the lookup"
+            );
+        }
+        assert!(!lookups.has_room(Requester::Backend));
+        assert_eq!(remote.queued.len(), 2);
+        let queued = key(MAX_BACKEND_LOOKUPS);
+        remote.unwatch(&queued, now);
+
+        let (purpose, result) = lookups.finish(results.recv().await.expect("a result"));
+        let Purpose::Watch(located) = purpose else {
+            panic!("a watch's lookup: {purpose:?}");
+        };
+        let effects = remote.on_located(&located, result, &mut lookups, now);
+        let port = Destination::from_uri(&located.resource)
+            .expect("a SIP URI")
+            .port;
+        let subscribed = effects.sends.iter().any(|(dest, data)| {
+            data.starts_with(b"SUBSCRIBE ")
+                && matches!(dest, Target::Connect { addr, .. } if Some(addr.port()) == port)
+        });
+        assert!(subscribed, "the SUBSCRIBE goes where the lookup led");
+        assert!(
+            remote.queued.is_empty() && !remote.locating.contains_key(&queued),
+            "the unwatched watch gave up its turn, the next one took the slot"
+        );
+        assert!(!lookups.has_room(Requester::Backend));
+        assert!(remote.locating.contains_key(&key(MAX_BACKEND_LOOKUPS + 1)));
+    }
 }

@@ -2,9 +2,15 @@
 //! here, the 407 challenge for callers of the served domains (§22.3), the target set from the
 //! registrar (§16.5: every registered contact of an AOR, or the one instance a GRUU names,
 //! RFC 5627 §5.3), the relay policy, next hops located by RFC 3263 §4 (SRV, then address
-//! records; see [`ProxyService::locate`] for why only the first target is used), and flows
-//! mapped to transport targets. The protocol itself is the sans-IO `proxy` crate.
+//! records; see [`located_flow`] for why only the first target is used), and flows mapped
+//! to transport targets. The protocol itself is the sans-IO `proxy` crate.
+//!
+//! A next hop that must be looked up in DNS is located by a task of its own (see
+//! [`Lookups`]): the request waits in [`ProxyService::on_located`]'s table, its server
+//! transaction in the transaction layer (absorbing retransmissions; an INVITE is answered
+//! 100 Trying first, RFC 3261 §16.2, §17.2.1), and every other message goes on meanwhile.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,12 +18,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use proxy::{Destination, Flow, Inbound, Listener, Proxy, Rejection, Routing};
 use registrar::Binding;
-use sip_locate::Locator;
+use sip_locate::LocateError;
 use sip_message::{Message, Method, Uri};
-use sip_transaction::{Action, ClientTxId, ServerTxId, TransactionLayer};
+use sip_transaction::{Action, ClientTxId, ServerTxId, TransactionLayer, TxId};
 use sip_transport::{Target, Transport, TransportHandle};
 use store::Store;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::auth::{simple, unix_now, Authenticator};
 use crate::config::Config;
@@ -25,6 +31,7 @@ use crate::connect::{transport_of, Connector};
 use crate::register::Registration;
 use crate::reply::{self, Origin};
 use crate::server::BoxError;
+use crate::sip_core::lookups::{Lookups, Purpose, Requester, LOCATE_TIMEOUT};
 use crate::sip_core::new_tag;
 
 /// What the server parts the proxy needs for one request.
@@ -32,6 +39,7 @@ pub struct Parts<'a> {
     pub layer: &'a mut TransactionLayer<Target>,
     pub auth: &'a mut Authenticator,
     pub registration: &'a Registration,
+    pub lookups: &'a mut Lookups,
 }
 
 /// What became of a request offered to the proxy.
@@ -42,6 +50,9 @@ pub enum Outcome {
     Respond(u16, Bytes),
     /// Forwarded: the transaction actions to carry out.
     Forwarded(Vec<Action<Target>>),
+    /// Waiting for its next hop to be located (see [`ProxyService::on_located`]): the
+    /// transaction actions to carry out meanwhile (an INVITE's 100 Trying).
+    Locating(Vec<Action<Target>>),
 }
 
 pub struct ProxyService {
@@ -49,8 +60,9 @@ pub struct ProxyService {
     core: Proxy<Target>,
     /// Takes the sends that must connect first.
     connector: Connector,
-    /// Finds the next hops of requests for other domains (RFC 3263).
-    locator: Locator,
+    /// Requests waiting for their next hop to be located, by server transaction. A CANCEL
+    /// or the end of the transaction removes its request, and the late result finds nothing.
+    locating: HashMap<ServerTxId, Inbound>,
     /// The transports an SRV lookup may pick (see `SipConfig::outgoing_transports`).
     outgoing: Vec<sip_locate::Transport>,
     /// Our UDP socket's address: a datagram reaches only its address family.
@@ -65,7 +77,6 @@ impl ProxyService {
         store: &Store,
         transport: &TransportHandle,
         connector: Connector,
-        locator: Locator,
     ) -> Result<ProxyService, BoxError> {
         let flow_secret = store
             .get_or_create_secret("proxy-flow-token", sip_auth::generate_secret)
@@ -106,21 +117,23 @@ impl ProxyService {
             config,
             core,
             connector,
-            locator,
+            locating: HashMap::new(),
         })
     }
 
-    /// The locator of next hops, shared with the other parts that send to other domains.
-    pub fn locator(&self) -> &Locator {
-        &self.locator
+    /// The connector the proxy's sends go through, shared with the rest of the core.
+    pub fn connector(&self) -> &Connector {
+        &self.connector
     }
 
     pub fn owns(&self, id: ClientTxId) -> bool {
         self.core.owns(id)
     }
 
+    /// Whether server transaction `id` is being proxied: forwarded, or waiting for its
+    /// next hop (a CANCEL for it goes to [`Self::cancel`]).
     pub fn is_proxying(&self, id: ServerTxId) -> bool {
-        self.core.is_proxying(id)
+        self.core.is_proxying(id) || self.locating.contains_key(&id)
     }
 
     pub fn next_deadline(&mut self) -> Option<Instant> {
@@ -147,12 +160,24 @@ impl ProxyService {
         self.detach_connects(actions)
     }
 
+    /// RFC 3261 §16.10. An INVITE still waiting for its next hop has no branch to cancel:
+    /// it is answered 487 at once, as a UAS would (§9.2), and never forwarded.
     pub fn cancel(
         &mut self,
         layer: &mut TransactionLayer<Target>,
         invite: ServerTxId,
         now: Instant,
     ) -> Vec<Action<Target>> {
+        if let Some(inbound) = self.locating.remove(&invite) {
+            return answer(
+                layer,
+                invite,
+                inbound.request(),
+                487,
+                "Request Terminated",
+                now,
+            );
+        }
         let actions = self.core.cancel(layer, invite, now);
         self.detach_connects(actions)
     }
@@ -172,19 +197,37 @@ impl ProxyService {
             .collect()
     }
 
-    /// The transaction layer's actions minus those about the proxy's own transactions.
+    /// The transaction layer's actions minus those about the proxy's own transactions. A
+    /// request whose server transaction ended while its next hop was being located is
+    /// forgotten: nothing may be sent for it any more.
     pub fn absorb(
         &mut self,
         layer: &mut TransactionLayer<Target>,
         actions: Vec<Action<Target>>,
         now: Instant,
     ) -> Vec<Action<Target>> {
-        self.core.absorb(layer, actions, now)
+        let actions = self.core.absorb(layer, actions, now);
+        if !self.locating.is_empty() {
+            for action in &actions {
+                if let Action::Terminated(TxId::Server(id)) = action {
+                    self.locating.remove(id);
+                }
+            }
+        }
+        actions
     }
 
     /// An ACK outside any transaction (the ACK for a 2xx, RFC 3261 §13.2.2.4) follows the
-    /// dialog's route set through us statelessly; any other is dropped (§17.2.3).
-    pub async fn on_ack(&mut self, ack: Message, origin: Origin) -> Option<Action<Target>> {
+    /// dialog's route set through us statelessly; any other is dropped (§17.2.3). A next hop
+    /// to look up first gets its ACK in [`Self::on_ack_located`]; with no room for the
+    /// lookup the ACK is dropped, and the UAS's next retransmission of its 2xx brings
+    /// another (§13.3.1.4).
+    pub fn on_ack(
+        &mut self,
+        ack: Message,
+        origin: Origin,
+        lookups: &mut Lookups,
+    ) -> Option<Action<Target>> {
         let inbound = self.core.inspect(ack, origin_flow(origin)).ok()?;
         let Routing::NextHop { uri, flow } = inbound.routing() else {
             return None;
@@ -192,16 +235,42 @@ impl ProxyService {
         if !inbound.followed_our_route() {
             return None;
         }
-        let flow = match flow {
-            Some(flow) => flow,
-            None => self.locate(uri).await.ok()?,
+        if let Some(flow) = flow {
+            return self.forward_ack(&inbound, flow);
+        }
+        let destination = match sip_locate::Destination::from_uri(uri) {
+            Ok(destination) => destination,
+            Err(error) => {
+                info!(%error, uri, "ACK not forwarded: its next hop is no SIP URI");
+                return None;
+            }
         };
+        if lookups.has_room(Requester::Proxy) {
+            lookups.start(Purpose::Ack(Box::new(inbound)), destination, &self.outgoing);
+        } else {
+            debug!(uri, "ACK dropped: too many next hops being located");
+        }
+        None
+    }
+
+    /// The next hop of an ACK for a 2xx was looked up: the ACK goes there, if anywhere.
+    pub fn on_ack_located(
+        &mut self,
+        inbound: &Inbound,
+        located: Result<Vec<sip_locate::Target>, LocateError>,
+    ) -> Option<Action<Target>> {
+        let flow = located_flow(inbound.request_uri(), located, self.udp_listener).ok()?;
+        self.forward_ack(inbound, flow)
+    }
+
+    /// The ACK's send, unless the connector took it over (its next hop needs a connection).
+    fn forward_ack(&mut self, inbound: &Inbound, flow: Flow) -> Option<Action<Target>> {
         let destination = Destination {
             request_uri: inbound.request_uri().to_owned(),
             flow,
             route: Vec::new(),
         };
-        let send = self.core.forward_stateless(&inbound, &destination);
+        let send = self.core.forward_stateless(inbound, &destination);
         self.detach_connects(vec![send]).pop()
     }
 
@@ -233,9 +302,7 @@ impl ProxyService {
             if !dialog && !self.relays_to(&uri) {
                 return respond(&request, 403, "Relaying not allowed");
             }
-            return self
-                .forward_to_hop(parts, id, inbound, &uri, flow, now)
-                .await;
+            return self.forward_to_hop(parts, id, inbound, &uri, flow, now);
         }
         if handled_here(&request) || inbound.in_dialog() {
             return Outcome::Local(request);
@@ -256,9 +323,7 @@ impl ProxyService {
         }
         if !served {
             let uri = inbound.request_uri().to_owned();
-            return self
-                .forward_to_hop(parts, id, inbound, &uri, None, now)
-                .await;
+            return self.forward_to_hop(parts, id, inbound, &uri, None, now);
         }
         let destinations = match self
             .target_set(parts.auth, parts.registration, &target, now)
@@ -274,7 +339,9 @@ impl ProxyService {
         Outcome::Forwarded(self.detach_connects(actions))
     }
 
-    async fn forward_to_hop(
+    /// Forwards to the one next hop `uri`, over `flow` when a route set recorded it, else
+    /// once a lookup has located `uri` (RFC 3263 §4; see [`Self::on_located`]).
+    fn forward_to_hop(
         &mut self,
         parts: Parts<'_>,
         id: ServerTxId,
@@ -283,13 +350,71 @@ impl ProxyService {
         flow: Option<Flow>,
         now: Instant,
     ) -> Outcome {
-        let flow = match flow {
-            Some(flow) => flow,
-            None => match self.locate(uri).await {
-                Ok(flow) => flow,
-                Err((status, reason)) => return respond(inbound.request(), status, reason),
-            },
+        if let Some(flow) = flow {
+            return Outcome::Forwarded(self.forward_to(parts.layer, id, inbound, flow, now));
+        }
+        let destination = match sip_locate::Destination::from_uri(uri) {
+            Ok(destination) => destination,
+            Err(error) => {
+                info!(%error, uri, "next hop not located");
+                let (status, reason) = location_failure(&error);
+                return respond(inbound.request(), status, reason);
+            }
         };
+        if !parts.lookups.has_room(Requester::Proxy) {
+            info!(uri, "too many next hops being located");
+            let mut writer =
+                reply::response(inbound.request(), 503, "Service Unavailable", &new_tag());
+            // By then every lookup in flight has finished.
+            writer.header_fmt("Retry-After", format_args!("{}", LOCATE_TIMEOUT.as_secs()));
+            return Outcome::Respond(503, writer.finish(None, b""));
+        }
+        parts
+            .lookups
+            .start(Purpose::Request(id), destination, &self.outgoing);
+        let mut actions = Vec::new();
+        if inbound.request().method() == Some(&Method::Invite) {
+            // The lookup may take seconds: the caller must learn at once that the INVITE
+            // arrived, or it retransmits it over UDP (RFC 3261 §16.2, §17.2.1).
+            let trying =
+                sip_message::response_to(inbound.request(), 100, "Trying", None).finish(None, b"");
+            match parts.layer.respond(id, trying, 100, now) {
+                Ok(sends) => actions = sends,
+                Err(error) => warn!(%error, "100 Trying not sent"),
+            }
+        }
+        self.locating.insert(id, inbound);
+        Outcome::Locating(actions)
+    }
+
+    /// The next hop of the request of server transaction `id` was looked up: the request goes
+    /// there, or gets the status the failure maps to. A request no longer waiting (CANCELled,
+    /// its transaction ended) is left alone.
+    pub fn on_located(
+        &mut self,
+        layer: &mut TransactionLayer<Target>,
+        id: ServerTxId,
+        located: Result<Vec<sip_locate::Target>, LocateError>,
+        now: Instant,
+    ) -> Vec<Action<Target>> {
+        let Some(inbound) = self.locating.remove(&id) else {
+            debug!(?id, "next hop located for a request no longer waiting");
+            return Vec::new();
+        };
+        match located_flow(inbound.request_uri(), located, self.udp_listener) {
+            Ok(flow) => self.forward_to(layer, id, inbound, flow, now),
+            Err((status, reason)) => answer(layer, id, inbound.request(), status, reason, now),
+        }
+    }
+
+    fn forward_to(
+        &mut self,
+        layer: &mut TransactionLayer<Target>,
+        id: ServerTxId,
+        inbound: Inbound,
+        flow: Flow,
+        now: Instant,
+    ) -> Vec<Action<Target>> {
         let destination = Destination {
             request_uri: inbound.request_uri().to_owned(),
             flow,
@@ -297,8 +422,8 @@ impl ProxyService {
         };
         let actions = self
             .core
-            .forward(parts.layer, id, inbound, vec![destination], now);
-        Outcome::Forwarded(self.detach_connects(actions))
+            .forward(layer, id, inbound, vec![destination], now);
+        self.detach_connects(actions)
     }
 
     /// Requests from a user of a served domain are challenged (407) unless they carry valid
@@ -377,39 +502,6 @@ impl ProxyService {
         }
     }
 
-    /// Where a next hop URI leads (RFC 3263 §4): the first of its targets our listeners can
-    /// send to. The later ones are not tried when that one fails (§4.3): a branch of the
-    /// sans-IO proxy has a single flow, which its Record-Route also records for the dialog's
-    /// later requests, so a failed connect ends the branch as a 503 (§16.9). A domain that
-    /// DNS says has no SIP server gets 404, not 503, which would only send the caller to
-    /// another server of ours (§4.3) to learn the same.
-    async fn locate(&self, uri: &str) -> Result<Flow, (u16, &'static str)> {
-        const UNREACHABLE: (u16, &str) = (503, "Next hop not reachable");
-        let located = match sip_locate::Destination::from_uri(uri) {
-            Ok(destination) => self.locator.locate(&destination, &self.outgoing).await,
-            Err(error) => Err(error),
-        };
-        let targets = located.map_err(|error| {
-            info!(%error, uri, "next hop not located");
-            if error.is_negative_answer() {
-                (404, "Domain Not Found")
-            } else {
-                UNREACHABLE
-            }
-        })?;
-        let flow = targets
-            .iter()
-            .find_map(|target| sendable_flow(target, self.udp_listener));
-        flow.ok_or_else(|| {
-            info!(
-                uri,
-                ?targets,
-                "no next hop target our listeners can send to"
-            );
-            UNREACHABLE
-        })
-    }
-
     /// Whether a next hop URI may be reached although no dialog through us leads there.
     fn relays_to(&self, uri: &str) -> bool {
         Uri::parse(uri).is_ok_and(|uri| {
@@ -417,6 +509,64 @@ impl ProxyService {
             self.config.serves(&host) || self.config.proxy.relays_to(&host)
         })
     }
+}
+
+/// Where the next hop of a request for `request_uri` leads, given what its lookup found (RFC
+/// 3263 §4): the first of its targets our listeners can send to. The later ones are not
+/// tried when that one fails (§4.3): a branch of the sans-IO proxy has a single flow, which
+/// its Record-Route also records for the dialog's later requests, so a failed connect ends
+/// the branch as a 503 (§16.9). Otherwise the status to answer with.
+fn located_flow(
+    request_uri: &str,
+    located: Result<Vec<sip_locate::Target>, LocateError>,
+    udp_listener: Option<SocketAddr>,
+) -> Result<Flow, (u16, &'static str)> {
+    let targets = located.map_err(|error| {
+        info!(%error, request_uri, "next hop not located");
+        location_failure(&error)
+    })?;
+    let flow = targets
+        .iter()
+        .find_map(|target| sendable_flow(target, udp_listener));
+    flow.ok_or_else(|| {
+        info!(
+            request_uri,
+            ?targets,
+            "no next hop target our listeners can send to"
+        );
+        UNREACHABLE
+    })
+}
+
+/// The answer to a request whose next hop could not be located. A domain that DNS says has
+/// no SIP server gets 404, not 503, which would only send the caller to another server of
+/// ours (RFC 3263 §4.3) to learn the same.
+fn location_failure(error: &LocateError) -> (u16, &'static str) {
+    if error.is_negative_answer() {
+        (404, "Domain Not Found")
+    } else {
+        UNREACHABLE
+    }
+}
+
+const UNREACHABLE: (u16, &str) = (503, "Next hop not reachable");
+
+/// Answers server transaction `id` of `request` with a response of our own.
+fn answer(
+    layer: &mut TransactionLayer<Target>,
+    id: ServerTxId,
+    request: &Message,
+    status: u16,
+    reason: &str,
+    now: Instant,
+) -> Vec<Action<Target>> {
+    let (status, response) = simple(request, status, reason);
+    layer
+        .respond(id, response, status, now)
+        .unwrap_or_else(|error| {
+            warn!(%error, status, "response not sent");
+            Vec::new()
+        })
 }
 
 /// Methods the proxy may forward when nothing else says otherwise; REGISTER, PUBLISH,
@@ -568,6 +718,40 @@ mod tests {
         );
         assert!(destination(&binding("sctp", "203.0.113.5:40001")).is_none());
         assert!(destination(&binding("udp", "not an address")).is_none());
+    }
+
+    #[test]
+    fn a_failed_lookup_answers_404_only_when_dns_said_there_is_no_sip_server() {
+        let ipv4: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let failed = |error| located_flow("sip:bob@example.net", Err(error), Some(ipv4));
+        assert_eq!(
+            failed(LocateError::NoAddresses("example.net".into())),
+            Err((404, "Domain Not Found"))
+        );
+        assert_eq!(
+            failed(LocateError::NoService("example.net".into())),
+            Err((404, "Domain Not Found"))
+        );
+        assert_eq!(
+            failed(LocateError::TimedOut("example.net".into())),
+            Err(UNREACHABLE),
+            "a silent name server"
+        );
+        let refused = LocateError::Lookup {
+            name: "_sip._udp.example.net".into(),
+            reason: "REFUSED".into(),
+        };
+        assert_eq!(failed(refused), Err(UNREACHABLE));
+        let ipv6_only = vec![sip_locate::Target {
+            transport: sip_locate::Transport::Udp,
+            addr: "[2001:db8::1]:5060".parse().unwrap(),
+            server_name: None,
+        }];
+        assert_eq!(
+            located_flow("sip:bob@example.net", Ok(ipv6_only), Some(ipv4)),
+            Err(UNREACHABLE),
+            "located, but nowhere our listeners can send to"
+        );
     }
 
     #[test]

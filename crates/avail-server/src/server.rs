@@ -22,6 +22,7 @@ use crate::presence::Presence;
 use crate::proxy::ProxyService;
 use crate::register::Registration;
 use crate::rls::ListServer;
+use crate::sip_core::lookups::{Lookups, LOCATE_TIMEOUT};
 use crate::sip_core::SipCore;
 
 /// How late a timer may fire. Under load timers come due every few hundred microseconds
@@ -29,10 +30,6 @@ use crate::sip_core::SipCore;
 /// wakeup take all that are due within this slack turns thousands of wakeups a second into
 /// at most a hundred, and no SIP timer needs finer precision.
 const TIMER_SLACK: Duration = Duration::from_millis(10);
-
-/// How long the DNS lookups locating one next hop may take (RFC 3263). The proxy waits for
-/// them before it forwards, so a slow name server must not hold it for long.
-const LOCATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -84,7 +81,8 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
 }
 
 /// The SIP side: transports, authentication, registrar and presence agent, and the core's
-/// event loop feeding it received messages and timer expiries, until `stop` fires.
+/// event loop feeding it received messages, timer expiries and the results of the tasks it
+/// started (stored bindings, failed connects, located next hops), until `stop` fires.
 async fn run_sip(
     config: Arc<Config>,
     store: store::Store,
@@ -112,26 +110,12 @@ async fn run_sip(
     let auth = Authenticator::start(config.clone(), store.clone()).await?;
     let locator = Locator::new(&config.sip.nameservers, LOCATE_TIMEOUT);
     let presence = Presence::new(&config, store.clone(), locator.clone());
+    let (lookups, mut located) = Lookups::new(locator);
     let lists = ListServer::new(&config, store.clone(), presence.saver());
     let (connector, mut failed_sends) = Connector::new(transport.clone());
-    let proxy = ProxyService::start(
-        config.clone(),
-        &store,
-        &transport,
-        connector.clone(),
-        locator,
-    )
-    .await?;
+    let proxy = ProxyService::start(config.clone(), &store, &transport, connector).await?;
     let (registration, mut persisted) = Registration::start(config.clone(), store).await?;
-    let mut core = SipCore::new(
-        config,
-        auth,
-        registration,
-        presence,
-        lists,
-        proxy,
-        connector,
-    );
+    let mut core = SipCore::new(config, auth, registration, presence, lists, proxy, lookups);
     core.restore(Instant::now()).await;
     core.flush().await;
     tokio::pin!(stop);
@@ -158,6 +142,7 @@ async fn run_sip(
             },
             Some(batch) = persisted.recv() => core.on_persisted(batch, Instant::now()).await,
             Some(failed) = failed_sends.recv() => core.on_failed_send(failed, Instant::now()).await,
+            Some(located) = located.recv() => core.on_located(located, Instant::now()).await,
             change = next_change(&mut changes) => core.on_document_change(change, Instant::now()).await,
             () = &mut timer => core.on_timer(Instant::now()).await,
             _ = &mut stop => break,

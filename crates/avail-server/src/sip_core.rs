@@ -2,7 +2,8 @@
 //! transports receive, picks the handler by method (RFC 3261 §8.2, §10, §11; RFC 3903 for
 //! PUBLISH, RFC 6665 for SUBSCRIBE), authenticates those that change state, and executes the
 //! resulting actions, including the NOTIFY client transactions (RFC 6665 §4.2.2). Time enters
-//! only as arguments.
+//! only as arguments. No DNS lookup is awaited here: next hops of other domains (RFC 3263)
+//! are located by tasks whose results come back as events (see [`lookups`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use sip_transport::{Target, Transport, TransportEvent, TransportHandle};
 use tracing::{debug, info, warn};
 
 mod lists;
+pub mod lookups;
 
 use crate::auth::{simple, Authenticator};
 use crate::backend::RemoteWatches;
@@ -31,6 +33,7 @@ use crate::proxy::{Outcome, Parts, ProxyService};
 use crate::register::{Persisted, Registration};
 use crate::reply::{self, Origin};
 use crate::rls::ListServer;
+use crate::sip_core::lookups::{Located, Lookups, Purpose};
 
 pub struct SipCore {
     config: Arc<Config>,
@@ -42,6 +45,8 @@ pub struct SipCore {
     proxy: ProxyService,
     lists: ListServer,
     remote: RemoteWatches,
+    /// Next hops being located, for the proxy and the RLS back-end.
+    lookups: Lookups,
     /// NOTIFY client transactions in flight and the agent each reports to; bounded by the
     /// subscriptions (one NOTIFY in flight each).
     notify_txs: HashMap<ClientTxId, (Notifier, SubscriptionId)>,
@@ -68,8 +73,9 @@ impl SipCore {
         presence: Presence,
         lists: ListServer,
         proxy: ProxyService,
-        connector: Connector,
+        lookups: Lookups,
     ) -> SipCore {
+        let connector = proxy.connector().clone();
         let transport = connector.transport().clone();
         let limits = config.limits.sip();
         let transactions = TransactionLayer::new(sip_transaction::Config {
@@ -77,11 +83,8 @@ impl SipCore {
             ..sip_transaction::Config::default()
         });
         SipCore {
-            remote: RemoteWatches::new(
-                &config,
-                transport.local_addr(Transport::Tcp),
-                proxy.locator().clone(),
-            ),
+            remote: RemoteWatches::new(&config, transport.local_addr(Transport::Tcp)),
+            lookups,
             proxy,
             lists,
             notify_txs: HashMap::new(),
@@ -145,6 +148,29 @@ impl SipCore {
         if let Some(id) = self.transactions.client_for(&failed.branch, failed.method) {
             let actions = self.transactions.on_transport_error(TxId::Client(id));
             self.execute(actions, now).await;
+        }
+    }
+
+    /// A lookup task finished (see [`lookups`]): what waited for it carries on.
+    pub async fn on_located(&mut self, located: Located, now: Instant) {
+        let (purpose, result) = self.lookups.finish(located);
+        match purpose {
+            Purpose::Request(id) => {
+                let actions = self
+                    .proxy
+                    .on_located(&mut self.transactions, id, result, now);
+                self.execute(actions, now).await;
+            }
+            Purpose::Ack(inbound) => {
+                if let Some(send) = self.proxy.on_ack_located(&inbound, result) {
+                    self.execute(vec![send], now).await;
+                }
+            }
+            Purpose::Watch(key) => {
+                let effects = self.remote.on_located(&key, result, &mut self.lookups, now);
+                self.apply_backend(effects, now).await;
+                self.settle_lists(now).await;
+            }
         }
     }
 
@@ -247,7 +273,7 @@ impl SipCore {
             // The ACK for a 2xx follows the dialog's route set (through us when we proxied
             // the INVITE); any other ACK matching nothing is dropped (RFC 3261 §17.2.3).
             ServerEvent::Ack2xx { ack, .. } | ServerEvent::StrayAck(ack) => {
-                if let Some(action) = self.proxy.on_ack(ack, origin).await {
+                if let Some(action) = self.proxy.on_ack(ack, origin, &mut self.lookups) {
                     self.execute(vec![action], now).await
                 }
             }
@@ -315,13 +341,16 @@ impl SipCore {
             layer: &mut self.transactions,
             auth: &mut self.auth,
             registration: &self.registration,
+            lookups: &mut self.lookups,
         };
         let request = match self.proxy.on_request(parts, id, request, origin, now).await {
             Outcome::Local(request) => request,
             Outcome::Respond(status, response) => {
                 return self.respond_with(id, response, status, now).await
             }
-            Outcome::Forwarded(actions) => return self.execute(actions, now).await,
+            Outcome::Forwarded(actions) | Outcome::Locating(actions) => {
+                return self.execute(actions, now).await
+            }
         };
         let method = request
             .method()

@@ -3,20 +3,21 @@
 //! dnsmasq-base) given with `--nameserver`. The proxy relays a request to the server an SRV
 //! record names, on the port it names; the resource list server's back-end subscription
 //! goes there too, and moves on to the next SRV target when the first refuses the
-//! connection (§4.3); a domain without SIP servers gets 404.
+//! connection (§4.3); a domain without SIP servers gets 404. Lookups run beside the SIP
+//! core: a name server that never answers holds up only the requests waiting for it.
 
 mod ua;
 mod xcap_common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sip_message::{Limits, Message, StreamDecoder, StreamItem};
 use ua::{body, header, Ua};
-use xcap_common::common::{free_port, unique, Server, SipConn};
+use xcap_common::common::{free_port, options_request, unique, Server, SipConn};
 use xcap_common::Client;
 
 const LOCAL: &str = "local.test";
@@ -94,11 +95,6 @@ impl NameServer {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Our server's flag pointing at this name server.
-    fn flag(&self) -> [String; 2] {
-        ["--nameserver".to_owned(), self.addr.to_string()]
     }
 }
 
@@ -200,26 +196,80 @@ impl Peer {
     }
 }
 
-/// A local server for `local.test` asking `dns`, with `extra` flags; and its XCAP root.
-fn local_server(dns: &NameServer, users: &[(&str, &str)], extra: &[&str]) -> (Server, String) {
-    let flag = dns.flag();
-    let mut flags: Vec<&str> = flag.iter().map(String::as_str).collect();
+/// A name server that never answers: a UDP socket no one reads, and on the same port a TCP
+/// listener whose connections no one serves (the resolver may ask over TCP too).
+struct SilentNameServer {
+    addr: SocketAddr,
+    _udp: UdpSocket,
+    _tcp: TcpListener,
+}
+
+impl SilentNameServer {
+    fn bind() -> SilentNameServer {
+        for _ in 0..100 {
+            let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+            let addr = udp.local_addr().expect("bound");
+            if let Ok(tcp) = TcpListener::bind(addr) {
+                return SilentNameServer {
+                    addr,
+                    _udp: udp,
+                    _tcp: tcp,
+                };
+            }
+        }
+        panic!("no port free for both UDP and TCP");
+    }
+}
+
+/// A local server for `local.test` asking the name server at `dns`, with `extra` flags; and
+/// its XCAP root.
+fn local_server(dns: SocketAddr, users: &[(&str, &str)], extra: &[&str]) -> (Server, String) {
+    let dns = dns.to_string();
+    let mut flags = vec!["--nameserver", dns.as_str()];
     flags.extend_from_slice(extra);
     Server::start_domain(LOCAL, users, &flags)
 }
 
 fn message_to(uri: &str) -> String {
+    request_to("MESSAGE", uri)
+}
+
+/// A `method` request to `uri` from a user of a domain we do not serve (so not challenged).
+fn request_to(method: &str, uri: &str) -> String {
     let n = unique();
     format!(
-        "MESSAGE {uri} SIP/2.0\r\n\
+        "{method} {uri} SIP/2.0\r\n\
          Via: SIP/2.0/TCP 127.0.0.1:5098;branch=z9hG4bK-srv{n}\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:dave@elsewhere.example.net>;tag=d{n}\r\n\
          To: <{uri}>\r\n\
          Call-ID: srv-{n}\r\n\
-         CSeq: 1 MESSAGE\r\n\
+         CSeq: 1 {method}\r\n\
+         Contact: <sip:dave@127.0.0.1:5098;transport=tcp>\r\n\
          Content-Type: text/plain\r\n\
          Content-Length: 5\r\n\r\nhello"
+    )
+}
+
+/// The CANCEL of `invite` (RFC 3261 §9.1): its Request-URI, top Via, From, To, Call-ID and
+/// CSeq number.
+fn cancel_of(invite: &str) -> String {
+    let invite = Message::parse(invite.to_owned().into(), &Limits::default()).expect("valid");
+    format!(
+        "CANCEL {uri} SIP/2.0\r\n\
+         Via: {via}\r\n\
+         Max-Forwards: 70\r\n\
+         From: {from}\r\n\
+         To: {to}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {seq} CANCEL\r\n\
+         Content-Length: 0\r\n\r\n",
+        uri = invite.request_uri().expect("a request"),
+        via = header(&invite, "Via"),
+        from = header(&invite, "From"),
+        to = header(&invite, "To"),
+        call_id = header(&invite, "Call-ID"),
+        seq = invite.cseq().expect("a CSeq").seq,
     )
 }
 
@@ -232,7 +282,7 @@ fn a_relayed_request_reaches_the_server_an_srv_record_names() {
         srv_host("_sip._tcp.remote.test", "sip.remote.test", remote.port(), 0),
         host_record("sip.remote.test"),
     ]);
-    let (server, _) = local_server(&dns, &[], &["--relay-domain", REMOTE]);
+    let (server, _) = local_server(dns.addr, &[], &["--relay-domain", REMOTE]);
     let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
     let uri = format!("sip:olga@{REMOTE}");
     caller.send(&message_to(&uri));
@@ -261,7 +311,7 @@ fn a_domain_without_sip_servers_gets_404() {
         "--srv-host=_sip._udp.closed.test".to_owned(),
         "--srv-host=_sip._tcp.closed.test".to_owned(),
     ]);
-    let (server, _) = local_server(&dns, &[], &["--relay-domain", "*"]);
+    let (server, _) = local_server(dns.addr, &[], &["--relay-domain", "*"]);
     let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
     for domain in ["nowhere.test", "closed.test"] {
         caller.send(&message_to(&format!("sip:olga@{domain}")));
@@ -276,6 +326,92 @@ fn a_domain_without_sip_servers_gets_404() {
     caller.send(&message_to("sip:olga@unreachable.example"));
     let answer = caller.recv();
     assert_eq!(answer.status(), Some(503), "{answer:?}\n{}", dns.log());
+}
+
+/// The lookups of RFC 3263 run beside the SIP core, not in it. While the name server stays
+/// silent about the domain a MESSAGE is relayed to, the server goes on answering everyone
+/// else at once (a REGISTER, an OPTIONS); an INVITE to that domain gets its 100 Trying at
+/// once (RFC 3261 §16.2) and, CANCELled, its 487, with nothing sent for it once its lookup
+/// ends; when the MESSAGE's lookup gives up (5 s), the MESSAGE gets 503.
+#[test]
+fn a_silent_name_server_holds_up_only_the_requests_waiting_for_it() {
+    const AT_ONCE: Duration = Duration::from_secs(1);
+    let dns = SilentNameServer::bind();
+    let (mut server, _) = local_server(
+        dns.addr,
+        &[("alice", "secret")],
+        &["--relay-domain", REMOTE],
+    );
+    let olga = format!("sip:olga@{REMOTE}");
+    let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
+    let started = Instant::now();
+    caller.send(&message_to(&olga));
+
+    let mut inviter = SipConn::tcp(server.tcp_addr()).expect("connect");
+    let invite = request_to("INVITE", &olga);
+    inviter.send(&invite);
+    let trying = inviter.recv();
+    assert_eq!(trying.status(), Some(100), "{trying:?}");
+    assert!(
+        started.elapsed() < AT_ONCE,
+        "100 Trying after {:?}",
+        started.elapsed()
+    );
+
+    let mut alice = Ua::in_domain(&server, "alice", "secret", LOCAL);
+    let asked = Instant::now();
+    let aor = alice.aor();
+    let n = unique();
+    let registered = alice.send(
+        "REGISTER",
+        &aor,
+        &format!("reg-{n}"),
+        &format!("r{n}"),
+        None,
+        1,
+        "Expires: 600\r\n",
+        "",
+    );
+    assert_eq!(registered.status(), Some(200), "{registered:?}");
+    alice.conn.send(&options_request(server.tcp_addr(), "TCP"));
+    let options = alice.response();
+    assert_eq!(options.status(), Some(200), "{options:?}");
+    assert!(
+        asked.elapsed() < AT_ONCE,
+        "REGISTER and OPTIONS answered after {:?}: they waited for DNS",
+        asked.elapsed()
+    );
+
+    inviter.send(&cancel_of(&invite));
+    let mut answers: Vec<(String, u16)> = (0..2)
+        .map(|_| {
+            let response = inviter.recv();
+            let method = response.cseq().expect("a CSeq").method.as_str().to_owned();
+            (method, response.status().expect("a response"))
+        })
+        .collect();
+    answers.sort();
+    assert_eq!(
+        answers,
+        [("CANCEL".to_owned(), 200), ("INVITE".to_owned(), 487)]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "all this while the lookups were pending"
+    );
+
+    let answer = caller.recv();
+    assert_eq!(answer.status(), Some(503), "{answer:?}\n{}", server.log());
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "503 only when the lookup gave up, after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        inviter.try_recv(Duration::from_secs(1)).is_none(),
+        "the cancelled INVITE's lookup ended without a word"
+    );
+    assert!(server.is_running(), "{}", server.log());
 }
 
 /// Alice's buddy list holds a user of a domain whose first SRV target (priority 10) refuses
@@ -296,7 +432,7 @@ fn a_back_end_subscription_moves_on_to_the_next_srv_target() {
         host_record("dead.remote.test"),
         host_record("live.remote.test"),
     ]);
-    let (server, root) = local_server(&dns, &[("alice", "secret")], &[]);
+    let (server, root) = local_server(dns.addr, &[("alice", "secret")], &[]);
     let service = format!("sip:alice+buddies@{LOCAL}");
     let olga = format!("sip:olga@{REMOTE}");
     put_buddy_list(&root, &service, &olga);

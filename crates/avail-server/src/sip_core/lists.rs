@@ -134,7 +134,7 @@ impl SipCore {
                         .await;
                 }
                 Command::Watch(key) => {
-                    let effects = self.remote.watch(&key, now).await;
+                    let effects = self.remote.watch(&key, &mut self.lookups, now);
                     self.apply_backend(effects, now).await;
                 }
                 Command::Unwatch(key) if self.is_local(&key.resource) => {
