@@ -12,11 +12,12 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 /// A request that could not be sent: the top-Via branch and method of its client
-/// transaction.
+/// transaction, and where it was going.
 #[derive(Debug)]
 pub struct FailedSend {
     pub branch: Box<str>,
     pub method: Method,
+    pub dest: Target,
 }
 
 #[derive(Clone)]
@@ -45,7 +46,7 @@ impl Connector {
         let transport = self.transport.clone();
         let failed = self.failed.clone();
         tokio::spawn(async move {
-            let sent = failed_send(&data);
+            let sent = failed_send(&data, dest.clone());
             if let Err(error) = transport.send(dest, data).await {
                 debug!(%error, "request not sent: no connection");
                 if let Some(sent) = sent {
@@ -59,12 +60,13 @@ impl Connector {
 
 /// What identifies the client transaction of a request we wrote; None for a response (an
 /// ACK has no transaction of its own: the lookup finds none).
-fn failed_send(data: &Bytes) -> Option<FailedSend> {
+fn failed_send(data: &Bytes, dest: Target) -> Option<FailedSend> {
     let limits = sip_message::Limits::default();
     let request = Message::parse_headers_only(data.clone(), &limits).ok()?;
     Some(FailedSend {
         branch: request.top_via_branch()?.into(),
         method: request.method()?.clone(),
+        dest,
     })
 }
 

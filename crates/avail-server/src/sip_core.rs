@@ -148,7 +148,14 @@ impl SipCore {
         if let Some(id) = self.transactions.client_for(&failed.branch, failed.method) {
             let actions = self.transactions.on_transport_error(TxId::Client(id));
             self.execute(actions, now).await;
+            return;
         }
+        // Not a transaction of the core: a back-end subscription's request (the back-end
+        // agent keeps its own transactions), which fails over or retries like any other
+        // send of it that found no connection.
+        let effects = self.remote.on_flow_failed(&failed.dest, now);
+        self.apply_backend(effects, now).await;
+        self.settle_lists(now).await;
     }
 
     /// A lookup task finished (see [`lookups`]): what waited for it carries on.

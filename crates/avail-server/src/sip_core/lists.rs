@@ -170,6 +170,11 @@ impl SipCore {
     pub(super) async fn apply_backend(&mut self, effects: Effects, now: Instant) {
         let mut states = effects.states;
         for (dest, data) in effects.sends {
+            // A send that must connect first runs beside the core (a dead peer may take the
+            // whole connect timeout); its failure comes back through `on_failed_send`.
+            let Some((dest, data)) = self.connector.detach(dest, data) else {
+                continue;
+            };
             if let Err(error) = self.transport.send(dest.clone(), data).await {
                 // The other domain cannot be reached: its requests fail now (and retry after
                 // a back-off) instead of waiting for their transactions to time out.
