@@ -208,6 +208,17 @@ impl Agent {
         }
     }
 
+    /// Asserts that nothing reads the desktop (the state stays active for twice the
+    /// threshold without input), that `POST /idle` still reports idle time, then stops.
+    async fn reads_no_idle_time_but_takes_reports(self, why: &str) {
+        self.stays_active(THRESHOLD * 2, why).await;
+        assert!(
+            away(&self.report_idle(3600).await),
+            "{why}: POST /idle still works"
+        );
+        self.handle.stop().await;
+    }
+
     async fn report_idle(&self, seconds: u64) -> Value {
         self.api
             .call(Method::POST, "/idle", Some(json!({ "seconds": seconds })))
@@ -269,10 +280,8 @@ async fn the_x_servers_idle_time_drives_auto_away() {
     let back = agent.report_idle(0).await;
     assert!(active(&back), "{back:#}");
     agent
-        .stays_active(THRESHOLD * 2, "no reading once the X server is gone")
+        .reads_no_idle_time_but_takes_reports("no reading once the X server is gone")
         .await;
-    assert!(away(&agent.report_idle(3600).await));
-    agent.handle.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,16 +311,8 @@ async fn with_the_idle_source_off_the_x_server_is_not_read() {
     ))
     .await;
     agent
-        .stays_active(
-            THRESHOLD * 2,
-            "no input for twice the threshold, yet off means not read",
-        )
+        .reads_no_idle_time_but_takes_reports("no input, yet off means not read")
         .await;
-    assert!(
-        away(&agent.report_idle(3600).await),
-        "POST /idle still works"
-    );
-    agent.handle.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,13 +324,8 @@ async fn an_x_server_without_mit_screen_saver_is_not_read() {
     ))
     .await;
     agent
-        .stays_active(THRESHOLD * 2, "no idle time without the extension")
+        .reads_no_idle_time_but_takes_reports("no idle time without the extension")
         .await;
-    assert!(
-        away(&agent.report_idle(3600).await),
-        "POST /idle still works"
-    );
-    agent.handle.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
