@@ -3,11 +3,10 @@
 //! peer, which may take the whole connect timeout, never stalls the SIP core. A request
 //! such a send could not deliver is reported back as a [`FailedSend`], and its client
 //! transaction fails at once (RFC 3261 §8.1.3.1, §16.9) instead of at Timer B or F.
-//! [`transport_of`] names the transport a next hop located by RFC 3263 is sent over.
 
 use bytes::Bytes;
 use sip_message::{Message, Method};
-use sip_transport::{Target, Transport, TransportHandle};
+use sip_transport::{Target, TransportHandle};
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -68,13 +67,4 @@ fn failed_send(data: &Bytes, dest: Target) -> Option<FailedSend> {
         method: request.method()?.clone(),
         dest,
     })
-}
-
-/// The transport of a next hop located by RFC 3263 (`sip-locate`), as the transports name it.
-pub fn transport_of(located: sip_locate::Transport) -> Transport {
-    match located {
-        sip_locate::Transport::Udp => Transport::Udp,
-        sip_locate::Transport::Tcp => Transport::Tcp,
-        sip_locate::Transport::Tls => Transport::Tls,
-    }
 }

@@ -33,7 +33,6 @@ use tracing::{debug, info, warn};
 use xcap::DocumentChange;
 
 use crate::config::Config;
-use crate::connect::transport_of;
 use crate::reply::Origin;
 
 /// pres-rules AUIDs, in the order looked for: Blink's OMA one, then the IETF one (RFC 5025 §9).
@@ -559,7 +558,7 @@ fn restored_flow(
         None => located.get(hop)?,
     };
     targets.iter().find_map(|target| {
-        let kind = transport_of(target.transport);
+        let kind = target.transport;
         let local = transport.local_addr(kind)?;
         if local.is_ipv4() != target.addr.is_ipv4() {
             return None;

@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::auth::{simple, unix_now, Authenticator};
 use crate::config::Config;
-use crate::connect::{transport_of, Connector};
+use crate::connect::Connector;
 use crate::register::Registration;
 use crate::reply::{self, Origin};
 use crate::server::BoxError;
@@ -92,7 +92,7 @@ impl ProxyService {
                     IpAddr::V4(ip) => ip.to_string(),
                 };
                 Some(Listener {
-                    transport: flow_transport(kind),
+                    transport: kind,
                     host,
                     port: addr.port(),
                 })
@@ -617,7 +617,7 @@ fn destination(binding: &Binding) -> Option<Destination> {
 /// A located next hop as a flow, if our listeners can send there: a datagram leaves from
 /// our UDP socket, which reaches only its own address family.
 fn sendable_flow(target: &sip_locate::Target, udp_listener: Option<SocketAddr>) -> Option<Flow> {
-    let transport = flow_transport(transport_of(target.transport));
+    let transport = target.transport;
     if transport == proxy::Transport::Udp && udp_listener?.is_ipv4() != target.addr.is_ipv4() {
         return None;
     }
@@ -629,16 +629,8 @@ fn sendable_flow(target: &sip_locate::Target, udp_listener: Option<SocketAddr>) 
 
 fn origin_flow(origin: Origin) -> Flow {
     Flow {
-        transport: flow_transport(origin.transport),
+        transport: origin.transport,
         addr: origin.peer,
-    }
-}
-
-fn flow_transport(transport: Transport) -> proxy::Transport {
-    match transport {
-        Transport::Udp => proxy::Transport::Udp,
-        Transport::Tcp => proxy::Transport::Tcp,
-        Transport::Tls => proxy::Transport::Tls,
     }
 }
 

@@ -14,50 +14,14 @@ use sha2::Sha256;
 /// Bytes of the HMAC-SHA256 kept in a token: 96 bits, 16 base64url characters.
 const TAG_LEN: usize = 12;
 
-/// The transport of a flow (RFC 3261 §18; the `transport` URI parameter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-}
+pub use sip_message::Transport;
 
-impl Transport {
-    /// The Via `transport` token (RFC 3261 §20.42).
-    pub fn via_name(self) -> &'static str {
-        match self {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-            Transport::Tls => "TLS",
-        }
-    }
-
-    /// `udp`, `tcp`, `tls`: the URI parameter value, and how the registrar records bindings.
-    pub fn param_name(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        }
-    }
-
-    /// Parses a Via transport or a `transport` URI parameter, case-insensitively.
-    pub fn from_name(name: &str) -> Option<Transport> {
-        [Transport::Udp, Transport::Tcp, Transport::Tls]
-            .into_iter()
-            .find(|t| t.param_name().eq_ignore_ascii_case(name))
-    }
-
-    pub fn is_reliable(self) -> bool {
-        self != Transport::Udp
-    }
-
-    fn token_letter(self) -> char {
-        match self {
-            Transport::Udp => 'u',
-            Transport::Tcp => 't',
-            Transport::Tls => 's',
-        }
+/// The transport's letter in a flow token.
+fn token_letter(transport: Transport) -> char {
+    match transport {
+        Transport::Udp => 'u',
+        Transport::Tcp => 't',
+        Transport::Tls => 's',
     }
 }
 
@@ -75,7 +39,7 @@ impl Flow {
     /// in four hex digits. Only unreserved characters, so it needs no escaping.
     pub(crate) fn token(&self) -> String {
         let mut token = String::with_capacity(37);
-        token.push(self.transport.token_letter());
+        token.push(token_letter(self.transport));
         match self.addr.ip() {
             IpAddr::V4(ip) => ip.octets().iter().for_each(|b| push_hex(&mut token, *b)),
             IpAddr::V6(ip) => ip.octets().iter().for_each(|b| push_hex(&mut token, *b)),

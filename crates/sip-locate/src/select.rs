@@ -17,52 +17,20 @@ use crate::LocateError;
 /// domain publishing more gains nothing but a longer list to fail over through.
 pub const MAX_TARGETS: usize = 16;
 
-/// The transports of RFC 3263 §4.1 resolved here (no SCTP, no WebSocket).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    /// TLS over TCP.
-    Tls,
-}
+pub use sip_message::Transport;
 
-impl Transport {
-    /// RFC 3261 §19.1.2: 5061 for TLS, 5060 otherwise.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Transport::Tls => 5061,
-            Transport::Udp | Transport::Tcp => 5060,
-        }
-    }
-
-    /// A `transport` URI parameter, case-insensitively; None for one not resolved here.
-    pub fn from_param(name: &str) -> Option<Transport> {
-        [Transport::Udp, Transport::Tcp, Transport::Tls]
-            .into_iter()
-            .find(|transport| transport.param().eq_ignore_ascii_case(name))
-    }
-
-    fn param(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        }
-    }
-
-    /// §4.1: TLS is the `_sips` service, also when a SIP URI is sent over TLS.
-    fn srv_labels(self) -> &'static str {
-        match self {
-            Transport::Udp => "_sip._udp",
-            Transport::Tcp => "_sip._tcp",
-            Transport::Tls => "_sips._tcp",
-        }
+/// §4.1: TLS is the `_sips` service, also when a SIP URI is sent over TLS.
+fn srv_labels(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Udp => "_sip._udp",
+        Transport::Tcp => "_sip._tcp",
+        Transport::Tls => "_sips._tcp",
     }
 }
 
 /// The SRV name of `domain`'s SIP service over `transport` (RFC 3263 §4.1).
 pub fn srv_name(domain: &str, transport: Transport) -> String {
-    format!("{}.{domain}", transport.srv_labels())
+    format!("{}.{domain}", srv_labels(transport))
 }
 
 /// A destination's host: an address is used as it is (§4.2), a name is looked up.
@@ -116,7 +84,7 @@ impl Destination {
         let transport = match uri.param("transport").flatten() {
             _ if secure => Some(Transport::Tls),
             Some(name) => Some(
-                Transport::from_param(name)
+                Transport::from_name(name)
                     .ok_or_else(|| LocateError::UnsupportedTransport(name.to_owned()))?,
             ),
             None => None,
@@ -465,8 +433,8 @@ mod tests {
         assert_eq!(Transport::Udp.default_port(), 5060);
         assert_eq!(Transport::Tcp.default_port(), 5060);
         assert_eq!(Transport::Tls.default_port(), 5061);
-        assert_eq!(Transport::from_param("TCP"), Some(Transport::Tcp));
-        assert_eq!(Transport::from_param("sctp"), None);
+        assert_eq!(Transport::from_name("TCP"), Some(Transport::Tcp));
+        assert_eq!(Transport::from_name("sctp"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod framing;
 mod headers;
 mod message;
 mod syntax;
+mod transport;
 mod uri;
 
 pub use builder::{default_reason, response_to, MessageWriter};
@@ -19,4 +20,5 @@ pub use headers::{
     NameAddr, Param, Params, SubscriptionState, Via,
 };
 pub use message::{HeaderName, HeaderRef, Limits, Message, Method, ParseError, StartLine};
+pub use transport::Transport;
 pub use uri::{Host, Uri, UriError};

@@ -44,23 +44,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use stream::Shared;
 
-/// The transport a message travelled on (RFC 3261 §18; the `transport` URI parameter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-            Transport::Tls => "TLS",
-        })
-    }
-}
+pub use sip_message::Transport;
 
 /// Identifies one TCP or TLS connection for its whole life; never reused within a process,
 /// so a stale id held by the server can only fail, never hit another peer's connection.
