@@ -131,6 +131,14 @@ struct Agent {
 impl Agent {
     /// Alice's agent against a real avail-server over TCP, its file starting with
     /// `idle_lines`, its threshold [`THRESHOLD`]; returns once registered and synced.
+    /// An agent with this `idle_source` and `x11_display`.
+    async fn reading(source: &str, display: &str) -> Agent {
+        Agent::start(&format!(
+            "idle_source = \"{source}\"\nx11_display = \"{display}\""
+        ))
+        .await
+    }
+
     async fn start(idle_lines: &str) -> Agent {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -241,11 +249,7 @@ fn active(status: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_x_servers_idle_time_drives_auto_away() {
     let x = Xvfb::start();
-    let agent = Agent::start(&format!(
-        "idle_source = \"x11\"\nx11_display = \"{}\"",
-        x.display
-    ))
-    .await;
+    let agent = Agent::reading("x11", &x.display).await;
 
     // Xvfb may have been idle long enough already: input first, seen by the agent.
     x.move_pointer(10, 10);
@@ -287,11 +291,7 @@ async fn the_x_servers_idle_time_drives_auto_away() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_x_server_holds_up_neither_the_api_nor_the_stop() {
     let x = Xvfb::start();
-    let agent = Agent::start(&format!(
-        "idle_source = \"x11\"\nx11_display = \"{}\"",
-        x.display
-    ))
-    .await;
+    let agent = Agent::reading("x11", &x.display).await;
     agent.status_until("away: the server is read", away).await;
     x.signal("STOP");
     assert!(active(&agent.report_idle(0).await), "the API answers");
@@ -305,11 +305,7 @@ async fn a_frozen_x_server_holds_up_neither_the_api_nor_the_stop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_idle_source_off_the_x_server_is_not_read() {
     let x = Xvfb::start();
-    let agent = Agent::start(&format!(
-        "idle_source = \"off\"\nx11_display = \"{}\"",
-        x.display
-    ))
-    .await;
+    let agent = Agent::reading("off", &x.display).await;
     agent
         .reads_no_idle_time_but_takes_reports("no input, yet off means not read")
         .await;
@@ -318,11 +314,7 @@ async fn with_the_idle_source_off_the_x_server_is_not_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_x_server_without_mit_screen_saver_is_not_read() {
     let x = Xvfb::start_with(&["-extension", "MIT-SCREEN-SAVER"]);
-    let agent = Agent::start(&format!(
-        "idle_source = \"x11\"\nx11_display = \"{}\"",
-        x.display
-    ))
-    .await;
+    let agent = Agent::reading("x11", &x.display).await;
     agent
         .reads_no_idle_time_but_takes_reports("no idle time without the extension")
         .await;
@@ -330,11 +322,7 @@ async fn an_x_server_without_mit_screen_saver_is_not_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_x_server_avail_idle_reports_the_idle_time() {
-    let agent = Agent::start(&format!(
-        "idle_source = \"x11\"\nx11_display = \"{}\"",
-        missing_display()
-    ))
-    .await;
+    let agent = Agent::reading("x11", &missing_display()).await;
     agent.stays_active(THRESHOLD * 2, "nothing to read").await;
 
     let api = agent.handle.api_addr.to_string();
