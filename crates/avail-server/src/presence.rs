@@ -563,14 +563,7 @@ fn restored_flow(
         if local.is_ipv4() != target.addr.is_ipv4() {
             return None;
         }
-        let dest = match kind {
-            Transport::Udp => Target::Udp(target.addr),
-            _ => Target::Connect {
-                transport: kind,
-                addr: target.addr,
-                server_name: target.server_name.clone(),
-            },
-        };
+        let dest = Target::to(kind, target.addr, target.server_name.clone());
         Some(listener_flow(fallback_host, kind, dest, Some(local)))
     })
 }

@@ -363,11 +363,8 @@ impl ProxyService {
         };
         if !parts.lookups.has_room(Requester::Proxy) {
             info!(uri, "too many next hops being located");
-            let mut writer =
-                reply::response(inbound.request(), 503, "Service Unavailable", &new_tag());
             // By then every lookup in flight has finished.
-            writer.header_fmt("Retry-After", format_args!("{}", LOCATE_TIMEOUT.as_secs()));
-            return Outcome::Respond(503, writer.finish(None, b""));
+            return Outcome::Respond(503, reply::unavailable(inbound.request(), LOCATE_TIMEOUT));
         }
         parts
             .lookups
@@ -637,19 +634,7 @@ fn origin_flow(origin: Origin) -> Flow {
 /// A flow as a send target: a datagram, or the live connection from that address (the one
 /// the peer opened, RFC 3261 §18.2.2) or a new one.
 fn flow_target(flow: &Flow) -> Target {
-    match flow.transport {
-        proxy::Transport::Udp => Target::Udp(flow.addr),
-        proxy::Transport::Tcp => Target::Connect {
-            transport: Transport::Tcp,
-            addr: flow.addr,
-            server_name: None,
-        },
-        proxy::Transport::Tls => Target::Connect {
-            transport: Transport::Tls,
-            addr: flow.addr,
-            server_name: None,
-        },
-    }
+    Target::to(flow.transport, flow.addr, None)
 }
 
 #[cfg(test)]

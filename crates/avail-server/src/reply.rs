@@ -42,6 +42,19 @@ pub fn response(request: &Message, code: u16, reason: &str, to_tag: &str) -> Mes
     writer
 }
 
+/// 503 with `Retry-After` (RFC 3261 §21.5.4): a request turned away for a while, not for
+/// good.
+pub fn unavailable(request: &Message, retry_after: std::time::Duration) -> bytes::Bytes {
+    let mut writer = response(
+        request,
+        503,
+        "Service Unavailable",
+        &crate::sip_core::new_tag(),
+    );
+    writer.header_fmt("Retry-After", format_args!("{}", retry_after.as_secs()));
+    writer.finish(None, b"")
+}
+
 pub const SERVER: &str = concat!("Avail/", env!("CARGO_PKG_VERSION"));
 
 /// Methods this server handles itself or proxies to its users; sent in `Allow` (RFC 3261

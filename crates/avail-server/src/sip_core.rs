@@ -285,9 +285,9 @@ impl SipCore {
                 }
             }
             ServerEvent::Overloaded(request) => {
-                let mut writer = reply::response(&request, 503, "Service Unavailable", &new_tag());
-                writer.header("Retry-After", "5");
-                self.send(reply_to, writer.finish(None, b"")).await;
+                let overload = std::time::Duration::from_secs(5);
+                self.send(reply_to, reply::unavailable(&request, overload))
+                    .await;
             }
             ServerEvent::Invalid { request, reason } => {
                 let writer = reply::response(&request, 400, reason, &new_tag());

@@ -102,6 +102,20 @@ pub enum Target {
 }
 
 impl Target {
+    /// Where a message to `addr` over `transport` goes: a datagram from the UDP listener, or
+    /// a connection (a live one to that address, else a new one; `server_name` as in
+    /// [`Target::Connect`]).
+    pub fn to(transport: Transport, addr: SocketAddr, server_name: Option<String>) -> Target {
+        match transport {
+            Transport::Udp => Target::Udp(addr),
+            transport => Target::Connect {
+                transport,
+                addr,
+                server_name,
+            },
+        }
+    }
+
     /// The address a datagram to this target goes to; None for a stream target.
     pub fn datagram_addr(&self) -> Option<SocketAddr> {
         match self {
