@@ -1,7 +1,7 @@
 //! Server discovery when the account names no server (blink-compat §2.1, §6, §8 items 1–2):
-//! the SIP domain is resolved as RFC 3263 §4.2 says, without NAPTR (which Blink's lookup also
-//! treats as optional), by the `sip-locate` crate: SRV `_sips._tcp.<domain>` for TLS or
-//! `_sip._tcp.<domain>` for TCP, ordered by priority and weight (RFC 2782), else the
+//! the SIP domain is resolved as RFC 3263 §4 says, by the `sip-locate` crate, for the
+//! configured transport: the SRV name of the domain's NAPTR record for it (`SIPS+D2T` for TLS,
+//! `SIP+D2T` for TCP), else SRV `_sips._tcp.<domain>` or `_sip._tcp.<domain>`, ordered by priority and weight (RFC 2782), else the
 //! domain's A/AAAA records on the transport's default port. The XCAP root comes from the TXT
 //! records of `xcap.<domain>`: the `http(s)://` answers, one picked at random, as the SDK does.
 //!
@@ -54,8 +54,11 @@ impl Dns {
         domain: &str,
         transport: Transport,
     ) -> Result<Vec<(String, u16)>, DiscoveryError> {
-        let destination = Destination::from_host_port(domain, located(transport));
-        let servers = self.0.server_hosts(&destination, &[]).await?;
+        let destination = Destination::from_host_port(domain);
+        let servers = self
+            .0
+            .server_hosts(&destination, &[located(transport)])
+            .await?;
         Ok(servers
             .into_iter()
             .map(|server| (server.host.to_string(), server.port))
@@ -94,7 +97,7 @@ fn located(transport: Transport) -> sip_locate::Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_resolver::proto::rr::rdata::{SRV, TXT};
+    use hickory_resolver::proto::rr::rdata::{NAPTR, SRV, TXT};
     use hickory_resolver::proto::rr::RData;
     use hickory_resolver::Name;
     use sip_locate::test_server::{name_server, record};
@@ -123,6 +126,22 @@ mod tests {
                 ])),
             ),
             record("_sips._tcp.closed.example.", srv(0, 0, ".")),
+            // The domain's NAPTR records name its TLS service: followed for TLS only.
+            record(
+                "naptr.example.",
+                RData::NAPTR(NAPTR::new(
+                    10,
+                    10,
+                    b"s".to_vec().into_boxed_slice(),
+                    b"SIPS+D2T".to_vec().into_boxed_slice(),
+                    Box::default(),
+                    Name::from_ascii("_sips._tcp.tls.naptr.example.").unwrap(),
+                )),
+            ),
+            record(
+                "_sips._tcp.tls.naptr.example.",
+                srv(0, 5071, "tls.naptr.example."),
+            ),
         ])
         .await;
         let dns = Dns(Locator::new(&[server], SIP_LOOKUP_TIMEOUT));
@@ -148,6 +167,19 @@ mod tests {
                 .unwrap(),
             [("127.0.0.1".to_owned(), 5070)],
             "no lookup for an address"
+        );
+        assert_eq!(
+            dns.sip_targets("naptr.example", Transport::Tls)
+                .await
+                .unwrap(),
+            [("tls.naptr.example".to_owned(), 5071)]
+        );
+        assert_eq!(
+            dns.sip_targets("naptr.example", Transport::Tcp)
+                .await
+                .unwrap(),
+            [("naptr.example".to_owned(), 5060)],
+            "no NAPTR record for TCP, no _sip._tcp record"
         );
         assert!(matches!(
             dns.sip_targets("closed.example", Transport::Tls).await,

@@ -2,8 +2,9 @@
 //! subscribes to each resource on behalf of the list's subscriber). One `presence`
 //! subscription per watch, sent with the subscriber's identity as From by the sans-IO
 //! [`sip_ua::UserAgent`] over TCP, to the next hop of the resource's domain: a configured
-//! route (`[rls] routes`), else the TCP targets RFC 3263 §4 finds for the resource (SRV
-//! `_sip._tcp`, else the domain's address records on port 5060; no NAPTR), looked up by a
+//! route (`[rls] routes`), else the TCP targets RFC 3263 §4 finds for the resource (the SRV
+//! name of a `SIP+D2T` NAPTR record or `_sip._tcp`, else the domain's address records on
+//! port 5060), looked up by a
 //! task of its own (see [`Lookups`]) while the watch waits, queued beyond the back-end's
 //! share of lookups. When the connection to one target fails before the domain has
 //! answered, the subscription starts over at the next target (§4.3). What each NOTIFY says

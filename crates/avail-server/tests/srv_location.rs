@@ -1,7 +1,7 @@
-//! RFC 3263 on the wire: the server finds other domains' SIP servers through DNS SRV records
-//! and their targets' address records, asking a real name server (Debian's dnsmasq, package
+//! RFC 3263 on the wire: the server finds other domains' SIP servers through DNS NAPTR and SRV
+//! records and their targets' address records, asking a real name server (Debian's dnsmasq, package
 //! dnsmasq-base) given with `--nameserver`. The proxy relays a request to the server an SRV
-//! record names, on the port it names; the resource list server's back-end subscription
+//! record names, on the port it names, over the transport NAPTR records prefer; the resource list server's back-end subscription
 //! goes there too, and moves on to the next SRV target when the first refuses the
 //! connection (§4.3); a domain without SIP servers gets 404. Lookups run beside the SIP
 //! core: a name server that never answers holds up only the requests waiting for it.
@@ -299,6 +299,55 @@ fn a_relayed_request_reaches_the_server_an_srv_record_names() {
     peer.answer(&relayed, "olga1", &[]);
     let answer = caller.recv();
     assert_eq!(answer.status(), Some(200), "{answer:?}\n{}", server.log());
+}
+
+/// The domain's NAPTR records (RFC 3263 §4.1) decide the transport and the SRV name: its
+/// preferred TLS service is skipped (no TLS client here), its TCP service under a name of its
+/// own is used, although a `_sip._udp` record would otherwise have won.
+#[test]
+fn naptr_records_choose_the_transport_and_srv_name_of_a_relayed_request() {
+    const DOMAIN: &str = "naptr.test";
+    let remote = RemoteServer::bind();
+    let decoy = UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
+    let decoy_port = decoy.local_addr().expect("bound").port();
+    let dns = NameServer::start(&[
+        format!("--naptr-record={DOMAIN},10,10,s,SIPS+D2T,,_sips._tcp.{DOMAIN}"),
+        format!("--naptr-record={DOMAIN},20,10,S,SIP+D2T,,_sip._tcp.proxies.{DOMAIN}"),
+        srv_host(&format!("_sips._tcp.{DOMAIN}"), "sip.remote.test", 5061, 0),
+        srv_host(
+            &format!("_sip._tcp.proxies.{DOMAIN}"),
+            "sip.remote.test",
+            remote.port(),
+            0,
+        ),
+        srv_host(
+            &format!("_sip._udp.{DOMAIN}"),
+            "sip.remote.test",
+            decoy_port,
+            0,
+        ),
+        host_record("sip.remote.test"),
+    ]);
+    let (server, _) = local_server(dns.addr, &[], &["--relay-domain", DOMAIN]);
+    let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
+    let uri = format!("sip:olga@{DOMAIN}");
+    caller.send(&message_to(&uri));
+
+    let mut peer = remote.accept();
+    let relayed = peer.recv();
+    assert_eq!(relayed.request_uri(), Some(uri.as_str()));
+    assert!(
+        header(&relayed, "Via").starts_with("SIP/2.0/TCP "),
+        "{relayed:?}"
+    );
+    peer.answer(&relayed, "olga1", &[]);
+    let answer = caller.recv();
+    assert_eq!(answer.status(), Some(200), "{answer:?}\n{}", dns.log());
+    assert!(
+        dns.log().contains(&format!("query[NAPTR] {DOMAIN}")),
+        "{}",
+        dns.log()
+    );
 }
 
 /// NXDOMAIN, or an SRV record saying the service is not offered (target `.`, RFC 2782):

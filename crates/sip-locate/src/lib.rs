@@ -1,5 +1,5 @@
-//! Locating SIP servers (RFC 3263 §4) the way a client without NAPTR does: the transport from
-//! the URI or from which SRV names answer (§4.1), SRV records in RFC 2782 order (§4.3) and
+//! Locating SIP servers (RFC 3263 §4): the transport from the URI, the domain's NAPTR records
+//! or which SRV names answer (§4.1), SRV records in RFC 2782 order (§4.3) and
 //! then each target's A/AAAA records, or the host's own addresses when the URI gives an
 //! address or a port (§4.2). Each target carries the name its TLS certificate must match
 //! (RFC 5922 §4).
@@ -14,8 +14,8 @@ pub mod test_server;
 
 pub use locator::Locator;
 pub use select::{
-    host_port, order_srv, plan, srv_name, targets, Destination, Host, Plan, ServerHost, Srv,
-    SrvSearch, Target, Transport, WeightDraw, MAX_TARGETS,
+    host_port, order_srv, plan, srv_name, targets, Destination, Host, Naptr, Plan, Query,
+    ServerHost, ServiceSearch, Srv, Target, Transport, WeightDraw, MAX_TARGETS,
 };
 
 /// Why a destination has no target.

@@ -1,4 +1,4 @@
-//! The DNS side of [`crate::select`] (RFC 3263 §4.1, §4.2): SRV and A/AAAA queries through
+//! The DNS side of [`crate::select`] (RFC 3263 §4.1, §4.2): NAPTR, SRV and A/AAAA queries through
 //! hickory-resolver, all those of one destination under one deadline. The name servers are
 //! the system's (`/etc/resolv.conf`, and `/etc/hosts` for addresses) unless some are given.
 
@@ -12,13 +12,15 @@ use hickory_resolver::config::{
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::rdata::SRV;
+use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::proto::{ProtoError, ProtoErrorKind};
 use hickory_resolver::{ResolveError, ResolverBuilder, TokioResolver};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::select::{
-    plan, targets, Destination, Host, Plan, ServerHost, Srv, Target, Transport, MAX_TARGETS,
+    plan, targets, Destination, Host, Naptr, Plan, Query, ServerHost, Srv, Target, Transport,
+    MAX_TARGETS,
 };
 use crate::LocateError;
 
@@ -84,13 +86,48 @@ impl Locator {
     async fn servers(&self, plan: Plan) -> Result<Vec<ServerHost>, LocateError> {
         let mut search = match plan {
             Plan::Host(server) => return Ok(vec![server]),
-            Plan::Srv(search) => search,
+            Plan::Search(search) => search,
         };
-        while let Some((transport, name)) = search.next_query() {
-            let records = self.srv(&name).await?;
-            search.on_answer(transport, records, &mut rand::thread_rng());
+        while let Some(query) = search.next_query() {
+            match query {
+                Query::Naptr(domain) => search.on_naptr(self.naptr(&domain).await),
+                Query::Srv(transport, name) => {
+                    let records = self.srv(&name).await?;
+                    search.on_answer(transport, records, &mut rand::thread_rng());
+                }
+            }
         }
         search.finish()
+    }
+
+    /// A failure to answer counts as no records: the SRV queries that follow either work or
+    /// report the name server's failure themselves.
+    async fn naptr(&self, domain: &str) -> Vec<Naptr> {
+        match self
+            .resolver
+            .lookup(format!("{domain}."), RecordType::NAPTR)
+            .await
+        {
+            Ok(lookup) => lookup
+                .record_iter()
+                .filter_map(|record| match record.data() {
+                    RData::NAPTR(naptr) => Some(Naptr {
+                        order: naptr.order(),
+                        preference: naptr.preference(),
+                        flags: String::from_utf8_lossy(naptr.flags()).into_owned(),
+                        services: String::from_utf8_lossy(naptr.services()).into_owned(),
+                        replacement: naptr.replacement().to_utf8(),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            Err(error) => {
+                if !is_no_such_records(&error) {
+                    debug!(domain, %error, "NAPTR lookup failed; asking for SRV records");
+                }
+                Vec::new()
+            }
+        }
     }
 
     async fn srv(&self, name: &str) -> Result<Vec<Srv>, LocateError> {
@@ -222,6 +259,17 @@ mod tests {
         RData::A(A::from(std::net::Ipv4Addr::from(octets)))
     }
 
+    fn naptr(order: u16, services: &str, replacement: &str) -> RData {
+        RData::NAPTR(hickory_resolver::proto::rr::rdata::NAPTR::new(
+            order,
+            10,
+            b"S".to_vec().into_boxed_slice(),
+            services.as_bytes().to_vec().into_boxed_slice(),
+            Box::default(),
+            Name::from_ascii(replacement).unwrap(),
+        ))
+    }
+
     fn target(transport: Transport, addr: &str, name: Option<&str>) -> Target {
         Target {
             transport,
@@ -244,6 +292,20 @@ mod tests {
             record("example.net.", a([192, 0, 2, 9])),
             record("_sip._udp.declined.example.", srv(0, 0, ".")),
             record("_sip._tcp.dangling.example.", srv(0, 5060, "gone.example.")),
+            // NAPTR prefers TCP at a name of its own over the UDP service SRV would find.
+            record(
+                "naptr.example.",
+                naptr(10, "SIP+D2T", "_sip._tcp.sip.naptr.example."),
+            ),
+            record(
+                "naptr.example.",
+                naptr(20, "SIP+D2U", "_sip._udp.naptr.example."),
+            ),
+            record("_sip._udp.naptr.example.", srv(0, 5060, "a.example.com.")),
+            record(
+                "_sip._tcp.sip.naptr.example.",
+                srv(0, 5090, "a.example.com."),
+            ),
         ])
         .await;
         Locator::new(&[server], TIMEOUT)
@@ -271,6 +333,28 @@ mod tests {
             .unwrap();
         let hosts: Vec<String> = servers.iter().map(|s| s.host.to_string()).collect();
         assert_eq!(hosts, ["a.example.com", "b.example.com"]);
+    }
+
+    #[tokio::test]
+    async fn naptr_records_choose_the_transport_and_the_srv_name() {
+        let locator = locator().await;
+        assert_eq!(
+            locate(&locator, "sip:bob@naptr.example").await,
+            Ok(vec![target(
+                Transport::Tcp,
+                "192.0.2.1:5090",
+                Some("naptr.example")
+            )])
+        );
+        assert_eq!(
+            locate(&locator, "sip:bob@naptr.example;transport=udp").await,
+            Ok(vec![target(
+                Transport::Udp,
+                "192.0.2.1:5060",
+                Some("naptr.example")
+            )]),
+            "a named transport asks SRV directly"
+        );
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
-//! Sans-IO server selection (RFC 3263 §4.1 and §4.2 without NAPTR, with RFC 2782's ordering
-//! as §4.3 asks): which transport and port a URI calls for, which SRV names to ask and in
-//! what order, how an SRV answer is ordered and which servers it names, and the targets
-//! their addresses make. The random numbers of RFC 2782's weighted pick come in through
-//! [`WeightDraw`], so that a test can script them.
+//! Sans-IO server selection (RFC 3263 §4.1 and §4.2, with RFC 2782's ordering as §4.3 asks):
+//! which transport and port a URI calls for, what a domain's NAPTR records (RFC 3403) say
+//! about its transports, which SRV names to ask and in what order, how an SRV answer is
+//! ordered and which servers it names, and the targets their addresses make. The random
+//! numbers of RFC 2782's weighted pick come in through [`WeightDraw`], so that a test can
+//! script them.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -69,7 +70,8 @@ pub struct Destination {
     pub port: Option<u16>,
     /// A SIPS URI: TLS only (§4.1).
     pub secure: bool,
-    /// The `transport` parameter, or the transport a caller insists on.
+    /// The transport the URI's `transport` parameter names (TLS for any on a SIPS URI).
+    /// Without one, §4.1 asks the domain's NAPTR records which transports it prefers.
     pub transport: Option<Transport>,
 }
 
@@ -82,7 +84,7 @@ impl Destination {
         }
         let secure = uri.scheme.eq_ignore_ascii_case("sips");
         let transport = match uri.param("transport").flatten() {
-            _ if secure => Some(Transport::Tls),
+            Some(_) if secure => Some(Transport::Tls),
             Some(name) => Some(
                 Transport::from_name(name)
                     .ok_or_else(|| LocateError::UnsupportedTransport(name.to_owned()))?,
@@ -102,15 +104,15 @@ impl Destination {
         })
     }
 
-    /// A server written as `host[:port]` (an IPv6 address in brackets), reached over
-    /// `transport`: a client's configured domain.
-    pub fn from_host_port(text: &str, transport: Transport) -> Destination {
+    /// A server written as `host[:port]` (an IPv6 address in brackets): a client's
+    /// configured domain, whose transports the client names in its `probe` (see [`plan`]).
+    pub fn from_host_port(text: &str) -> Destination {
         let (host, port) = split_host_port(text);
         Destination {
             host: Host::parse(host),
             port,
             secure: false,
-            transport: Some(transport),
+            transport: None,
         }
     }
 
@@ -187,8 +189,8 @@ pub enum Plan {
     /// §4.2 without SRV: an address, or a name with an explicit port, over the transport
     /// §4.1 settles on.
     Host(ServerHost),
-    /// A name without a port: SRV first.
-    Srv(SrvSearch),
+    /// A name without a port: NAPTR and SRV first.
+    Search(ServiceSearch),
 }
 
 /// What to ask DNS for `destination` (§4.1, §4.2). `probe` lists the transports the caller
@@ -211,9 +213,14 @@ pub fn plan(destination: &Destination, probe: &[Transport]) -> Plan {
                 None if probe.is_empty() => vec![fallback],
                 None => probe.to_vec(),
             };
-            Plan::Srv(SrvSearch {
+            Plan::Search(ServiceSearch {
+                naptr_pending: destination.transport.is_none(),
+                pending: candidates
+                    .iter()
+                    .map(|transport| (*transport, srv_name(domain, *transport)))
+                    .collect(),
+                candidates,
                 domain: domain.clone(),
-                pending: candidates.into(),
                 fallback,
                 declined: Vec::new(),
                 found: None,
@@ -227,39 +234,94 @@ pub fn plan(destination: &Destination, probe: &[Transport]) -> Plan {
     }
 }
 
-/// §4.1's SRV queries for a domain: one name per candidate transport, in order, until one
-/// answers with a server; without any, §4.2's fallback: the domain's own addresses on the
-/// fallback transport's default port.
+/// A DNS question a [`ServiceSearch`] needs answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SrvSearch {
+pub enum Query {
+    /// The domain's NAPTR records.
+    Naptr(String),
+    /// The SRV records of a name, for the servers of one transport.
+    Srv(Transport, String),
+}
+
+/// §4.1's queries for a domain. When the URI names no transport, its NAPTR records first:
+/// those of transports the caller can send on (only `SIPS+D2T` for a SIPS URI) give the
+/// SRV names to ask, in their order. Without such records, one SRV name per candidate
+/// transport, in order. The first SRV name that answers with a server settles it; without
+/// any, §4.2's fallback: the domain's own addresses on the fallback transport's default
+/// port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSearch {
     domain: String,
-    /// Transports not asked about yet, in order.
-    pending: VecDeque<Transport>,
+    naptr_pending: bool,
+    /// The transports the destination may use, in the caller's order.
+    candidates: Vec<Transport>,
+    /// SRV names not asked about yet, in order.
+    pending: VecDeque<(Transport, String)>,
     fallback: Transport,
     /// Transports whose only SRV answer was `.`: decidedly not offered (RFC 2782).
     declined: Vec<Transport>,
     found: Option<Vec<ServerHost>>,
 }
 
-impl SrvSearch {
-    /// The next SRV name to ask about and its transport; None once a transport has servers
-    /// or every candidate has been asked about.
-    pub fn next_query(&self) -> Option<(Transport, String)> {
+impl ServiceSearch {
+    /// The next question; None once a transport has servers or every SRV name has been
+    /// asked about.
+    pub fn next_query(&self) -> Option<Query> {
         if self.found.is_some() {
             return None;
         }
-        let transport = *self.pending.front()?;
-        Some((transport, srv_name(&self.domain, transport)))
+        if self.naptr_pending {
+            return Some(Query::Naptr(self.domain.clone()));
+        }
+        let (transport, name) = self.pending.front()?;
+        Some(Query::Srv(*transport, name.clone()))
     }
 
-    /// The answer about `transport`: its SRV records, none for NXDOMAIN or an empty answer.
+    /// The domain's NAPTR records (none for NXDOMAIN, an empty answer or a failure to
+    /// answer: the SRV queries then go ahead as if there were none). Only terminal records
+    /// pointing at SRV names (flag `s`, RFC 3263 §4.1) of a candidate transport count; they
+    /// are asked about in order, then preference (RFC 3403 §4.1).
+    pub fn on_naptr(&mut self, records: Vec<Naptr>) {
+        self.naptr_pending = false;
+        let mut usable: Vec<(u16, u16, Transport, String)> = records
+            .into_iter()
+            .filter(|record| record.flags.eq_ignore_ascii_case("s"))
+            .filter_map(|record| {
+                let transport = naptr_transport(&record.services)?;
+                let name = record
+                    .replacement
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase();
+                (self.candidates.contains(&transport) && !name.is_empty()).then_some((
+                    record.order,
+                    record.preference,
+                    transport,
+                    name,
+                ))
+            })
+            .collect();
+        if usable.is_empty() {
+            return;
+        }
+        usable.sort_by_key(|(order, preference, ..)| (*order, *preference));
+        self.pending = usable
+            .into_iter()
+            .take(MAX_TARGETS)
+            .map(|(_, _, transport, name)| (transport, name))
+            .collect();
+    }
+
+    /// The answer about `transport`'s SRV name: its records, none for NXDOMAIN or an empty
+    /// answer.
     pub fn on_answer(
         &mut self,
         transport: Transport,
         records: Vec<Srv>,
         draw: &mut impl WeightDraw,
     ) {
-        self.pending.retain(|pending| *pending != transport);
+        if let Some(asked) = self.pending.iter().position(|(t, _)| *t == transport) {
+            self.pending.remove(asked);
+        }
         if records.is_empty() || self.found.is_some() {
             return;
         }
@@ -294,6 +356,30 @@ impl SrvSearch {
             host: Host::Name(self.domain),
         }])
     }
+}
+
+/// The transport of a NAPTR service field RFC 3263 §4.1 defines (case-insensitive, RFC 3403
+/// §4.1); None for the others (SCTP, other applications).
+fn naptr_transport(services: &str) -> Option<Transport> {
+    [
+        ("SIP+D2U", Transport::Udp),
+        ("SIP+D2T", Transport::Tcp),
+        ("SIPS+D2T", Transport::Tls),
+    ]
+    .into_iter()
+    .find(|(service, _)| services.eq_ignore_ascii_case(service))
+    .map(|(_, transport)| transport)
+}
+
+/// One NAPTR answer (RFC 3403 §4.1): the fields RFC 3263 looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Naptr {
+    pub order: u16,
+    pub preference: u16,
+    pub flags: String,
+    pub services: String,
+    /// The name to look up next, here an SRV name.
+    pub replacement: String,
 }
 
 /// The targets `found` makes (each server's addresses, in order), at most [`MAX_TARGETS`];
@@ -399,10 +485,36 @@ mod tests {
         Destination::from_uri(uri).expect("a SIP URI")
     }
 
-    fn search(uri: &str, probe: &[Transport]) -> SrvSearch {
+    fn search(uri: &str, probe: &[Transport]) -> ServiceSearch {
         match plan(&destination(uri), probe) {
-            Plan::Srv(search) => search,
-            other => panic!("{uri}: SRV expected, got {other:?}"),
+            Plan::Search(search) => search,
+            other => panic!("{uri}: a search expected, got {other:?}"),
+        }
+    }
+
+    /// The search once the domain has answered that it has no NAPTR records.
+    fn without_naptr(uri: &str, probe: &[Transport]) -> ServiceSearch {
+        let mut search = search(uri, probe);
+        assert_eq!(
+            search.next_query(),
+            Some(Query::Naptr("example.com".into())),
+            "{uri}: NAPTR first"
+        );
+        search.on_naptr(Vec::new());
+        search
+    }
+
+    fn srv_query(transport: Transport, name: &str) -> Option<Query> {
+        Some(Query::Srv(transport, name.into()))
+    }
+
+    fn naptr(order: u16, preference: u16, services: &str, replacement: &str) -> Naptr {
+        Naptr {
+            order,
+            preference,
+            flags: "s".into(),
+            services: services.into(),
+            replacement: replacement.into(),
         }
     }
 
@@ -560,16 +672,16 @@ mod tests {
     }
 
     #[test]
-    fn without_a_transport_the_supported_ones_are_asked_in_order() {
-        let mut search = search("sip:bob@example.com", UDP_TCP);
+    fn without_a_transport_or_naptr_records_the_supported_ones_are_asked_in_order() {
+        let mut search = without_naptr("sip:bob@example.com", UDP_TCP);
         assert_eq!(
             search.next_query(),
-            Some((Transport::Udp, "_sip._udp.example.com".into()))
+            srv_query(Transport::Udp, "_sip._udp.example.com")
         );
         search.on_answer(Transport::Udp, Vec::new(), &mut scripted(&[]));
         assert_eq!(
             search.next_query(),
-            Some((Transport::Tcp, "_sip._tcp.example.com".into()))
+            srv_query(Transport::Tcp, "_sip._tcp.example.com")
         );
         let records = vec![Srv {
             port: 5080,
@@ -585,7 +697,7 @@ mod tests {
 
     #[test]
     fn the_first_transport_with_servers_wins() {
-        let mut search = search("sip:example.com", UDP_TCP);
+        let mut search = without_naptr("sip:example.com", UDP_TCP);
         search.on_answer(
             Transport::Udp,
             vec![srv(0, 0, "udp.example.com")],
@@ -602,21 +714,22 @@ mod tests {
     fn a_named_transport_or_sips_asks_only_its_own_service() {
         let only = |uri: &str| search(uri, UDP_TCP).next_query();
         assert_eq!(
-            only("sips:example.com"),
-            Some((Transport::Tls, "_sips._tcp.example.com".into()))
+            without_naptr("sips:example.com", UDP_TCP).next_query(),
+            srv_query(Transport::Tls, "_sips._tcp.example.com")
         );
         assert_eq!(
             only("sip:example.com;transport=tls"),
-            Some((Transport::Tls, "_sips._tcp.example.com".into()))
+            srv_query(Transport::Tls, "_sips._tcp.example.com"),
+            "a named transport: no NAPTR"
         );
         assert_eq!(
             only("sips:example.com;transport=tcp"),
-            Some((Transport::Tls, "_sips._tcp.example.com".into()))
+            srv_query(Transport::Tls, "_sips._tcp.example.com")
         );
         let mut tcp = search("sip:example.com;transport=TCP", UDP_TCP);
         assert_eq!(
             tcp.next_query(),
-            Some((Transport::Tcp, "_sip._tcp.example.com".into()))
+            srv_query(Transport::Tcp, "_sip._tcp.example.com")
         );
         tcp.on_answer(Transport::Tcp, Vec::new(), &mut scripted(&[]));
         assert_eq!(tcp.next_query(), None);
@@ -636,9 +749,14 @@ mod tests {
 
     #[test]
     fn without_srv_records_the_domain_is_used_on_the_default_port() {
-        let exhaust = |mut search: SrvSearch| {
-            while let Some((transport, _)) = search.next_query() {
-                search.on_answer(transport, Vec::new(), &mut scripted(&[]));
+        let exhaust = |mut search: ServiceSearch| {
+            while let Some(query) = search.next_query() {
+                match query {
+                    Query::Naptr(_) => search.on_naptr(Vec::new()),
+                    Query::Srv(transport, _) => {
+                        search.on_answer(transport, Vec::new(), &mut scripted(&[]))
+                    }
+                }
             }
             search.finish()
         };
@@ -657,8 +775,8 @@ mod tests {
             Ok(vec![server(Transport::Tcp, "example.com", 5060)]),
             "a caller without UDP"
         );
-        let client = Destination::from_host_port("example.com", Transport::Tls);
-        let Plan::Srv(search) = plan(&client, &[]) else {
+        let client = Destination::from_host_port("example.com");
+        let Plan::Search(search) = plan(&client, &[Transport::Tls]) else {
             panic!("a domain without a port needs SRV");
         };
         assert_eq!(
@@ -669,18 +787,18 @@ mod tests {
 
     #[test]
     fn a_dot_target_means_the_service_is_not_offered() {
-        let mut declined = search("sip:example.com", UDP_TCP);
+        let mut declined = without_naptr("sip:example.com", UDP_TCP);
         declined.on_answer(Transport::Udp, vec![srv(0, 0, ".")], &mut scripted(&[0]));
         declined.on_answer(Transport::Tcp, Vec::new(), &mut scripted(&[]));
         let error = declined.finish().unwrap_err();
         assert_eq!(error, LocateError::NoService("example.com".into()));
         assert!(error.is_negative_answer());
 
-        let mut elsewhere = search("sip:example.com", UDP_TCP);
+        let mut elsewhere = without_naptr("sip:example.com", UDP_TCP);
         elsewhere.on_answer(Transport::Udp, vec![srv(0, 0, ".")], &mut scripted(&[0]));
         assert_eq!(
             elsewhere.next_query(),
-            Some((Transport::Tcp, "_sip._tcp.example.com".into()))
+            srv_query(Transport::Tcp, "_sip._tcp.example.com")
         );
         let records = vec![srv(0, 0, "."), srv(1, 0, "tcp.example.com")];
         elsewhere.on_answer(Transport::Tcp, records, &mut scripted(&[0, 0]));
@@ -692,7 +810,7 @@ mod tests {
 
     #[test]
     fn servers_and_targets_are_capped() {
-        let mut search = search("sip:example.com", UDP_TCP);
+        let mut search = without_naptr("sip:example.com", UDP_TCP);
         let records: Vec<Srv> = (0..40).map(|i| srv(i, 0, &format!("s{i}"))).collect();
         search.on_answer(Transport::Udp, records, &mut scripted(&[0; 40]));
         let servers = search.finish().expect("servers");
@@ -712,5 +830,94 @@ mod tests {
         assert!(made
             .iter()
             .all(|t| t.server_name.as_deref() == Some("example.com")));
+    }
+
+    #[test]
+    fn naptr_records_of_usable_transports_name_the_srv_names_in_order_then_preference() {
+        let mut naptr_led = search("sip:bob@Example.com", UDP_TCP);
+        assert_eq!(
+            naptr_led.next_query(),
+            Some(Query::Naptr("example.com".into()))
+        );
+        naptr_led.on_naptr(vec![
+            naptr(20, 10, "SIP+D2U", "_sip._udp.example.com."),
+            naptr(10, 20, "SIP+D2T", "_sip._tcp.Servers.example.com."),
+            naptr(10, 10, "SIPS+D2T", "_sips._tcp.example.com."),
+            naptr(5, 10, "SIP+D2S", "_sip._sctp.example.com."),
+            naptr(5, 10, "E2U+sip", "_sip._tcp.enum.example.com."),
+            Naptr {
+                flags: "a".into(),
+                ..naptr(1, 1, "SIP+D2T", "sip.example.com.")
+            },
+        ]);
+        assert_eq!(
+            naptr_led.next_query(),
+            srv_query(Transport::Tcp, "_sip._tcp.servers.example.com"),
+            "TLS is preferred, but this caller cannot send over it; SCTP, ENUM and \
+             non-terminal records are no SIP transports of ours"
+        );
+        naptr_led.on_answer(Transport::Tcp, Vec::new(), &mut scripted(&[]));
+        assert_eq!(
+            naptr_led.next_query(),
+            srv_query(Transport::Udp, "_sip._udp.example.com")
+        );
+        naptr_led.on_answer(
+            Transport::Udp,
+            vec![srv(0, 0, "udp.example.com")],
+            &mut scripted(&[0]),
+        );
+        assert_eq!(naptr_led.next_query(), None);
+        assert_eq!(
+            naptr_led.finish(),
+            Ok(vec![server(Transport::Udp, "udp.example.com", 5061)])
+        );
+
+        let mut with_tls = search("sip:example.com", &[Transport::Tls, Transport::Tcp]);
+        with_tls.on_naptr(vec![
+            naptr(10, 20, "sip+d2t", "_sip._tcp.example.com"),
+            naptr(10, 10, "SIPS+D2T", "_sips._tcp.example.com"),
+        ]);
+        assert_eq!(
+            with_tls.next_query(),
+            srv_query(Transport::Tls, "_sips._tcp.example.com"),
+            "§4.1: a client that can do TLS keeps SIPS records for a SIP URI"
+        );
+    }
+
+    #[test]
+    fn a_sips_uri_keeps_only_sips_naptr_records() {
+        let mut secure = search("sips:example.com", UDP_TCP);
+        secure.on_naptr(vec![
+            naptr(10, 10, "SIP+D2T", "_sip._tcp.example.com"),
+            naptr(20, 10, "SIPS+D2T", "_sips._tcp.tls.example.com"),
+        ]);
+        assert_eq!(
+            secure.next_query(),
+            srv_query(Transport::Tls, "_sips._tcp.tls.example.com")
+        );
+    }
+
+    #[test]
+    fn without_usable_naptr_records_each_transport_is_asked_about() {
+        let mut search = search("sip:example.com", UDP_TCP);
+        search.on_naptr(vec![naptr(10, 10, "SIPS+D2T", "_sips._tcp.example.com")]);
+        assert_eq!(
+            search.next_query(),
+            srv_query(Transport::Udp, "_sip._udp.example.com"),
+            "only TLS offered there, which this caller cannot use: as if no NAPTR"
+        );
+        let client = Destination::from_host_port("example.com");
+        let Plan::Search(mut tls_client) = plan(&client, &[Transport::Tls]) else {
+            panic!("a domain without a port needs a search");
+        };
+        tls_client.on_naptr(vec![
+            naptr(10, 10, "SIP+D2T", "_sip._tcp.example.com"),
+            naptr(20, 10, "SIPS+D2T", "_sips._tcp.sip.example.com"),
+        ]);
+        assert_eq!(
+            tls_client.next_query(),
+            srv_query(Transport::Tls, "_sips._tcp.sip.example.com"),
+            "a client configured for TLS follows the domain's SIPS record"
+        );
     }
 }
