@@ -1,9 +1,9 @@
 //! The proxy in the server (RFC 3261 §16): which requests are proxied rather than answered
 //! here, the 407 challenge for callers of the served domains (§22.3), the target set from the
 //! registrar (§16.5: every registered contact of an AOR, or the one instance a GRUU names,
-//! RFC 5627 §5.3), the relay policy, next hops located by RFC 3263 §4 (SRV, then address
-//! records; see [`located_flow`] for why only the first target is used), and flows mapped
-//! to transport targets. The protocol itself is the sans-IO `proxy` crate.
+//! RFC 5627 §5.3), the relay policy, next hops located by RFC 3263 §4 (NAPTR, SRV, then
+//! address records; a branch fails over to the next target, §4.3), and flows mapped to
+//! transport targets. The protocol itself is the sans-IO `proxy` crate.
 //!
 //! A next hop that must be looked up in DNS is located by a task of its own (see
 //! [`Lookups`]): the request waits in [`ProxyService::on_located`]'s table, its server
@@ -259,7 +259,7 @@ impl ProxyService {
         inbound: &Inbound,
         located: Result<Vec<sip_locate::Target>, LocateError>,
     ) -> Option<Action<Target>> {
-        let flow = located_flow(inbound.request_uri(), located, self.udp_listener).ok()?;
+        let (flow, _) = located_flows(inbound.request_uri(), located, self.udp_listener).ok()?;
         self.forward_ack(inbound, flow)
     }
 
@@ -269,6 +269,7 @@ impl ProxyService {
             request_uri: inbound.request_uri().to_owned(),
             flow,
             route: Vec::new(),
+            alternates: Vec::new(),
         };
         let send = self.core.forward_stateless(inbound, &destination);
         self.detach_connects(vec![send]).pop()
@@ -351,7 +352,8 @@ impl ProxyService {
         now: Instant,
     ) -> Outcome {
         if let Some(flow) = flow {
-            return Outcome::Forwarded(self.forward_to(parts.layer, id, inbound, flow, now));
+            let flows = (flow, Vec::new());
+            return Outcome::Forwarded(self.forward_to(parts.layer, id, inbound, flows, now));
         }
         let destination = match sip_locate::Destination::from_uri(uri) {
             Ok(destination) => destination,
@@ -398,8 +400,8 @@ impl ProxyService {
             debug!(?id, "next hop located for a request no longer waiting");
             return Vec::new();
         };
-        match located_flow(inbound.request_uri(), located, self.udp_listener) {
-            Ok(flow) => self.forward_to(layer, id, inbound, flow, now),
+        match located_flows(inbound.request_uri(), located, self.udp_listener) {
+            Ok(flows) => self.forward_to(layer, id, inbound, flows, now),
             Err((status, reason)) => answer(layer, id, inbound.request(), status, reason, now),
         }
     }
@@ -409,13 +411,14 @@ impl ProxyService {
         layer: &mut TransactionLayer<Target>,
         id: ServerTxId,
         inbound: Inbound,
-        flow: Flow,
+        (flow, alternates): (Flow, Vec<Flow>),
         now: Instant,
     ) -> Vec<Action<Target>> {
         let destination = Destination {
             request_uri: inbound.request_uri().to_owned(),
             flow,
             route: Vec::new(),
+            alternates,
         };
         let actions = self
             .core
@@ -509,30 +512,29 @@ impl ProxyService {
 }
 
 /// Where the next hop of a request for `request_uri` leads, given what its lookup found (RFC
-/// 3263 §4): the first of its targets our listeners can send to. The later ones are not
-/// tried when that one fails (§4.3): a branch of the sans-IO proxy has a single flow, which
-/// its Record-Route also records for the dialog's later requests, so a failed connect ends
-/// the branch as a 503 (§16.9). Otherwise the status to answer with.
-fn located_flow(
+/// 3263 §4): the flows to those of its targets our listeners can send to, in order: the
+/// first to try and the others to fail over to (§4.3). Otherwise the status to answer with.
+fn located_flows(
     request_uri: &str,
     located: Result<Vec<sip_locate::Target>, LocateError>,
     udp_listener: Option<SocketAddr>,
-) -> Result<Flow, (u16, &'static str)> {
+) -> Result<(Flow, Vec<Flow>), (u16, &'static str)> {
     let targets = located.map_err(|error| {
         info!(%error, request_uri, "next hop not located");
         location_failure(&error)
     })?;
-    let flow = targets
+    let mut flows = targets
         .iter()
-        .find_map(|target| sendable_flow(target, udp_listener));
-    flow.ok_or_else(|| {
+        .filter_map(|target| sendable_flow(target, udp_listener));
+    let Some(first) = flows.next() else {
         info!(
             request_uri,
             ?targets,
             "no next hop target our listeners can send to"
         );
-        UNREACHABLE
-    })
+        return Err(UNREACHABLE);
+    };
+    Ok((first, flows.collect()))
 }
 
 /// The answer to a request whose next hop could not be located. A domain that DNS says has
@@ -608,6 +610,7 @@ fn destination(binding: &Binding) -> Option<Destination> {
             addr: binding.source.parse().ok()?,
         },
         route: binding.path.clone(),
+        alternates: Vec::new(),
     })
 }
 
@@ -700,7 +703,7 @@ mod tests {
     #[test]
     fn a_failed_lookup_answers_404_only_when_dns_said_there_is_no_sip_server() {
         let ipv4: SocketAddr = "127.0.0.1:5060".parse().unwrap();
-        let failed = |error| located_flow("sip:bob@example.net", Err(error), Some(ipv4));
+        let failed = |error| located_flows("sip:bob@example.net", Err(error), Some(ipv4));
         assert_eq!(
             failed(LocateError::NoAddresses("example.net".into())),
             Err((404, "Domain Not Found"))
@@ -725,7 +728,7 @@ mod tests {
             server_name: None,
         }];
         assert_eq!(
-            located_flow("sip:bob@example.net", Ok(ipv6_only), Some(ipv4)),
+            located_flows("sip:bob@example.net", Ok(ipv6_only), Some(ipv4)),
             Err(UNREACHABLE),
             "located, but nowhere our listeners can send to"
         );

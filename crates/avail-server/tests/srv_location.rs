@@ -1,7 +1,8 @@
 //! RFC 3263 on the wire: the server finds other domains' SIP servers through DNS NAPTR and SRV
 //! records and their targets' address records, asking a real name server (Debian's dnsmasq, package
 //! dnsmasq-base) given with `--nameserver`. The proxy relays a request to the server an SRV
-//! record names, on the port it names, over the transport NAPTR records prefer; the resource list server's back-end subscription
+//! record names, on the port it names, over the transport NAPTR records prefer, and to the
+//! next SRV target when the first is down; the resource list server's back-end subscription
 //! goes there too, and moves on to the next SRV target when the first refuses the
 //! connection (§4.3); a domain without SIP servers gets 404. Lookups run beside the SIP
 //! core: a name server that never answers holds up only the requests waiting for it.
@@ -296,6 +297,41 @@ fn a_relayed_request_reaches_the_server_an_srv_record_names() {
         "sent over the transport the SRV record was for: {relayed:?}"
     );
     assert_eq!(body(&relayed), "hello");
+    peer.answer(&relayed, "olga1", &[]);
+    let answer = caller.recv();
+    assert_eq!(answer.status(), Some(200), "{answer:?}\n{}", server.log());
+}
+
+/// RFC 3263 §4.3: the first server the SRV records name refuses the connection, so the
+/// relayed MESSAGE goes to the next one, as a new branch recorded for that server.
+#[test]
+fn a_relayed_request_moves_on_to_the_next_srv_target_when_the_first_is_down() {
+    const DOMAIN: &str = "failover.test";
+    let remote = RemoteServer::bind();
+    let dns = NameServer::start(&[
+        srv_host(
+            &format!("_sip._tcp.{DOMAIN}"),
+            "down.remote.test",
+            free_port(),
+            0,
+        ),
+        srv_host(
+            &format!("_sip._tcp.{DOMAIN}"),
+            "sip.remote.test",
+            remote.port(),
+            1,
+        ),
+        host_record("down.remote.test"),
+        host_record("sip.remote.test"),
+    ]);
+    let (server, _) = local_server(dns.addr, &[], &["--relay-domain", DOMAIN]);
+    let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
+    let uri = format!("sip:olga@{DOMAIN}");
+    caller.send(&message_to(&uri));
+
+    let mut peer = remote.accept();
+    let relayed = peer.recv();
+    assert_eq!(relayed.request_uri(), Some(uri.as_str()));
     peer.answer(&relayed, "olga1", &[]);
     let answer = caller.recv();
     assert_eq!(answer.status(), Some(200), "{answer:?}\n{}", server.log());

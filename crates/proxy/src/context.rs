@@ -6,12 +6,13 @@ use sip_message::{default_reason, HeaderName, Message};
 use sip_transaction::ClientTxId;
 
 use crate::request::{upstream_response, CancelIds, Sent};
-use crate::Flow;
+use crate::{Destination, Flow, Inbound};
 
 pub(crate) struct Context {
-    /// The request as received, for the responses the proxy makes itself; dropped with the
-    /// final response, as an INVITE context lives on for 32 s after it (RFC 6026 §8.4).
-    request: Option<Message>,
+    /// The request as received, for the responses the proxy makes itself and the copies a
+    /// failed-over branch sends; dropped with the final response, as an INVITE context lives
+    /// on for 32 s after it (RFC 6026 §8.4).
+    pub inbound: Option<Inbound>,
     pub invite: bool,
     /// For the CANCELs of an INVITE's branches.
     pub cancel_ids: Option<CancelIds>,
@@ -37,14 +38,32 @@ pub(crate) struct Branch {
     pub cancel_sent: bool,
     /// Timer C, or the grace period after our CANCEL.
     pub timer: Option<std::time::Instant>,
+    /// Where the request goes instead if this branch's next hop fails (RFC 3263 §4.3).
+    pub failover: Option<Destination>,
 }
 
 impl Branch {
-    pub fn new(flow: Flow, sent: Sent) -> Branch {
+    pub fn new(destination: Destination, sent: Sent) -> Branch {
+        let Destination {
+            request_uri,
+            flow,
+            route,
+            mut alternates,
+        } = destination;
+        let failover = (!alternates.is_empty()).then(|| {
+            let flow = alternates.remove(0);
+            Destination {
+                request_uri,
+                flow,
+                route,
+                alternates,
+            }
+        });
         Branch {
             tx: None,
             sent,
             flow,
+            failover,
             status: None,
             provisional: false,
             cancel_wanted: false,
@@ -67,14 +86,14 @@ pub(crate) enum Final {
 }
 
 impl Context {
-    pub fn new(request: Message, invite: bool) -> Context {
+    pub fn new(inbound: Inbound, invite: bool) -> Context {
         Context {
             cancel_ids: if invite {
-                CancelIds::of(&request)
+                CancelIds::of(&inbound.request)
             } else {
                 None
             },
-            request: Some(request),
+            inbound: Some(inbound),
             invite,
             branches: Vec::new(),
             outcomes: Vec::new(),
@@ -88,7 +107,7 @@ impl Context {
     pub fn mark_final(&mut self) -> Option<Message> {
         self.final_sent = true;
         self.outcomes = Vec::new();
-        self.request.take()
+        self.inbound.take().map(|inbound| inbound.request)
     }
 
     /// Branch `index` ended with `status`; non-2xx outcomes are kept for §16.7 item 6.

@@ -1,6 +1,7 @@
 //! Sans-IO stateful SIP proxy: RFC 3261 §16 (§16.3 validation, §16.4 route information,
 //! §16.5–16.6 forking and forwarding, §16.7 the response context, §16.8 Timer C, §16.10
-//! CANCEL, §16.12 loose routing), with RFC 6026 §8 for the 2xx responses of a fork.
+//! CANCEL, §16.12 loose routing), with RFC 6026 §8 for the 2xx responses of a fork and RFC
+//! 3263 §4.3 for a next hop located at several targets (a failed branch moves on to the next).
 //!
 //! The proxy owns no sockets, clock or location service. The caller:
 //!
@@ -139,6 +140,9 @@ pub struct Destination {
     pub flow: Flow,
     /// Routes to put in front of the request's own (the binding's Path, RFC 3327 §5.3).
     pub route: Vec<String>,
+    /// Further flows to the same next hop, in order (the other targets RFC 3263 located): a
+    /// branch whose flow fails moves on to the next (§4.3).
+    pub alternates: Vec<Flow>,
 }
 
 /// The stateful proxy core. See the crate documentation.
@@ -238,33 +242,10 @@ impl<D: Clone> Proxy<D> {
                 out.extend(actions);
             }
         }
-        let record = !inbound.in_dialog()
-            && matches!(
-                inbound.request.method(),
-                Some(Method::Invite | Method::Subscribe | Method::Refer)
-            );
-        let mut context = Context::new(inbound.request.clone(), invite);
+        self.contexts.insert(server, Context::new(inbound, invite));
         for destination in destinations.into_iter().take(self.config.max_branches) {
-            let index = context.branches.len();
-            let started = self.start_branch(layer, &inbound, &destination, record, now);
-            let mut branch = Branch::new(destination.flow, started.sent);
-            match started.tx {
-                Some((tx, actions)) => {
-                    branch.tx = Some(tx);
-                    self.branches.insert(tx, (server, index));
-                    out.extend(actions);
-                    if invite {
-                        let at = now + self.config.timer_c;
-                        branch.timer = Some(at);
-                        self.timers.insert((at, server, index));
-                    }
-                }
-                // Nothing could be sent: the branch ends as if its next hop were down.
-                None => context.record_final(index, 480, None),
-            }
-            context.branches.push(branch);
+            self.add_branch(layer, server, destination, now, &mut out);
         }
-        self.contexts.insert(server, context);
         self.finish_if_complete(layer, server, now, &mut out);
         self.absorb(layer, out, now)
     }
@@ -462,6 +443,84 @@ impl<D: Clone> Proxy<D> {
         )
     }
 
+    /// Sends a copy of the request of context `server` to `destination`, as a new branch.
+    fn add_branch(
+        &mut self,
+        layer: &mut TransactionLayer<D>,
+        server: ServerTxId,
+        destination: Destination,
+        now: Instant,
+        out: &mut Vec<Action<D>>,
+    ) {
+        let Some(inbound) = self
+            .contexts
+            .get_mut(&server)
+            .and_then(|context| context.inbound.take())
+        else {
+            return;
+        };
+        let record = !inbound.in_dialog()
+            && matches!(
+                inbound.request.method(),
+                Some(Method::Invite | Method::Subscribe | Method::Refer)
+            );
+        let started = self.start_branch(layer, &inbound, &destination, record, now);
+        let Some(context) = self.contexts.get_mut(&server) else {
+            return;
+        };
+        context.inbound = Some(inbound);
+        let index = context.branches.len();
+        context
+            .branches
+            .push(Branch::new(destination, started.sent));
+        match started.tx {
+            Some((tx, actions)) => {
+                self.branches.insert(tx, (server, index));
+                out.extend(actions);
+                let branch = &mut context.branches[index];
+                branch.tx = Some(tx);
+                if context.invite {
+                    let at = now + self.config.timer_c;
+                    branch.timer = Some(at);
+                    self.timers.insert((at, server, index));
+                }
+            }
+            // Nothing could be sent: the branch ends as if its next hop were down.
+            None => context.record_final(index, 480, None),
+        }
+    }
+
+    /// RFC 3263 §4.3: branch `index` failed before its next hop took the request: it
+    /// `declined` it with a 503, or sent nothing at all, not even a provisional response
+    /// (after one, the request has arrived and must not be sent twice). A copy with a new
+    /// branch goes to the next target, unless the search is over.
+    fn fail_over(
+        &mut self,
+        layer: &mut TransactionLayer<D>,
+        server: ServerTxId,
+        index: usize,
+        declined: bool,
+        now: Instant,
+        out: &mut Vec<Action<D>>,
+    ) {
+        let Some(context) = self.contexts.get_mut(&server) else {
+            return;
+        };
+        if context.final_sent || context.cancelled {
+            return;
+        }
+        let Some(branch) = context.branches.get_mut(index) else {
+            return;
+        };
+        if !declined && branch.provisional {
+            return;
+        }
+        let Some(next) = branch.failover.take() else {
+            return;
+        };
+        self.add_branch(layer, server, next, now, out);
+    }
+
     fn start_branch(
         &mut self,
         layer: &mut TransactionLayer<D>,
@@ -602,6 +661,8 @@ impl<D: Clone> Proxy<D> {
         if status >= 600 {
             // §16.7 item 5: a 6xx ends the search.
             self.cancel_pending(layer, server, Some(index), now, out);
+        } else if status == 503 {
+            self.fail_over(layer, server, index, true, now, out);
         }
         self.finish_if_complete(layer, server, now, out);
     }
@@ -627,6 +688,7 @@ impl<D: Clone> Proxy<D> {
             self.timers.remove(&(at, server, index));
         }
         context.record_final(index, status, None);
+        self.fail_over(layer, server, index, false, now, out);
         self.finish_if_complete(layer, server, now, out);
     }
 

@@ -27,6 +27,7 @@ fn contact(n: u8) -> Destination {
         request_uri: format!("sip:bob@10.0.0.{n}:5060"),
         flow: flow(Transport::Udp, &format!("203.0.113.{n}:40000")),
         route: Vec::new(),
+        alternates: Vec::new(),
     }
 }
 
@@ -690,6 +691,116 @@ fn a_branch_that_could_not_be_sent_counts_as_503_and_the_caller_gets_500() {
     let actions = h.layer.on_transport_error(TxId::Client(id));
     let out = sent(h.proxy.absorb(&mut h.layer, actions, h.now));
     assert_eq!(out.statuses(), [500]);
+}
+
+// ---------------------------------------------------------------- RFC 3263 §4.3 failover
+
+/// A next hop located at three addresses (RFC 3263): the first, then the second, then the
+/// third.
+fn located_hop() -> Destination {
+    Destination {
+        alternates: vec![
+            flow(Transport::Tcp, "198.51.100.2:5060"),
+            flow(Transport::Udp, "198.51.100.3:5060"),
+        ],
+        ..contact(1)
+    }
+}
+
+impl Harness {
+    fn transport_error(&mut self, forwarded: &Message) -> Sent {
+        let branch = forwarded.top_via_branch().expect("a branch");
+        let method = forwarded.method().expect("a request").clone();
+        let id = self
+            .layer
+            .client_for(branch, method)
+            .expect("the branch's client transaction");
+        let actions = self.layer.on_transport_error(TxId::Client(id));
+        sent(self.proxy.absorb(&mut self.layer, actions, self.now))
+    }
+}
+
+#[test]
+fn a_failed_next_hop_gives_way_to_the_next_target_with_a_new_branch() {
+    let mut h = Harness::new();
+    let (_, out) = h.fork(
+        &request("MESSAGE", "sip:bob@example.com", ""),
+        vec![located_hop()],
+    );
+    let first = out.forwarded(Method::Message).remove(0);
+
+    let out = h.transport_error(&first);
+    assert!(out.upstream.is_empty(), "the search goes on: {out:?}");
+    let [(to, second)] = &out.requests(Method::Message)[..] else {
+        panic!("one copy to the next target: {out:?}");
+    };
+    assert_eq!(*to, flow(Transport::Tcp, "198.51.100.2:5060"));
+    assert!(second
+        .header(&HeaderName::Via)
+        .is_some_and(|via| via.starts_with("SIP/2.0/TCP ")));
+    assert_ne!(second.top_via_branch(), first.top_via_branch());
+    assert_eq!(second.request_uri(), first.request_uri());
+    assert_eq!(second.body(), first.body());
+
+    let out = h.answer(second, 503, "busy");
+    assert!(out.upstream.is_empty(), "a 503 moves on too: {out:?}");
+    let third = out.forwarded(Method::Message).remove(0);
+    assert_eq!(
+        out.requests(Method::Message)[0].0,
+        flow(Transport::Udp, "198.51.100.3:5060")
+    );
+    assert_eq!(h.answer(&third, 200, "bob").statuses(), [200]);
+}
+
+#[test]
+fn when_every_target_fails_the_caller_gets_the_best_of_their_outcomes() {
+    let mut h = Harness::new();
+    let (_, out) = h.fork(
+        &request("MESSAGE", "sip:bob@example.com", ""),
+        vec![located_hop()],
+    );
+    let first = out.forwarded(Method::Message).remove(0);
+    let second = h
+        .transport_error(&first)
+        .forwarded(Method::Message)
+        .remove(0);
+    let third = h
+        .answer(&second, 503, "busy")
+        .forwarded(Method::Message)
+        .remove(0);
+    assert_eq!(h.answer(&third, 404, "none").statuses(), [404]);
+}
+
+#[test]
+fn a_next_hop_that_has_answered_provisionally_is_not_sent_the_request_again() {
+    let mut h = Harness::new();
+    let (_, out) = h.fork(
+        &request("INVITE", "sip:bob@example.com", ""),
+        vec![located_hop()],
+    );
+    let invite = out.forwarded(Method::Invite).remove(0);
+    assert_eq!(h.answer(&invite, 180, "ringing").statuses(), [180]);
+    let out = h.transport_error(&invite);
+    assert!(out.forwarded(Method::Invite).is_empty(), "{out:?}");
+    assert_eq!(out.statuses(), [500], "its 503 becomes 500 upstream");
+}
+
+#[test]
+fn a_next_hop_silent_until_the_transaction_times_out_gives_way_too() {
+    let mut h = Harness::new();
+    let (_, out) = h.fork(
+        &request("MESSAGE", "sip:bob@example.com", ""),
+        vec![located_hop()],
+    );
+    let first = out.forwarded(Method::Message).remove(0);
+    let out = h.advance(Duration::from_secs(33));
+    assert!(out.statuses().is_empty(), "{out:?}");
+    let copies = out.forwarded(Method::Message);
+    let second = copies
+        .iter()
+        .find(|m| m.top_via_branch() != first.top_via_branch())
+        .expect("a copy to the next target");
+    assert_eq!(h.answer(second, 202, "bob").statuses(), [202]);
 }
 
 // ---------------------------------------------------------------- §16.10 CANCEL, §16.8 Timer C
