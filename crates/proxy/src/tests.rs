@@ -693,6 +693,31 @@ fn a_branch_that_could_not_be_sent_counts_as_503_and_the_caller_gets_500() {
     assert_eq!(out.statuses(), [500]);
 }
 
+#[test]
+fn a_branch_that_could_not_start_ends_at_once_and_the_others_decide() {
+    let mut h = Harness::new();
+    h.layer = TransactionLayer::new(sip_transaction::Config {
+        max_client_transactions: 1,
+        ..sip_transaction::Config::default()
+    });
+    let (_, out) = h.fork(
+        &request("MESSAGE", "sip:bob@example.com", ""),
+        vec![contact(1), contact(2)],
+    );
+    let messages = out.forwarded(Method::Message);
+    assert_eq!(
+        messages.len(),
+        1,
+        "no room for the second client transaction"
+    );
+    assert_eq!(
+        h.answer(&messages[0], 486, "busy").statuses(),
+        [480],
+        "the final response goes up once the sent branch ends; of the two 4xx the unsent \
+         branch's 480 ranks first"
+    );
+}
+
 // ---------------------------------------------------------------- RFC 3263 §4.3 failover
 
 /// A next hop located at three addresses (RFC 3263): the first, then the second, then the
