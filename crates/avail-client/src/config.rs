@@ -80,7 +80,8 @@ pub struct AccountConfig {
     /// Address of this account's local API; default: the file's `api`.
     #[serde(default)]
     pub api: Option<String>,
-    /// PEM file of the CA that signed the SIP and XCAP servers' certificates.
+    /// PEM file of the CA that signed the SIP and XCAP servers' certificates; without one,
+    /// the system's trust store.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
     /// Accept any certificate (self-signed test servers; Blink never verifies XCAP).

@@ -225,7 +225,8 @@ async fn manager_against_avail_server() {
         "{result:?}"
     );
 
-    // HTTPS: Blink's "no verification" works; verification without a CA fails cleanly.
+    // HTTPS: Blink's "no verification" works; verification against the system's trust
+    // store, which does not hold the server's self-signed certificate, fails cleanly.
     let https = format!("https://127.0.0.1:{}/xcap-root", server.https);
     let mut insecure = settings(https.clone(), "secret", dir3.path());
     insecure.tls = TlsMode::Insecure;
