@@ -5,7 +5,7 @@
 //! Blink does not verify XCAP certificates; here that is the explicit [`TlsMode::Insecure`],
 //! and the default verifies against a configured CA file (no system roots are bundled).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -346,47 +346,12 @@ pub fn tls_connector(mode: &TlsMode) -> Result<tokio_rustls::TlsConnector, HttpE
             .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
             .with_no_client_auth(),
         TlsMode::Verify { ca_file } => {
-            let roots = match ca_file {
-                Some(path) => file_roots(path)?,
-                None => system_roots()?,
-            };
+            let roots = sip_transport::tls::trusted_roots(ca_file.as_deref())
+                .map_err(|e| HttpError::CaFile(e.to_string()))?;
             builder.with_root_certificates(roots).with_no_client_auth()
         }
     };
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-fn file_roots(path: &Path) -> Result<rustls::RootCertStore, HttpError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let pem =
-        std::fs::read(path).map_err(|e| HttpError::CaFile(format!("{}: {e}", path.display())))?;
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.map_err(|e| HttpError::CaFile(e.to_string()))?;
-        roots
-            .add(cert)
-            .map_err(|e| HttpError::CaFile(e.to_string()))?;
-    }
-    Ok(roots)
-}
-
-/// The system's trusted CAs. Certificates it cannot parse are skipped (a trust store holds
-/// hundreds; one odd entry must not stop the others), but a store with none usable is an
-/// error naming the way out, rather than every handshake failing later.
-fn system_roots() -> Result<rustls::RootCertStore, HttpError> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    let (_added, _ignored) = roots.add_parsable_certificates(found.certs);
-    if roots.is_empty() {
-        let why = found
-            .errors
-            .first()
-            .map_or_else(|| "it is empty".to_owned(), ToString::to_string);
-        return Err(HttpError::CaFile(format!(
-            "no trusted CA certificates in the system's store ({why}): install ca-certificates, \
-             or set tls_ca_file"
-        )));
-    }
-    Ok(roots)
 }
 
 /// Skips certificate checks but still checks the handshake signatures, so the connection is

@@ -88,6 +88,10 @@ pub struct Settings {
     /// PEM private key for --tls-cert.
     #[arg(long, global = true)]
     pub tls_key: Option<PathBuf>,
+    /// PEM file of the CAs trusted for outgoing TLS connections (default: the system's
+    /// trust store).
+    #[arg(long, global = true)]
+    pub tls_ca_file: Option<PathBuf>,
     /// Seconds without traffic after which a TCP/TLS connection is closed.
     #[arg(long, global = true)]
     pub idle_timeout: Option<u64>,
@@ -182,6 +186,9 @@ impl Settings {
         }
         if self.tls_key.is_some() {
             config.tls.key = self.tls_key.clone();
+        }
+        if self.tls_ca_file.is_some() {
+            config.tls.ca_file = self.tls_ca_file.clone();
         }
         if let Some(secs) = self.idle_timeout {
             config.sip.idle_timeout_secs = secs;

@@ -48,12 +48,12 @@ pub struct SipConfig {
 impl SipConfig {
     /// The transports RFC 3263 §4.1 may pick for a next hop that names none, in the order
     /// their SRV names are asked about: those with a listener (a request leaves from ours,
-    /// and its Via names it), UDP first as §4.1's default for SIP URIs. TLS is left out: the
-    /// server has no TLS client configuration, so it opens no TLS connection of its own.
+    /// and its Via and Record-Route name it), UDP first as §4.1's default for SIP URIs.
     pub fn outgoing_transports(&self) -> Vec<sip_locate::Transport> {
         [
             (self.udp, sip_locate::Transport::Udp),
             (self.tcp, sip_locate::Transport::Tcp),
+            (self.tls, sip_locate::Transport::Tls),
         ]
         .into_iter()
         .filter_map(|(listener, transport)| listener.map(|_| transport))
@@ -79,6 +79,9 @@ pub struct TlsConfig {
     /// `data_dir/tls/` on first start and reused afterwards.
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// PEM file of the CAs trusted for outgoing TLS (next hops in other domains, RFC 5922
+    /// §4); without it, the system's trust store.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -724,7 +727,11 @@ mod tests {
         assert!(defaults.sip.nameservers.is_empty(), "the system's resolver");
         assert_eq!(
             defaults.sip.outgoing_transports(),
-            [sip_locate::Transport::Udp, sip_locate::Transport::Tcp]
+            [
+                sip_locate::Transport::Udp,
+                sip_locate::Transport::Tcp,
+                sip_locate::Transport::Tls
+            ]
         );
         let config: Config =
             toml::from_str("[sip]\nnameservers = [\"127.0.0.1:5353\", \"[::1]:53\"]\n")
@@ -738,6 +745,7 @@ mod tests {
         );
         let tcp_only = SipConfig {
             udp: None,
+            tls: None,
             ..SipConfig::default()
         };
         assert_eq!(tcp_only.outgoing_transports(), [sip_locate::Transport::Tcp]);

@@ -236,7 +236,7 @@ impl ProxyService {
             return None;
         }
         if let Some(flow) = flow {
-            return self.forward_ack(&inbound, flow);
+            return self.forward_ack(&inbound, NextHop::recorded(flow));
         }
         let destination = match sip_locate::Destination::from_uri(uri) {
             Ok(destination) => destination,
@@ -259,19 +259,16 @@ impl ProxyService {
         inbound: &Inbound,
         located: Result<Vec<sip_locate::Target>, LocateError>,
     ) -> Option<Action<Target>> {
-        let (flow, _) = located_flows(inbound.request_uri(), located, self.udp_listener).ok()?;
-        self.forward_ack(inbound, flow)
+        let hop = located_hop(inbound.request_uri(), located, self.udp_listener).ok()?;
+        self.forward_ack(inbound, hop)
     }
 
     /// The ACK's send, unless the connector took it over (its next hop needs a connection).
-    fn forward_ack(&mut self, inbound: &Inbound, flow: Flow) -> Option<Action<Target>> {
-        let destination = Destination {
-            request_uri: inbound.request_uri().to_owned(),
-            flow,
-            route: Vec::new(),
-            alternates: Vec::new(),
-        };
-        let send = self.core.forward_stateless(inbound, &destination);
+    /// An ACK is sent once, to the first flow only (it has no transaction to fail).
+    fn forward_ack(&mut self, inbound: &Inbound, hop: NextHop) -> Option<Action<Target>> {
+        let send = self
+            .core
+            .forward_stateless(inbound, &hop.destination(inbound));
         self.detach_connects(vec![send]).pop()
     }
 
@@ -352,8 +349,8 @@ impl ProxyService {
         now: Instant,
     ) -> Outcome {
         if let Some(flow) = flow {
-            let flows = (flow, Vec::new());
-            return Outcome::Forwarded(self.forward_to(parts.layer, id, inbound, flows, now));
+            let hop = NextHop::recorded(flow);
+            return Outcome::Forwarded(self.forward_to(parts.layer, id, inbound, hop, now));
         }
         let destination = match sip_locate::Destination::from_uri(uri) {
             Ok(destination) => destination,
@@ -400,8 +397,8 @@ impl ProxyService {
             debug!(?id, "next hop located for a request no longer waiting");
             return Vec::new();
         };
-        match located_flows(inbound.request_uri(), located, self.udp_listener) {
-            Ok(flows) => self.forward_to(layer, id, inbound, flows, now),
+        match located_hop(inbound.request_uri(), located, self.udp_listener) {
+            Ok(hop) => self.forward_to(layer, id, inbound, hop, now),
             Err((status, reason)) => answer(layer, id, inbound.request(), status, reason, now),
         }
     }
@@ -411,15 +408,10 @@ impl ProxyService {
         layer: &mut TransactionLayer<Target>,
         id: ServerTxId,
         inbound: Inbound,
-        (flow, alternates): (Flow, Vec<Flow>),
+        hop: NextHop,
         now: Instant,
     ) -> Vec<Action<Target>> {
-        let destination = Destination {
-            request_uri: inbound.request_uri().to_owned(),
-            flow,
-            route: Vec::new(),
-            alternates,
-        };
+        let destination = hop.destination(&inbound);
         let actions = self
             .core
             .forward(layer, id, inbound, vec![destination], now);
@@ -511,14 +503,45 @@ impl ProxyService {
     }
 }
 
+/// Where a request goes next: the flow to try first, those to fail over to (RFC 3263 §4.3),
+/// and the name a TLS next hop must prove (RFC 5922 §4).
+#[derive(Debug, PartialEq)]
+struct NextHop {
+    flow: Flow,
+    alternates: Vec<Flow>,
+    server_name: Option<String>,
+}
+
+impl NextHop {
+    /// A flow a route set recorded: the connection, or the address, the dialog runs over.
+    fn recorded(flow: Flow) -> NextHop {
+        NextHop {
+            flow,
+            alternates: Vec::new(),
+            server_name: None,
+        }
+    }
+
+    /// The one destination of `inbound`'s copy: its Request-URI unchanged.
+    fn destination(self, inbound: &Inbound) -> Destination {
+        Destination {
+            request_uri: inbound.request_uri().to_owned(),
+            flow: self.flow,
+            route: Vec::new(),
+            alternates: self.alternates,
+            server_name: self.server_name,
+        }
+    }
+}
+
 /// Where the next hop of a request for `request_uri` leads, given what its lookup found (RFC
-/// 3263 §4): the flows to those of its targets our listeners can send to, in order: the
-/// first to try and the others to fail over to (§4.3). Otherwise the status to answer with.
-fn located_flows(
+/// 3263 §4): the flows to those of its targets our listeners can send to, in order.
+/// Otherwise the status to answer with.
+fn located_hop(
     request_uri: &str,
     located: Result<Vec<sip_locate::Target>, LocateError>,
     udp_listener: Option<SocketAddr>,
-) -> Result<(Flow, Vec<Flow>), (u16, &'static str)> {
+) -> Result<NextHop, (u16, &'static str)> {
     let targets = located.map_err(|error| {
         info!(%error, request_uri, "next hop not located");
         location_failure(&error)
@@ -526,7 +549,7 @@ fn located_flows(
     let mut flows = targets
         .iter()
         .filter_map(|target| sendable_flow(target, udp_listener));
-    let Some(first) = flows.next() else {
+    let Some(flow) = flows.next() else {
         info!(
             request_uri,
             ?targets,
@@ -534,7 +557,12 @@ fn located_flows(
         );
         return Err(UNREACHABLE);
     };
-    Ok((first, flows.collect()))
+    Ok(NextHop {
+        flow,
+        alternates: flows.collect(),
+        // One destination's targets all carry its domain.
+        server_name: targets.first().and_then(|t| t.server_name.clone()),
+    })
 }
 
 /// The answer to a request whose next hop could not be located. A domain that DNS says has
@@ -611,6 +639,7 @@ fn destination(binding: &Binding) -> Option<Destination> {
         },
         route: binding.path.clone(),
         alternates: Vec::new(),
+        server_name: None,
     })
 }
 
@@ -635,9 +664,9 @@ fn origin_flow(origin: Origin) -> Flow {
 }
 
 /// A flow as a send target: a datagram, or the live connection from that address (the one
-/// the peer opened, RFC 3261 §18.2.2) or a new one.
-fn flow_target(flow: &Flow) -> Target {
-    Target::to(flow.transport, flow.addr, None)
+/// the peer opened, RFC 3261 §18.2.2) or a new one, whose TLS peer must prove `server_name`.
+fn flow_target(flow: &Flow, server_name: Option<&str>) -> Target {
+    Target::to(flow.transport, flow.addr, server_name.map(str::to_owned))
 }
 
 #[cfg(test)]
@@ -689,7 +718,7 @@ mod tests {
         assert_eq!(target.flow.addr, "203.0.113.5:40001".parse().unwrap());
         assert_eq!(target.route, ["<sip:edge.example.com;lr>"]);
         assert_eq!(
-            flow_target(&target.flow),
+            flow_target(&target.flow, None),
             Target::Connect {
                 transport: Transport::Tls,
                 addr: "203.0.113.5:40001".parse().unwrap(),
@@ -703,7 +732,7 @@ mod tests {
     #[test]
     fn a_failed_lookup_answers_404_only_when_dns_said_there_is_no_sip_server() {
         let ipv4: SocketAddr = "127.0.0.1:5060".parse().unwrap();
-        let failed = |error| located_flows("sip:bob@example.net", Err(error), Some(ipv4));
+        let failed = |error| located_hop("sip:bob@example.net", Err(error), Some(ipv4));
         assert_eq!(
             failed(LocateError::NoAddresses("example.net".into())),
             Err((404, "Domain Not Found"))
@@ -728,9 +757,48 @@ mod tests {
             server_name: None,
         }];
         assert_eq!(
-            located_flows("sip:bob@example.net", Ok(ipv6_only), Some(ipv4)),
+            located_hop("sip:bob@example.net", Ok(ipv6_only), Some(ipv4)),
             Err(UNREACHABLE),
             "located, but nowhere our listeners can send to"
+        );
+    }
+
+    #[test]
+    fn a_located_next_hop_keeps_every_sendable_target_and_the_domain_name() {
+        let ipv4: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let target = |transport, addr: &str| sip_locate::Target {
+            transport,
+            addr: addr.parse().unwrap(),
+            server_name: Some("example.net".into()),
+        };
+        let flow = |transport, addr: &str| Flow {
+            transport,
+            addr: addr.parse().unwrap(),
+        };
+        let located = vec![
+            target(sip_locate::Transport::Tls, "192.0.2.1:5061"),
+            target(sip_locate::Transport::Udp, "[2001:db8::1]:5060"),
+            target(sip_locate::Transport::Tls, "192.0.2.2:5061"),
+        ];
+        assert_eq!(
+            located_hop("sips:bob@example.net", Ok(located), Some(ipv4)),
+            Ok(NextHop {
+                flow: flow(proxy::Transport::Tls, "192.0.2.1:5061"),
+                alternates: vec![flow(proxy::Transport::Tls, "192.0.2.2:5061")],
+                server_name: Some("example.net".into()),
+            }),
+            "the IPv6 datagram target is out of our IPv4 socket's reach"
+        );
+        assert_eq!(
+            flow_target(
+                &flow(proxy::Transport::Tls, "192.0.2.1:5061"),
+                Some("example.net")
+            ),
+            Target::Connect {
+                transport: Transport::Tls,
+                addr: "192.0.2.1:5061".parse().unwrap(),
+                server_name: Some("example.net".into())
+            }
         );
     }
 
@@ -760,7 +828,7 @@ mod tests {
         let tcp6 = located(sip_locate::Transport::Tcp, "[2001:db8::1]:5070");
         let flow = sendable_flow(&tcp6, Some(ipv4)).expect("a connection of either family");
         assert_eq!(
-            flow_target(&flow),
+            flow_target(&flow, None),
             Target::Connect {
                 transport: Transport::Tcp,
                 addr: "[2001:db8::1]:5070".parse().unwrap(),

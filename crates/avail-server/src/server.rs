@@ -11,7 +11,7 @@ use sip_transport::{tls, Transport, TransportConfig, Transports};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::oneshot;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use xcap::DocumentChange;
 use xcap_http::{XcapConfig, XcapService};
 
@@ -80,6 +80,23 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
         .unwrap_or_else(|_| Err("the SIP thread panicked".into()))
 }
 
+/// What outgoing TLS connections trust (next hops in other domains over TLS): a configured
+/// CA file must load; without one, a system without trusted CAs still starts, with outgoing
+/// TLS failing (each such next hop then counts as unreachable).
+fn tls_client_config(config: &Config) -> Result<Option<Arc<rustls::ClientConfig>>, BoxError> {
+    if config.sip.tls.is_none() {
+        return Ok(None);
+    }
+    match tls::client_config(config.tls.ca_file.as_deref()) {
+        Ok(client) => Ok(Some(client)),
+        Err(error) if config.tls.ca_file.is_some() => Err(error.into()),
+        Err(error) => {
+            warn!(%error, "no outgoing TLS connections");
+            Ok(None)
+        }
+    }
+}
+
 /// The SIP side: transports, authentication, registrar and presence agent, and the core's
 /// event loop feeding it received messages, timer expiries and the results of the tasks it
 /// started (stored bindings, failed connects, located next hops), until `stop` fires.
@@ -94,6 +111,7 @@ async fn run_sip(
         udp: config.sip.udp,
         tcp: config.sip.tcp,
         tls: config.sip.tls,
+        tls_client_config: tls_client_config(&config)?,
         tls_server_config,
         idle_timeout: Duration::from_secs(config.sip.idle_timeout_secs),
         limits: config.limits.sip(),

@@ -1,8 +1,8 @@
 //! RFC 3263 on the wire: the server finds other domains' SIP servers through DNS NAPTR and SRV
 //! records and their targets' address records, asking a real name server (Debian's dnsmasq, package
 //! dnsmasq-base) given with `--nameserver`. The proxy relays a request to the server an SRV
-//! record names, on the port it names, over the transport NAPTR records prefer, and to the
-//! next SRV target when the first is down; the resource list server's back-end subscription
+//! record names, on the port it names, over the transport NAPTR records prefer (TLS too,
+//! checking the domain's name), and to the next SRV target when the first is down; the resource list server's back-end subscription
 //! goes there too, and moves on to the next SRV target when the first refuses the
 //! connection (§4.3); a domain without SIP servers gets 404. Lookups run beside the SIP
 //! core: a name server that never answers holds up only the requests waiting for it.
@@ -132,15 +132,21 @@ impl RemoteServer {
 
     /// The connection our server opens, within 10 s.
     fn accept(&self) -> Peer {
+        let socket = self.accept_tcp();
+        Peer {
+            stream: Box::new(socket.try_clone().expect("clone")),
+            socket,
+            decoder: StreamDecoder::new(Limits::default()),
+        }
+    }
+
+    fn accept_tcp(&self) -> TcpStream {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     stream.set_nonblocking(false).expect("blocking reads");
-                    return Peer {
-                        stream,
-                        decoder: StreamDecoder::new(Limits::default()),
-                    };
+                    return stream;
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
                     assert!(
@@ -155,9 +161,65 @@ impl RemoteServer {
     }
 }
 
-/// One connection to the other domain's server, framed as SIP over TCP.
+/// The other domain's server over TLS, with a self-signed certificate for `name` (our
+/// server trusts it through `--tls-ca-file`).
+struct TlsRemoteServer {
+    tcp: RemoteServer,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsRemoteServer {
+    fn bind(name: &str) -> TlsRemoteServer {
+        let certified =
+            rcgen::generate_simple_self_signed(vec![name.to_owned()]).expect("a certificate");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_file = dir.path().join("remote.pem");
+        std::fs::write(&ca_file, certified.cert.pem()).expect("write");
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key.into())
+            .expect("a server configuration");
+        TlsRemoteServer {
+            tcp: RemoteServer::bind(),
+            config: std::sync::Arc::new(config),
+            ca_file,
+            _dir: dir,
+        }
+    }
+
+    /// The connection our server opens, once its TLS handshake is done.
+    fn accept(&self) -> Result<Peer, std::io::Error> {
+        let socket = self.tcp.accept_tcp();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let connection = rustls::ServerConnection::new(self.config.clone()).expect("a session");
+        let mut stream = rustls::StreamOwned::new(connection, socket.try_clone().expect("clone"));
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock)?;
+        }
+        Ok(Peer {
+            stream: Box::new(stream),
+            socket,
+            decoder: StreamDecoder::new(Limits::default()),
+        })
+    }
+}
+
+trait ByteStream: Read + Write {}
+impl<T: Read + Write> ByteStream for T {}
+
+/// One connection to the other domain's server, framed as SIP over TCP or TLS.
 struct Peer {
-    stream: TcpStream,
+    stream: Box<dyn ByteStream>,
+    /// The TCP socket under `stream`, for read timeouts.
+    socket: TcpStream,
     decoder: StreamDecoder,
 }
 
@@ -175,7 +237,7 @@ impl Peer {
             let left = deadline
                 .checked_duration_since(Instant::now())
                 .expect("a message within 10 s");
-            self.stream.set_read_timeout(Some(left)).expect("timeout");
+            self.socket.set_read_timeout(Some(left)).expect("timeout");
             let mut chunk = [0u8; 16 * 1024];
             let n = self.stream.read(&mut chunk).expect("a message within 10 s");
             assert!(n > 0, "our server closed the connection");
@@ -302,6 +364,75 @@ fn a_relayed_request_reaches_the_server_an_srv_record_names() {
     assert_eq!(answer.status(), Some(200), "{answer:?}\n{}", server.log());
 }
 
+/// TLS next hops (RFC 3263 §4.1, RFC 5922 §4): the domain's NAPTR record prefers its SIPS
+/// service, so the MESSAGE is relayed over TLS to the server `_sips._tcp` names, which must
+/// prove the domain's name (not the SRV target's): a server with a certificate for another
+/// name is not sent the request, and the caller gets 500 (the branch's 503, RFC 3261 §16.7
+/// item 6).
+#[test]
+fn a_next_hop_over_tls_must_prove_the_domain_name() {
+    const DOMAIN: &str = "sips.test";
+    let remote = TlsRemoteServer::bind(DOMAIN);
+    let impostor = TlsRemoteServer::bind("elsewhere.test");
+    let dns = NameServer::start(&[
+        format!("--naptr-record={DOMAIN},10,10,s,SIPS+D2T,,_sips._tcp.{DOMAIN}"),
+        srv_host(
+            &format!("_sips._tcp.{DOMAIN}"),
+            "sip.remote.test",
+            remote.tcp.port(),
+            0,
+        ),
+        "--naptr-record=impostor.test,10,10,s,SIPS+D2T,,_sips._tcp.impostor.test".to_owned(),
+        srv_host(
+            "_sips._tcp.impostor.test",
+            "sip.remote.test",
+            impostor.tcp.port(),
+            0,
+        ),
+        host_record("sip.remote.test"),
+    ]);
+    // One CA file trusting both certificates: only the names differ.
+    let trusted = remote._dir.path().join("trusted.pem");
+    let both = [&remote.ca_file, &impostor.ca_file]
+        .map(|path| std::fs::read_to_string(path).expect("read"))
+        .concat();
+    std::fs::write(&trusted, both).expect("write");
+    let trusted = trusted.display().to_string();
+    let (server, _) = local_server(
+        dns.addr,
+        &[],
+        &[
+            "--relay-domain",
+            DOMAIN,
+            "--relay-domain",
+            "impostor.test",
+            "--tls-ca-file",
+            &trusted,
+        ],
+    );
+    let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
+    let uri = format!("sip:olga@{DOMAIN}");
+    caller.send(&message_to(&uri));
+    let mut peer = remote.accept().expect("a TLS handshake");
+    let relayed = peer.recv();
+    assert_eq!(relayed.request_uri(), Some(uri.as_str()));
+    assert!(
+        header(&relayed, "Via").starts_with("SIP/2.0/TLS "),
+        "{relayed:?}"
+    );
+    peer.answer(&relayed, "olga1", &[]);
+    let answer = caller.recv();
+    assert_eq!(answer.status(), Some(200), "{answer:?}\n{}", server.log());
+
+    caller.send(&message_to("sip:olga@impostor.test"));
+    assert!(
+        impostor.accept().is_err(),
+        "our server must abandon the handshake with a certificate for another name"
+    );
+    let answer = caller.recv();
+    assert_eq!(answer.status(), Some(500), "{answer:?}\n{}", server.log());
+}
+
 /// RFC 3263 §4.3: the first server the SRV records name refuses the connection, so the
 /// relayed MESSAGE goes to the next one, as a new branch recorded for that server.
 #[test]
@@ -337,9 +468,10 @@ fn a_relayed_request_moves_on_to_the_next_srv_target_when_the_first_is_down() {
     assert_eq!(answer.status(), Some(200), "{answer:?}\n{}", server.log());
 }
 
-/// The domain's NAPTR records (RFC 3263 §4.1) decide the transport and the SRV name: its
-/// preferred TLS service is skipped (no TLS client here), its TCP service under a name of its
-/// own is used, although a `_sip._udp` record would otherwise have won.
+/// The domain's NAPTR records (RFC 3263 §4.1) decide the transport and the SRV name, in their
+/// order: its preferred TLS service turns out not to be offered (SRV target `.`), so its TCP
+/// service under a name of its own is used, although a `_sip._udp` record would otherwise
+/// have won.
 #[test]
 fn naptr_records_choose_the_transport_and_srv_name_of_a_relayed_request() {
     const DOMAIN: &str = "naptr.test";
@@ -349,7 +481,7 @@ fn naptr_records_choose_the_transport_and_srv_name_of_a_relayed_request() {
     let dns = NameServer::start(&[
         format!("--naptr-record={DOMAIN},10,10,s,SIPS+D2T,,_sips._tcp.{DOMAIN}"),
         format!("--naptr-record={DOMAIN},20,10,S,SIP+D2T,,_sip._tcp.proxies.{DOMAIN}"),
-        srv_host(&format!("_sips._tcp.{DOMAIN}"), "sip.remote.test", 5061, 0),
+        format!("--srv-host=_sips._tcp.{DOMAIN}"),
         srv_host(
             &format!("_sip._tcp.proxies.{DOMAIN}"),
             "sip.remote.test",

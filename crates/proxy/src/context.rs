@@ -49,6 +49,7 @@ impl Branch {
             flow,
             route,
             mut alternates,
+            server_name,
         } = destination;
         let failover = (!alternates.is_empty()).then(|| {
             let flow = alternates.remove(0);
@@ -57,6 +58,7 @@ impl Branch {
                 flow,
                 route,
                 alternates,
+                server_name,
             }
         });
         Branch {

@@ -143,13 +143,16 @@ pub struct Destination {
     /// Further flows to the same next hop, in order (the other targets RFC 3263 located): a
     /// branch whose flow fails moves on to the next (§4.3).
     pub alternates: Vec<Flow>,
+    /// The name a TLS next hop must prove it holds (RFC 5922 §4: the domain it was located
+    /// for), when a connection to it has to be opened.
+    pub server_name: Option<String>,
 }
 
 /// The stateful proxy core. See the crate documentation.
 pub struct Proxy<D> {
     config: Config,
     flow_key: FlowKey,
-    destination: fn(&Flow) -> D,
+    destination: fn(&Flow, Option<&str>) -> D,
     contexts: HashMap<ServerTxId, Context>,
     /// Client transactions of branches: their context and branch index.
     branches: HashMap<ClientTxId, (ServerTxId, usize)>,
@@ -173,8 +176,13 @@ impl<D> std::fmt::Debug for Proxy<D> {
 impl<D: Clone> Proxy<D> {
     /// `flow_secret` signs the flow tokens of our Record-Route (see `flow.rs`): a secret
     /// of the deployment, kept across restarts so that dialogs outlive them. `destination`
-    /// turns a flow into what the transaction layer sends to.
-    pub fn new(config: Config, flow_secret: &[u8], destination: fn(&Flow) -> D) -> Proxy<D> {
+    /// turns a flow, and the name a TLS peer must prove when a connection to it is opened,
+    /// into what the transaction layer sends to.
+    pub fn new(
+        config: Config,
+        flow_secret: &[u8],
+        destination: fn(&Flow, Option<&str>) -> D,
+    ) -> Proxy<D> {
         Proxy {
             config,
             flow_key: FlowKey::new(flow_secret),
@@ -265,7 +273,7 @@ impl<D: Clone> Proxy<D> {
             },
         );
         Action::Send {
-            dest: (self.destination)(&destination.flow),
+            dest: (self.destination)(&destination.flow, destination.server_name.as_deref()),
             data,
         }
     }
@@ -567,7 +575,7 @@ impl<D: Clone> Proxy<D> {
                 layer
                     .send_request(
                         message,
-                        (self.destination)(&destination.flow),
+                        (self.destination)(&destination.flow, destination.server_name.as_deref()),
                         destination.flow.transport.is_reliable(),
                         now,
                     )
@@ -746,7 +754,8 @@ impl<D: Clone> Proxy<D> {
             self.timers.remove(&(previous, server, index));
         }
         self.timers.insert((at, server, index));
-        let dest = (self.destination)(&branch.flow);
+        // Over the INVITE's own connection: no new one, so no name to check.
+        let dest = (self.destination)(&branch.flow, None);
         if let Ok((tx, actions)) =
             layer.send_request(cancel, dest, branch.flow.transport.is_reliable(), now)
         {

@@ -28,6 +28,7 @@ fn contact(n: u8) -> Destination {
         flow: flow(Transport::Udp, &format!("203.0.113.{n}:40000")),
         route: Vec::new(),
         alternates: Vec::new(),
+        server_name: None,
     }
 }
 
@@ -69,7 +70,7 @@ fn request(method: &str, uri: &str, extra: &str) -> String {
     )
 }
 
-fn identity(flow: &Flow) -> Flow {
+fn identity(flow: &Flow, _server_name: Option<&str>) -> Flow {
     *flow
 }
 

@@ -3,7 +3,8 @@
 //!
 //! A server without a configured certificate gets a self-signed one so TLS works out of
 //! the box; clients must then trust that certificate explicitly (RFC 5922 server identity
-//! is checked against its subjectAltNames).
+//! is checked against its subjectAltNames). Outgoing connections trust a given CA file, or
+//! the system's trust store.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Write};
@@ -34,6 +35,11 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
     #[error("invalid TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error(
+        "no trusted CA certificates in the system's store ({0}): install ca-certificates, or \
+         name a CA file"
+    )]
+    NoTrustedRoots(String),
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -72,18 +78,39 @@ pub fn load_or_generate(
     Ok(Arc::new(config))
 }
 
-/// Client configuration for outgoing TLS connections that trusts the CA (or self-signed)
-/// certificates in the PEM file `ca_path`; no system roots are available offline.
-pub fn client_config(ca_path: &Path) -> Result<Arc<ClientConfig>, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in load_certs(ca_path)? {
-        roots.add(cert)?;
-    }
+/// Client configuration for outgoing TLS connections, trusting [`trusted_roots`].
+pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
     let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
+        .with_root_certificates(trusted_roots(ca_file)?)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// The certificate authorities outgoing TLS trusts: the CA (or self-signed) certificates in
+/// the PEM file `ca_file`, or without one the system's trust store (Debian's
+/// ca-certificates, or what `SSL_CERT_FILE` / `SSL_CERT_DIR` name). Entries of the store
+/// that do not parse are skipped (it holds hundreds; one odd entry must not stop the
+/// others), but a store with none usable is an error naming the way out, rather than every
+/// handshake failing later.
+pub fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    if let Some(path) = ca_file {
+        for cert in load_certs(path)? {
+            roots.add(cert)?;
+        }
+        return Ok(roots);
+    }
+    let found = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let why = found
+            .errors
+            .first()
+            .map_or_else(|| "it is empty".to_owned(), ToString::to_string);
+        return Err(TlsError::NoTrustedRoots(why));
+    }
+    Ok(roots)
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> TlsError + '_ {

@@ -81,7 +81,7 @@ async fn tls_round_trip_with_a_client_trusting_the_generated_certificate() {
         .unwrap();
     let server = handle.local_addr(Transport::Tls).unwrap();
 
-    let client_config = tls::client_config(&dir.path().join("tls/cert.pem")).unwrap();
+    let client_config = tls::client_config(Some(&dir.path().join("tls/cert.pem"))).unwrap();
     let tcp = TcpStream::connect(server).await.unwrap();
     let name = ServerName::try_from("sip.avail.test").unwrap();
     let mut client = timeout(WAIT, TlsConnector::from(client_config).connect(name, tcp))
@@ -121,7 +121,9 @@ async fn outgoing_tls_connection_between_two_transports() {
         .unwrap();
     let client_cfg = TransportConfig {
         tcp: Some(loopback()),
-        tls_client_config: Some(tls::client_config(&dir.path().join("tls/cert.pem")).unwrap()),
+        tls_client_config: Some(
+            tls::client_config(Some(&dir.path().join("tls/cert.pem"))).unwrap(),
+        ),
         ..TransportConfig::default()
     };
     let (client, mut client_events) = Transports::start(client_cfg).await.unwrap();
@@ -155,7 +157,9 @@ async fn outgoing_tls_connection_between_two_transports() {
 
     // A name the certificate does not carry fails verification.
     let (other, _other_events) = Transports::start(TransportConfig {
-        tls_client_config: Some(tls::client_config(&dir.path().join("tls/cert.pem")).unwrap()),
+        tls_client_config: Some(
+            tls::client_config(Some(&dir.path().join("tls/cert.pem"))).unwrap(),
+        ),
         ..TransportConfig::default()
     })
     .await
