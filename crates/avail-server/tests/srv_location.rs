@@ -346,22 +346,28 @@ fn a_relayed_request_reaches_the_server_an_srv_record_names() {
         host_record("sip.remote.test"),
     ]);
     let (server, _) = local_server(dns.addr, &[], &["--relay-domain", REMOTE]);
-    let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
-    let uri = format!("sip:olga@{REMOTE}");
-    caller.send(&message_to(&uri));
-
-    let mut peer = remote.accept();
-    let relayed = peer.recv();
+    let (relayed, _) = relay_message(&server, &format!("sip:olga@{REMOTE}"), || remote.accept());
     assert_eq!(relayed.method(), Some(&sip_message::Method::Message));
-    assert_eq!(relayed.request_uri(), Some(uri.as_str()));
     assert!(
         header(&relayed, "Via").starts_with("SIP/2.0/TCP "),
         "sent over the transport the SRV record was for: {relayed:?}"
     );
     assert_eq!(body(&relayed), "hello");
+}
+
+/// A MESSAGE for `uri` sent to `server` reaches the other domain's server over the
+/// connection `accept` waits for, and its 200 comes back to the caller. Returns the relayed
+/// request and the caller's connection.
+fn relay_message(server: &Server, uri: &str, accept: impl FnOnce() -> Peer) -> (Message, SipConn) {
+    let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
+    caller.send(&message_to(uri));
+    let mut peer = accept();
+    let relayed = peer.recv();
+    assert_eq!(relayed.request_uri(), Some(uri));
     peer.answer(&relayed, "olga1", &[]);
     let answer = caller.recv();
     assert_eq!(answer.status(), Some(200), "{answer:?}\n{}", server.log());
+    (relayed, caller)
 }
 
 /// TLS next hops (RFC 3263 §4.1, RFC 5922 §4): the domain's NAPTR record prefers its SIPS
@@ -410,19 +416,13 @@ fn a_next_hop_over_tls_must_prove_the_domain_name() {
             &trusted,
         ],
     );
-    let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
-    let uri = format!("sip:olga@{DOMAIN}");
-    caller.send(&message_to(&uri));
-    let mut peer = remote.accept().expect("a TLS handshake");
-    let relayed = peer.recv();
-    assert_eq!(relayed.request_uri(), Some(uri.as_str()));
+    let (relayed, mut caller) = relay_message(&server, &format!("sip:olga@{DOMAIN}"), || {
+        remote.accept().expect("a TLS handshake")
+    });
     assert!(
         header(&relayed, "Via").starts_with("SIP/2.0/TLS "),
         "{relayed:?}"
     );
-    peer.answer(&relayed, "olga1", &[]);
-    let answer = caller.recv();
-    assert_eq!(answer.status(), Some(200), "{answer:?}\n{}", server.log());
 
     caller.send(&message_to("sip:olga@impostor.test"));
     assert!(
@@ -456,16 +456,7 @@ fn a_relayed_request_moves_on_to_the_next_srv_target_when_the_first_is_down() {
         host_record("sip.remote.test"),
     ]);
     let (server, _) = local_server(dns.addr, &[], &["--relay-domain", DOMAIN]);
-    let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
-    let uri = format!("sip:olga@{DOMAIN}");
-    caller.send(&message_to(&uri));
-
-    let mut peer = remote.accept();
-    let relayed = peer.recv();
-    assert_eq!(relayed.request_uri(), Some(uri.as_str()));
-    peer.answer(&relayed, "olga1", &[]);
-    let answer = caller.recv();
-    assert_eq!(answer.status(), Some(200), "{answer:?}\n{}", server.log());
+    relay_message(&server, &format!("sip:olga@{DOMAIN}"), || remote.accept());
 }
 
 /// The domain's NAPTR records (RFC 3263 §4.1) decide the transport and the SRV name, in their
@@ -497,20 +488,11 @@ fn naptr_records_choose_the_transport_and_srv_name_of_a_relayed_request() {
         host_record("sip.remote.test"),
     ]);
     let (server, _) = local_server(dns.addr, &[], &["--relay-domain", DOMAIN]);
-    let mut caller = SipConn::tcp(server.tcp_addr()).expect("connect");
-    let uri = format!("sip:olga@{DOMAIN}");
-    caller.send(&message_to(&uri));
-
-    let mut peer = remote.accept();
-    let relayed = peer.recv();
-    assert_eq!(relayed.request_uri(), Some(uri.as_str()));
+    let (relayed, _) = relay_message(&server, &format!("sip:olga@{DOMAIN}"), || remote.accept());
     assert!(
         header(&relayed, "Via").starts_with("SIP/2.0/TCP "),
         "{relayed:?}"
     );
-    peer.answer(&relayed, "olga1", &[]);
-    let answer = caller.recv();
-    assert_eq!(answer.status(), Some(200), "{answer:?}\n{}", dns.log());
     assert!(
         dns.log().contains(&format!("query[NAPTR] {DOMAIN}")),
         "{}",
