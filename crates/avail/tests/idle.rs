@@ -19,7 +19,7 @@ use avail::cli::ApiClient;
 use avail_client::config::AccountSettings;
 use axum::http::Method;
 use serde_json::{json, Value};
-use support::{free_port, ServerProcess, DOMAIN};
+use support::{ServerProcess, DOMAIN};
 
 const PACKAGES: &str =
     "install Debian's xvfb and xdotool packages (apt-get install -y xvfb xdotool)";
@@ -144,21 +144,7 @@ impl Agent {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let (sip, http) = (free_port(), free_port());
-        let server = ServerProcess::start(
-            &[("alice", "secret")],
-            &[
-                "--sip-tcp",
-                &format!("127.0.0.1:{sip}"),
-                "--sip-tls",
-                "off",
-                "--http",
-                &format!("127.0.0.1:{http}"),
-                "--https",
-                "off",
-            ],
-            &[sip, http],
-        );
+        let (server, sip, http) = ServerProcess::start_plain(&[("alice", "secret")]);
         let dir = tempfile::tempdir().expect("temp dir");
         let config = format!(
             "api = \"127.0.0.1:0\"\n{idle_lines}\n[account]\naddress = \"alice@{DOMAIN}\"\n\

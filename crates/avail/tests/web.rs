@@ -336,21 +336,7 @@ async fn every_api_call_of_the_page_reaches_a_handler() {
         assert!(calls.iter().any(|(m, _)| m == method), "{calls:?}");
     }
 
-    let (sip, xcap) = (free_port(), free_port());
-    let server = ServerProcess::start(
-        &[("webui", "pw")],
-        &[
-            "--sip-tcp",
-            &format!("127.0.0.1:{sip}"),
-            "--sip-tls",
-            "off",
-            "--http",
-            &format!("127.0.0.1:{xcap}"),
-            "--https",
-            "off",
-        ],
-        &[sip, xcap],
-    );
+    let (server, sip, xcap) = ServerProcess::start_plain(&[("webui", "pw")]);
     let agent = Agent::start(
         "webui",
         "pw",

@@ -93,6 +93,29 @@ impl ServerProcess {
         server
     }
 
+    /// [`Self::start`] with SIP over TCP and XCAP over plain HTTP only, on free ports of
+    /// 127.0.0.1, once both accept; returns the server and those two ports.
+    // Every test binary compiles this file; only avail's use this.
+    #[allow(dead_code)]
+    pub fn start_plain(users: &[(&str, &str)]) -> (ServerProcess, u16, u16) {
+        let (sip, xcap) = (free_port(), free_port());
+        let server = ServerProcess::start(
+            users,
+            &[
+                "--sip-tcp",
+                &format!("127.0.0.1:{sip}"),
+                "--sip-tls",
+                "off",
+                "--http",
+                &format!("127.0.0.1:{xcap}"),
+                "--https",
+                "off",
+            ],
+            &[sip, xcap],
+        );
+        (server, sip, xcap)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
