@@ -8,7 +8,8 @@
 //! A file has one `[account]` table, whose state lives in `data_dir` itself, and/or any number
 //! of `[[accounts]]` tables, each keeping its state in `<data_dir>/<user@domain>/` so that
 //! instance ids, journals and caches never mix. Where the desktop's idle time is read from
-//! (`idle_source`, `x11_display`) is set once for the file: every account shares the desktop.
+//! (`idle_source`, `x11_display`, `wayland_display`) is set once for the file: every account
+//! shares the desktop.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -51,11 +52,13 @@ impl Transport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum IdleSource {
-    /// The X server of `x11_display` (else `DISPLAY`), unless the session is Wayland's.
+    /// The Wayland compositor in a Wayland session, else the X server.
     #[default]
     Auto,
     /// The X server of `x11_display` (else `DISPLAY`), even in a Wayland session.
     X11,
+    /// The Wayland compositor of `wayland_display` (else `WAYLAND_DISPLAY`).
+    Wayland,
     /// Not read: only `avail idle` reports it.
     Off,
 }
@@ -121,6 +124,10 @@ pub struct ConfigFile {
     /// The X display whose idle time is read, e.g. `":0"`; default: `DISPLAY`.
     #[serde(default)]
     pub x11_display: Option<String>,
+    /// The Wayland display whose idle time is read: a socket name in `XDG_RUNTIME_DIR`
+    /// (`"wayland-0"`) or a socket's path; default: `WAYLAND_DISPLAY`.
+    #[serde(default)]
+    pub wayland_display: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +174,8 @@ pub struct AccountSettings {
     pub idle_source: IdleSource,
     /// The configured X display; none: `DISPLAY` (read where the agent runs).
     pub x11_display: Option<String>,
+    /// The configured Wayland display; none: `WAYLAND_DISPLAY`.
+    pub wayland_display: Option<String>,
     pub capabilities: Capabilities,
     pub data_dir: PathBuf,
     pub api: String,
@@ -230,6 +239,7 @@ struct Entry {
     api: String,
     idle_source: IdleSource,
     x11_display: Option<String>,
+    wayland_display: Option<String>,
 }
 
 impl Entry {
@@ -285,6 +295,7 @@ impl Entry {
                 .map_or(DEFAULT_IDLE_THRESHOLD, Duration::from_secs),
             idle_source: self.idle_source,
             x11_display: self.x11_display,
+            wayland_display: self.wayland_display,
             capabilities: account.capabilities,
             data_dir: self.data_dir,
             api: self.api,
@@ -334,6 +345,7 @@ fn file_entries(file: ConfigFile, base: &Path) -> Result<Vec<Entry>, ConfigError
             api: account.api.clone().unwrap_or_else(|| api.clone()),
             idle_source: file.idle_source,
             x11_display: file.x11_display.clone(),
+            wayland_display: file.wayland_display.clone(),
             account,
             user,
             domain,
@@ -537,13 +549,14 @@ mod tests {
     #[test]
     fn the_idle_source_is_set_once_for_every_account() {
         let (_dir, path) = file(&format!(
-            "idle_source = \"x11\"\nx11_display = \":7\"\n{}",
+            "idle_source = \"x11\"\nx11_display = \":7\"\nwayland_display = \"wayland-3\"\n{}",
             SEVERAL.replace("[account]", "[account]\nidle_threshold_secs = 2")
         ));
         let all = AccountSettings::load_all(&path).unwrap();
         for s in &all {
             assert_eq!(s.idle_source, IdleSource::X11, "{}", s.address());
             assert_eq!(s.x11_display.as_deref(), Some(":7"), "{}", s.address());
+            assert_eq!(s.wayland_display.as_deref(), Some("wayland-3"));
         }
         assert_eq!(all[0].idle_threshold, Duration::from_secs(2));
         assert_eq!(all[1].idle_threshold, DEFAULT_IDLE_THRESHOLD);

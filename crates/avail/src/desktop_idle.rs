@@ -1,19 +1,21 @@
 //! The desktop's idle time, read by the agent itself for auto-away (Blink's `idle_threshold`,
 //! blink-compat §5.4). On X11 the MIT-SCREEN-SAVER extension's `QueryInfo` request on the
-//! screen's root window answers `ms_since_user_input`; every reading goes through
-//! [`Shared::report_idle`], the path `POST /idle` takes, so the two never disagree on what a
-//! reading does.
+//! screen's root window answers `ms_since_user_input`; a Wayland compositor instead says when
+//! the seat has been idle for the threshold and when input returns (see [`wayland_idle`]).
+//! Every reading goes through [`Shared::report_idle`], the path `POST /idle` takes, so the
+//! two never disagree on what a reading does.
 //!
-//! A Wayland session (`WAYLAND_DISPLAY` set) is not read by default: X11's idle time there
-//! counts only the input of XWayland clients, so a user typing into native Wayland windows
-//! would be declared away. Without a display, with `idle_source = "off"`, or while the X
-//! server cannot be reached (logged once per outage, reconnection tried at most once a
-//! minute), `avail idle` reports the idle time instead.
+//! A Wayland session (`WAYLAND_DISPLAY` set) is read through the compositor, never through
+//! X11: X11's idle time there counts only the input of XWayland clients, so a user typing
+//! into native Wayland windows would be declared away. Without a display, with
+//! `idle_source = "off"`, or while the display cannot be reached (logged once per outage,
+//! reconnection tried at most once a minute), `avail idle` reports the idle time instead.
 //!
 //! `choose_source` and `IdleSchedule` decide, with the environment and time passed in;
-//! [`run`] only asks the X server and sleeps.
+//! [`run`] only asks the display server and sleeps.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,7 @@ use x11rb::protocol::xproto::Window;
 use x11rb::rust_connection::RustConnection;
 
 use crate::agent::{stopped, Shared};
+use crate::wayland_idle::{self, Activity, IdleWatch, WaylandIdleError};
 
 /// How often the X server is asked while the user is idle: only asking shows the return, and
 /// 2 s makes it prompt without waking much (Blink's Cocoa timer asks every second).
@@ -37,16 +40,24 @@ const THRESHOLD_MARGIN: Duration = Duration::from_millis(100);
 /// Least time between connection attempts, so that an X server that is gone, or that accepts
 /// and then fails, is not hammered.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(60);
-/// Longest wait for the X server to answer a connection or a request.
-const X_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for the display server to answer a connection or a request.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the desktop's idle time comes from, decided once when the agent starts.
 #[derive(Debug, PartialEq, Eq)]
 enum Source {
-    /// The X server of this display name.
-    X11(String),
+    Read(DisplayServer),
     /// Not read, for this reason; `avail idle` reports it.
     NotRead(&'static str),
+}
+
+/// Where the idle time is read.
+#[derive(Debug, PartialEq, Eq)]
+enum DisplayServer {
+    /// The X server of this display name.
+    X11(String),
+    /// The Wayland compositor listening on this socket.
+    Wayland(PathBuf),
 }
 
 /// The environment variables that decide the source, read once where the agent runs.
@@ -56,6 +67,8 @@ struct Session {
     display: Option<String>,
     /// `WAYLAND_DISPLAY`.
     wayland_display: Option<String>,
+    /// `XDG_RUNTIME_DIR`, where a Wayland display's socket is.
+    runtime_dir: Option<String>,
 }
 
 impl Session {
@@ -64,24 +77,46 @@ impl Session {
         Session {
             display: var("DISPLAY"),
             wayland_display: var("WAYLAND_DISPLAY"),
+            runtime_dir: var("XDG_RUNTIME_DIR"),
         }
     }
 }
 
-/// The source the settings and the session call for: the configured display, else `DISPLAY`;
-/// `auto` stays off X11 in a Wayland session.
-fn choose_source(setting: IdleSource, x11_display: Option<&str>, session: &Session) -> Source {
-    let display = x11_display
-        .filter(|d| !d.is_empty())
-        .or(session.display.as_deref());
-    match (setting, display) {
-        (IdleSource::Off, _) => Source::NotRead("idle_source is \"off\""),
-        (IdleSource::Auto, _) if session.wayland_display.is_some() => Source::NotRead(
-            "a Wayland session (WAYLAND_DISPLAY is set), where X11's idle time sees only \
-             XWayland clients' input",
+/// The displays configured, each overriding its environment variable.
+#[derive(Debug, Default)]
+struct Displays<'a> {
+    x11: Option<&'a str>,
+    wayland: Option<&'a str>,
+}
+
+/// The source the settings and the session call for: each configured display before its
+/// environment variable; `auto` reads a Wayland session's compositor, else the X server.
+fn choose_source(setting: IdleSource, configured: &Displays<'_>, session: &Session) -> Source {
+    let set = |value: Option<&str>| value.filter(|v| !v.is_empty()).map(str::to_owned);
+    let x11 = set(configured.x11).or(session.display.clone());
+    let wayland = set(configured.wayland).or(session.wayland_display.clone());
+    let wayland_socket = |display: &str| {
+        let runtime_dir = session.runtime_dir.as_deref().map(std::path::Path::new);
+        match wayland_idle::socket_path(display, runtime_dir) {
+            Some(path) => Source::Read(DisplayServer::Wayland(path)),
+            None => Source::NotRead(
+                "the Wayland display is a socket name, but XDG_RUNTIME_DIR is not set",
+            ),
+        }
+    };
+    match (setting, wayland, x11) {
+        (IdleSource::Off, ..) => Source::NotRead("idle_source is \"off\""),
+        (IdleSource::Auto | IdleSource::Wayland, Some(wayland), _) => wayland_socket(&wayland),
+        (IdleSource::Wayland, None, _) => Source::NotRead(
+            "no Wayland display (neither wayland_display nor WAYLAND_DISPLAY is set)",
         ),
-        (_, None) => Source::NotRead("no X display (neither x11_display nor DISPLAY is set)"),
-        (_, Some(display)) => Source::X11(display.to_owned()),
+        (IdleSource::Auto | IdleSource::X11, _, Some(x11)) => Source::Read(DisplayServer::X11(x11)),
+        (IdleSource::Auto, None, None) => Source::NotRead(
+            "no display (none of wayland_display, WAYLAND_DISPLAY, x11_display, DISPLAY is set)",
+        ),
+        (IdleSource::X11, _, None) => {
+            Source::NotRead("no X display (neither x11_display nor DISPLAY is set)")
+        }
     }
 }
 
@@ -127,13 +162,20 @@ impl IdleSchedule {
     /// idle time only grows as fast as the clock, so nothing can change before the threshold
     /// is reached; while idle, input can come at any moment.
     fn reading(&mut self, idle: Duration) -> (Duration, bool) {
-        let first = self.health != Health::Reading;
-        self.health = Health::Reading;
+        let first = self.answered();
         let wait = match self.threshold.checked_sub(idle) {
             Some(left) if !left.is_zero() => left + THRESHOLD_MARGIN,
             _ => WHILE_IDLE_POLL,
         };
         (wait, first)
+    }
+
+    /// The display server answered: whether this is the first answer since start or since a
+    /// failure (worth logging).
+    fn answered(&mut self) -> bool {
+        let first = self.health != Health::Reading;
+        self.health = Health::Reading;
+        first
     }
 
     /// Connecting or asking failed: whether this begins an outage (logged once; the attempts
@@ -155,11 +197,13 @@ enum ReadError {
     Reply(#[from] ReplyError),
     #[error("the X server lacks the MIT-SCREEN-SAVER extension")]
     NoExtension,
-    #[error("the X server did not answer within {X_CALL_TIMEOUT:?}")]
+    #[error(transparent)]
+    Wayland(#[from] WaylandIdleError),
+    #[error("the display server did not answer within {CALL_TIMEOUT:?}")]
     Timeout,
-    #[error("the X call ended without an answer")]
+    #[error("the call to the display server ended without an answer")]
     NoAnswer,
-    #[error("cannot start a thread for the X call: {0}")]
+    #[error("cannot start a thread for the call to the display server: {0}")]
     Thread(std::io::Error),
 }
 
@@ -195,21 +239,21 @@ impl X11Screen {
     }
 }
 
-/// Runs a blocking X call on a thread of its own, waiting at most [`X_CALL_TIMEOUT`]. Not on
-/// the runtime's blocking pool: a frozen X server would hold that thread, and the runtime waits
-/// for its blocking threads when it shuts down; a thread left behind here ends when the server
-/// answers or the process exits.
-async fn call_x<T: Send + 'static>(
+/// Runs a blocking call to the display server on a thread of its own, waiting at most
+/// [`CALL_TIMEOUT`]. Not on the runtime's blocking pool: a frozen server would hold that
+/// thread, and the runtime waits for its blocking threads when it shuts down; a thread left
+/// behind here ends when the server answers or the process exits.
+async fn call_display<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
 ) -> Result<T, ReadError> {
     let (answer, answered) = oneshot::channel();
     std::thread::Builder::new()
-        .name("avail-x11".into())
+        .name("avail-display".into())
         .spawn(move || {
             let _ = answer.send(call());
         })
         .map_err(ReadError::Thread)?;
-    match tokio::time::timeout(X_CALL_TIMEOUT, answered).await {
+    match tokio::time::timeout(CALL_TIMEOUT, answered).await {
         Ok(Ok(result)) => result,
         Ok(Err(_)) => Err(ReadError::NoAnswer),
         Err(_) => Err(ReadError::Timeout),
@@ -231,27 +275,61 @@ async fn until_stopped<T>(
 pub async fn run(shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
     let settings = &shared.settings;
     let account = settings.aor();
-    let source = choose_source(
-        settings.idle_source,
-        settings.x11_display.as_deref(),
-        &Session::current(),
-    );
-    match source {
-        Source::X11(x11_display) => {
-            let span = tracing::info_span!("desktop_idle", %account, %x11_display);
-            read_x11(&shared, &x11_display, shutdown)
-                .instrument(span)
-                .await;
-        }
+    let configured = Displays {
+        x11: settings.x11_display.as_deref(),
+        wayland: settings.wayland_display.as_deref(),
+    };
+    let server = match choose_source(settings.idle_source, &configured, &Session::current()) {
+        Source::Read(server) => server,
         Source::NotRead(reason) => {
             tracing::info!(%account, "desktop idle time not read: {reason}; `avail idle` reports it");
+            return;
+        }
+    };
+    let span = match &server {
+        DisplayServer::X11(x11_display) => {
+            tracing::info_span!("desktop_idle", %account, %x11_display)
+        }
+        DisplayServer::Wayland(socket) => {
+            let wayland_socket = socket.display();
+            tracing::info_span!("desktop_idle", %account, %wayland_socket)
+        }
+    };
+    read_display(&shared, &server, shutdown)
+        .instrument(span)
+        .await;
+}
+
+/// A display server the agent is connected to.
+enum Connected {
+    X11(Arc<X11Screen>),
+    Wayland(IdleWatch),
+}
+
+/// Connects to `server` (off the runtime: it may not answer).
+async fn connect(server: &DisplayServer, threshold: Duration) -> Result<Connected, ReadError> {
+    match server {
+        DisplayServer::X11(display) => {
+            let display = display.clone();
+            let screen = call_display(move || X11Screen::connect(&display)).await?;
+            Ok(Connected::X11(Arc::new(screen)))
+        }
+        DisplayServer::Wayland(socket) => {
+            let socket = socket.clone();
+            let watch = call_display(move || Ok(IdleWatch::connect(&socket, threshold)?)).await?;
+            Ok(Connected::Wayland(watch))
         }
     }
 }
 
-/// Connects to the X server of `x11_display` and reads it, reconnecting after failures.
-async fn read_x11(shared: &Shared, x11_display: &str, mut shutdown: watch::Receiver<bool>) {
-    let mut schedule = IdleSchedule::new(shared.settings.idle_threshold);
+/// Connects to `server` and reads it, reconnecting after failures.
+async fn read_display(
+    shared: &Shared,
+    server: &DisplayServer,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let threshold = shared.settings.idle_threshold;
+    let mut schedule = IdleSchedule::new(threshold);
     loop {
         let wait = schedule.until_connect(Instant::now());
         if until_stopped(tokio::time::sleep(wait), &mut shutdown)
@@ -261,14 +339,17 @@ async fn read_x11(shared: &Shared, x11_display: &str, mut shutdown: watch::Recei
             return;
         }
         schedule.connecting(Instant::now());
-        let target = x11_display.to_owned();
-        let connected = until_stopped(call_x(move || X11Screen::connect(&target)), &mut shutdown);
-        let failure = match connected.await {
+        let failure = match until_stopped(connect(server, threshold), &mut shutdown).await {
             None => return,
             Some(Err(e)) => e,
-            Some(Ok(screen)) => {
-                let screen = Arc::new(screen);
-                match read_while_connected(shared, &screen, &mut schedule, &mut shutdown).await {
+            Some(Ok(Connected::X11(screen))) => {
+                match read_x11(shared, &screen, &mut schedule, &mut shutdown).await {
+                    None => return,
+                    Some(e) => e,
+                }
+            }
+            Some(Ok(Connected::Wayland(mut watch))) => {
+                match read_wayland(shared, &mut watch, &mut schedule, &mut shutdown).await {
                     None => return,
                     Some(e) => e,
                 }
@@ -277,17 +358,17 @@ async fn read_x11(shared: &Shared, x11_display: &str, mut shutdown: watch::Recei
         if schedule.failed() {
             tracing::warn!(
                 error = %failure,
-                "cannot read the desktop idle time from the X server; `avail idle` reports it \
-                 until the server answers (asked again every minute)"
+                "cannot read the desktop idle time from the display server; `avail idle` \
+                 reports it until the server answers (asked again every minute)"
             );
         } else {
-            tracing::debug!(error = %failure, "X server still unreachable");
+            tracing::debug!(error = %failure, "display server still unreachable");
         }
     }
 }
 
 /// Reports each reading of `screen` until a call fails (its error) or the agent stops (none).
-async fn read_while_connected(
+async fn read_x11(
     shared: &Shared,
     screen: &Arc<X11Screen>,
     schedule: &mut IdleSchedule,
@@ -295,7 +376,7 @@ async fn read_while_connected(
 ) -> Option<ReadError> {
     loop {
         let asked = screen.clone();
-        let idle = match until_stopped(call_x(move || asked.idle_time()), shutdown).await? {
+        let idle = match until_stopped(call_display(move || asked.idle_time()), shutdown).await? {
             Ok(idle) => idle,
             Err(e) => return Some(e),
         };
@@ -305,6 +386,29 @@ async fn read_while_connected(
             tracing::info!("desktop idle time read from the X server (MIT-SCREEN-SAVER)");
         }
         until_stopped(tokio::time::sleep(wait), shutdown).await?;
+    }
+}
+
+/// Reports each of the compositor's notifications as a reading (the threshold when idle,
+/// none on input) until the connection fails (its error) or the agent stops (none).
+async fn read_wayland(
+    shared: &Shared,
+    watch: &mut IdleWatch,
+    schedule: &mut IdleSchedule,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<ReadError> {
+    if schedule.answered() {
+        tracing::info!(
+            "desktop idle time told by the Wayland compositor ({})",
+            watch.protocol()
+        );
+    }
+    loop {
+        match until_stopped(watch.next(), shutdown).await? {
+            Ok(Activity::Idle) => shared.report_idle(shared.settings.idle_threshold),
+            Ok(Activity::Resumed) => shared.report_idle(Duration::ZERO),
+            Err(e) => return Some(e.into()),
+        }
     }
 }
 
@@ -318,51 +422,99 @@ mod tests {
         Session {
             display: display.map(str::to_owned),
             wayland_display: wayland.map(str::to_owned),
+            runtime_dir: Some("/run/user/1000".to_owned()),
         }
+    }
+
+    fn x11(display: &str) -> Source {
+        Source::Read(DisplayServer::X11(display.to_owned()))
+    }
+
+    fn wayland(socket: &str) -> Source {
+        Source::Read(DisplayServer::Wayland(socket.into()))
+    }
+
+    fn configured<'a>(x11: Option<&'a str>, wayland: Option<&'a str>) -> Displays<'a> {
+        Displays { x11, wayland }
     }
 
     #[test]
     fn the_source_follows_the_settings_and_the_session() {
-        let x11 = |d: &str| Source::X11(d.to_owned());
+        let none = Displays::default();
         let desktop = session(Some(":0"), None);
-        assert_eq!(choose_source(IdleSource::Auto, None, &desktop), x11(":0"));
+        assert_eq!(choose_source(IdleSource::Auto, &none, &desktop), x11(":0"));
         assert_eq!(
-            choose_source(IdleSource::Auto, Some(":5"), &desktop),
+            choose_source(IdleSource::Auto, &configured(Some(":5"), None), &desktop),
             x11(":5"),
             "the configured display before DISPLAY"
         );
         assert_eq!(
-            choose_source(IdleSource::X11, Some(""), &desktop),
+            choose_source(IdleSource::X11, &configured(Some(""), None), &desktop),
             x11(":0"),
             "an empty setting is no setting"
         );
         assert!(matches!(
-            choose_source(IdleSource::Off, Some(":5"), &desktop),
+            choose_source(IdleSource::Off, &configured(Some(":5"), None), &desktop),
             Source::NotRead(reason) if reason.contains("off")
+        ));
+        assert!(matches!(
+            choose_source(IdleSource::Wayland, &none, &desktop),
+            Source::NotRead(reason) if reason.contains("no Wayland display")
         ));
 
         let headless = session(None, None);
         assert!(matches!(
-            choose_source(IdleSource::Auto, None, &headless),
-            Source::NotRead(reason) if reason.contains("no X display")
+            choose_source(IdleSource::Auto, &none, &headless),
+            Source::NotRead(reason) if reason.contains("no display")
         ));
         assert_eq!(
-            choose_source(IdleSource::Auto, Some(":5"), &headless),
+            choose_source(IdleSource::Auto, &configured(Some(":5"), None), &headless),
             x11(":5")
         );
+        assert_eq!(
+            choose_source(
+                IdleSource::Auto,
+                &configured(None, Some("/tmp/w/wayland-1")),
+                &headless
+            ),
+            wayland("/tmp/w/wayland-1"),
+            "a configured Wayland display outside a Wayland session"
+        );
 
-        let wayland = session(Some(":0"), Some("wayland-0"));
-        for display in [None, Some(":5")] {
-            assert!(matches!(
-                choose_source(IdleSource::Auto, display, &wayland),
-                Source::NotRead(reason) if reason.contains("Wayland")
-            ));
+        let wayland_session = session(Some(":0"), Some("wayland-0"));
+        for x11_display in [None, Some(":5")] {
+            assert_eq!(
+                choose_source(
+                    IdleSource::Auto,
+                    &configured(x11_display, None),
+                    &wayland_session
+                ),
+                wayland("/run/user/1000/wayland-0"),
+                "never X11's idle time in a Wayland session"
+            );
         }
         assert_eq!(
-            choose_source(IdleSource::X11, None, &wayland),
+            choose_source(IdleSource::X11, &none, &wayland_session),
             x11(":0"),
             "x11 insists even under Wayland"
         );
+        assert_eq!(
+            choose_source(
+                IdleSource::Wayland,
+                &configured(None, Some("wayland-2")),
+                &wayland_session
+            ),
+            wayland("/run/user/1000/wayland-2"),
+            "the configured display before WAYLAND_DISPLAY"
+        );
+        let no_runtime_dir = Session {
+            runtime_dir: None,
+            ..session(None, Some("wayland-0"))
+        };
+        assert!(matches!(
+            choose_source(IdleSource::Auto, &none, &no_runtime_dir),
+            Source::NotRead(reason) if reason.contains("XDG_RUNTIME_DIR")
+        ));
     }
 
     #[test]

@@ -10,4 +10,5 @@ pub mod api;
 pub mod cli;
 pub mod desktop_idle;
 pub mod session;
+pub mod wayland_idle;
 pub mod web;

@@ -1,10 +1,13 @@
 //! The agent reads the desktop's idle time from a real X server (Xvfb, through the
 //! MIT-SCREEN-SAVER extension) and publishes auto-away by itself: with no input the published
 //! state becomes idle and away once the threshold has passed, `xdotool mousemove` brings it
-//! back. Without a usable X server (lost, frozen, lacking the extension, switched off, or
-//! never there) the agent keeps working and `avail idle` / `POST /idle` report the idle time.
+//! back. A real Wayland compositor (headless sway) does the same through its idle
+//! notifications, `wtype` typing being the input. Without a usable display server (lost,
+//! frozen, lacking the extension, switched off, or never there) the agent keeps working and
+//! `avail idle` / `POST /idle` report the idle time.
 //!
-//! Needs Debian's `xvfb` and `xdotool` packages; without them the tests fail, saying so.
+//! Needs Debian's `xvfb`, `xdotool`, `sway` and `wtype` packages; without them the tests
+//! fail, saying so.
 
 #[path = "../../avail-client/tests/support/mod.rs"]
 mod support;
@@ -108,6 +111,109 @@ impl Drop for Xvfb {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A headless sway of its own (wlroots' headless backend: no GPU, no input devices), killed
+/// when dropped. Sway refuses to run as root, so under root it runs as `nobody`, in a runtime
+/// directory of that user's.
+struct Sway {
+    child: Child,
+    runtime_dir: tempfile::TempDir,
+    socket: std::path::PathBuf,
+}
+
+const WAYLAND_PACKAGES: &str =
+    "install Debian's sway and wtype packages (apt-get install -y sway wtype)";
+
+impl Sway {
+    fn start() -> Sway {
+        const NOBODY: u32 = 65534;
+        let runtime_dir = tempfile::tempdir().expect("temp dir");
+        let mut command = if running_as_root() {
+            std::os::unix::fs::chown(runtime_dir.path(), Some(NOBODY), Some(NOBODY))
+                .expect("chown the runtime directory");
+            let mut setpriv = Command::new("setpriv");
+            setpriv.args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "sway",
+            ]);
+            setpriv
+        } else {
+            Command::new("sway")
+        };
+        let child = command
+            .args(["--config", "/dev/null"])
+            .env("XDG_RUNTIME_DIR", runtime_dir.path())
+            .env("HOME", runtime_dir.path())
+            .env("WLR_BACKENDS", "headless")
+            .env("WLR_LIBINPUT_NO_DEVICES", "1")
+            .env("WLR_RENDERER", "pixman")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("DISPLAY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run sway ({e}): {WAYLAND_PACKAGES}"));
+        let mut sway = Sway {
+            child,
+            socket: std::path::PathBuf::new(),
+            runtime_dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = sway.child.try_wait() {
+                panic!("sway exited ({status}): {WAYLAND_PACKAGES}");
+            }
+            let socket = std::fs::read_dir(sway.runtime_dir.path())
+                .expect("runtime directory")
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .find(|path| {
+                    path.file_name()
+                        .and_then(|name| name.to_str())
+                        .is_some_and(|name| {
+                            name.starts_with("wayland-") && !name.ends_with(".lock")
+                        })
+                });
+            if let Some(socket) = socket {
+                sway.socket = socket;
+                return sway;
+            }
+            assert!(Instant::now() < deadline, "sway made no Wayland socket");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// User input: a key typed through the virtual keyboard protocol, as a real one would.
+    fn type_key(&self) {
+        let status = Command::new("wtype")
+            .arg("x")
+            .env("WAYLAND_DISPLAY", &self.socket)
+            .env("XDG_RUNTIME_DIR", self.runtime_dir.path())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run wtype ({e}): {WAYLAND_PACKAGES}"));
+        assert!(status.success(), "wtype on {}", self.socket.display());
+    }
+}
+
+impl Drop for Sway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next().map(|uid| uid == "0"))
+            .unwrap_or(false)
+    })
 }
 
 /// A display number no X server uses: neither its socket nor its lock file exists.
@@ -271,6 +377,50 @@ async fn the_x_servers_idle_time_drives_auto_away() {
     assert!(active(&back), "{back:#}");
     agent
         .reads_no_idle_time_but_takes_reports("no reading once the X server is gone")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wayland_compositors_idle_notifications_drive_auto_away() {
+    let sway = Sway::start();
+    let agent = Agent::start(&format!(
+        "idle_source = \"wayland\"\nwayland_display = \"{}\"",
+        sway.socket.display()
+    ))
+    .await;
+
+    // The compositor may have told of idleness already: input first, seen by the agent.
+    sway.type_key();
+    let input = Instant::now();
+    agent.status_until("active after input", active).await;
+    let (_, seen) = agent
+        .status_until("away without input", |s| {
+            assert!(away(s) || active(s), "{s:#}");
+            away(s)
+        })
+        .await;
+    assert!(
+        seen - input >= THRESHOLD,
+        "away {:?} after the last input, before the threshold {THRESHOLD:?}",
+        seen - input
+    );
+
+    sway.type_key();
+    let input = Instant::now();
+    agent.status_until("back on input", active).await;
+    let (_, seen) = agent.status_until("away again", away).await;
+    assert!(
+        seen - input >= THRESHOLD,
+        "away again {:?} after input",
+        seen - input
+    );
+
+    // The compositor goes away: the agent carries on and `POST /idle` reports the idle time.
+    drop(sway);
+    let back = agent.report_idle(0).await;
+    assert!(active(&back), "{back:#}");
+    agent
+        .reads_no_idle_time_but_takes_reports("no notification once the compositor is gone")
         .await;
 }
 
