@@ -575,8 +575,12 @@ mod tests {
         };
         assert_eq!(source("idle_source = \"off\"").unwrap(), IdleSource::Off);
         assert_eq!(source("idle_source = \"auto\"").unwrap(), IdleSource::Auto);
+        assert_eq!(
+            source("idle_source = \"wayland\"").unwrap(),
+            IdleSource::Wayland
+        );
         assert!(matches!(
-            source("idle_source = \"wayland\"").unwrap_err(),
+            source("idle_source = \"mir\"").unwrap_err(),
             ConfigError::Syntax { .. }
         ));
         let per_account =

@@ -338,46 +338,51 @@ fn active(status: &Value) -> bool {
     status["published"]["idle"] == false && status["published"]["status"] == "available"
 }
 
+/// The desktop's `input`, then none: active at once, away once the threshold has passed;
+/// input again brings the user back, and without more, away again.
+async fn away_and_back(agent: &Agent, mut input: impl FnMut()) {
+    for round in ["", " again"] {
+        input();
+        let typed = Instant::now();
+        agent
+            .status_until(&format!("active after input{round}"), active)
+            .await;
+        let (_, seen) = agent
+            .status_until(&format!("away{round} without input"), |s| {
+                assert!(away(s) || active(s), "{s:#}");
+                away(s)
+            })
+            .await;
+        assert!(
+            seen - typed >= THRESHOLD,
+            "away{round} {:?} after the last input, before the threshold {THRESHOLD:?}",
+            seen - typed
+        );
+    }
+}
+
+/// The display server is gone: the agent carries on and `POST /idle` reports the idle time.
+async fn carries_on_without_the_display(agent: Agent, why: &str) {
+    let back = agent.report_idle(0).await;
+    assert!(active(&back), "{back:#}");
+    agent.reads_no_idle_time_but_takes_reports(why).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_x_servers_idle_time_drives_auto_away() {
     let x = Xvfb::start();
     let agent = Agent::reading("x11", &x.display).await;
 
     // Xvfb may have been idle long enough already: input first, seen by the agent.
-    x.move_pointer(10, 10);
-    let input = Instant::now();
-    agent.status_until("active after input", active).await;
-    let (_, seen) = agent
-        .status_until("away without input", |s| {
-            assert!(away(s) || active(s), "{s:#}");
-            away(s)
-        })
-        .await;
-    assert!(
-        seen - input >= THRESHOLD,
-        "away {:?} after the last input, before the threshold {THRESHOLD:?}",
-        seen - input
-    );
+    let mut corner = 0;
+    away_and_back(&agent, || {
+        corner = (corner + 1) % 2;
+        x.move_pointer(10 + 190 * corner, 10 + 140 * corner);
+    })
+    .await;
 
-    x.move_pointer(200, 150);
-    let input = Instant::now();
-    agent.status_until("back on input", active).await;
-
-    // Still read after the return: away again once the threshold passes without input.
-    let (_, seen) = agent.status_until("away again", away).await;
-    assert!(
-        seen - input >= THRESHOLD,
-        "away again {:?} after input",
-        seen - input
-    );
-
-    // The X server goes away: the agent carries on and `POST /idle` reports the idle time.
     drop(x);
-    let back = agent.report_idle(0).await;
-    assert!(active(&back), "{back:#}");
-    agent
-        .reads_no_idle_time_but_takes_reports("no reading once the X server is gone")
-        .await;
+    carries_on_without_the_display(agent, "no reading once the X server is gone").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,38 +395,10 @@ async fn a_wayland_compositors_idle_notifications_drive_auto_away() {
     .await;
 
     // The compositor may have told of idleness already: input first, seen by the agent.
-    sway.type_key();
-    let input = Instant::now();
-    agent.status_until("active after input", active).await;
-    let (_, seen) = agent
-        .status_until("away without input", |s| {
-            assert!(away(s) || active(s), "{s:#}");
-            away(s)
-        })
-        .await;
-    assert!(
-        seen - input >= THRESHOLD,
-        "away {:?} after the last input, before the threshold {THRESHOLD:?}",
-        seen - input
-    );
+    away_and_back(&agent, || sway.type_key()).await;
 
-    sway.type_key();
-    let input = Instant::now();
-    agent.status_until("back on input", active).await;
-    let (_, seen) = agent.status_until("away again", away).await;
-    assert!(
-        seen - input >= THRESHOLD,
-        "away again {:?} after input",
-        seen - input
-    );
-
-    // The compositor goes away: the agent carries on and `POST /idle` reports the idle time.
     drop(sway);
-    let back = agent.report_idle(0).await;
-    assert!(active(&back), "{back:#}");
-    agent
-        .reads_no_idle_time_but_takes_reports("no notification once the compositor is gone")
-        .await;
+    carries_on_without_the_display(agent, "no notification once the compositor is gone").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
