@@ -236,7 +236,7 @@ impl ProxyService {
             return None;
         }
         if let Some(flow) = flow {
-            return self.forward_ack(&inbound, NextHop::recorded(flow));
+            return self.forward_ack(&inbound, NextHop::recorded(flow, uri));
         }
         let destination = match sip_locate::Destination::from_uri(uri) {
             Ok(destination) => destination,
@@ -349,7 +349,7 @@ impl ProxyService {
         now: Instant,
     ) -> Outcome {
         if let Some(flow) = flow {
-            let hop = NextHop::recorded(flow);
+            let hop = NextHop::recorded(flow, uri);
             return Outcome::Forwarded(self.forward_to(parts.layer, id, inbound, hop, now));
         }
         let destination = match sip_locate::Destination::from_uri(uri) {
@@ -513,12 +513,17 @@ struct NextHop {
 }
 
 impl NextHop {
-    /// A flow a route set recorded: the connection, or the address, the dialog runs over.
-    fn recorded(flow: Flow) -> NextHop {
+    /// A flow a route set recorded for the next hop `uri`: the connection, or the address,
+    /// the dialog runs over. Should a TLS connection have to be opened again, the peer must
+    /// prove the URI's host (RFC 5922 §4), or its address when the host is one.
+    fn recorded(flow: Flow, uri: &str) -> NextHop {
+        let server_name = sip_locate::Destination::from_uri(uri)
+            .ok()
+            .and_then(|destination| destination.server_name().map(str::to_owned));
         NextHop {
             flow,
             alternates: Vec::new(),
-            server_name: None,
+            server_name,
         }
     }
 
@@ -760,6 +765,23 @@ mod tests {
             located_hop("sip:bob@example.net", Ok(ipv6_only), Some(ipv4)),
             Err(UNREACHABLE),
             "located, but nowhere our listeners can send to"
+        );
+    }
+
+    #[test]
+    fn a_recorded_flow_names_the_next_hops_host_for_a_new_tls_connection() {
+        let flow = Flow {
+            transport: proxy::Transport::Tls,
+            addr: "192.0.2.1:5061".parse().unwrap(),
+        };
+        let hop = NextHop::recorded(flow, "sip:proxy.Example.net;lr;transport=tls");
+        assert_eq!(hop.server_name.as_deref(), Some("proxy.example.net"));
+        assert_eq!(hop.flow, flow);
+        assert!(hop.alternates.is_empty());
+        assert_eq!(
+            NextHop::recorded(flow, "sip:bob@192.0.2.1:5061;transport=tls").server_name,
+            None,
+            "an address is checked as one"
         );
     }
 
