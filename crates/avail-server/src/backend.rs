@@ -1,12 +1,13 @@
 //! The RLS's back-end subscriptions to resources of other domains (RFC 4662 §4.4: the RLS
 //! subscribes to each resource on behalf of the list's subscriber). One `presence`
 //! subscription per watch, sent with the subscriber's identity as From by the sans-IO
-//! [`sip_ua::UserAgent`] over TCP, to the next hop of the resource's domain: a configured
-//! route (`[rls] routes`), else the TCP targets RFC 3263 §4 finds for the resource (the SRV
-//! name of a `SIP+D2T` NAPTR record or `_sip._tcp`, else the domain's address records on
-//! port 5060), looked up by a
-//! task of its own (see [`Lookups`]) while the watch waits, queued beyond the back-end's
-//! share of lookups. When the connection to one target fails before the domain has
+//! [`sip_ua::UserAgent`] over TCP or TLS, to the next hop of the resource's domain: a
+//! configured route (`[rls] routes`, TCP), else the TCP and TLS targets RFC 3263 §4 finds for
+//! the resource (NAPTR `SIP+D2T` / `SIPS+D2T` records' SRV names, or `_sip._tcp` then
+//! `_sips._tcp`, else the domain's address records on port 5060; TLS only with a TLS
+//! listener of ours, the peer proving the domain's name, RFC 5922 §4), looked up by a task
+//! of its own (see [`Lookups`]) while the watch waits, queued beyond the back-end's share of
+//! lookups. When the connection to one target fails before the domain has
 //! answered, the subscription starts over at the next target (§4.3). What each NOTIFY says
 //! becomes the watch's [`rls::ResourceState`].
 
@@ -37,8 +38,10 @@ pub struct RemoteWatches {
     by_id: HashMap<SubscriptionId, WatchKey>,
     /// Configured next hops by domain (lower case).
     routes: HashMap<String, SocketAddr>,
-    /// Host part of our Via and Contact.
+    /// Host part of our Via and Contact over TCP.
     local_host: String,
+    /// The same over TLS; none without a TLS listener, and then no TLS targets.
+    local_tls_host: Option<String>,
     /// Watches whose resource's domain is being located, queued or looked up, and whether
     /// they are still wanted: one unwatched meanwhile keeps its place in the queue or its
     /// lookup, so that watching it again neither queues it twice nor looks it up twice, and
@@ -53,10 +56,29 @@ pub struct RemoteWatches {
     moves_due: Option<Instant>,
 }
 
+/// Where a back-end subscription goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hop {
+    transport: Transport,
+    addr: SocketAddr,
+    /// The name a TLS peer must prove.
+    server_name: Option<String>,
+}
+
+impl Hop {
+    fn tcp(addr: SocketAddr) -> Hop {
+        Hop {
+            transport: Transport::Tcp,
+            addr,
+            server_name: None,
+        }
+    }
+}
+
 /// The targets of a watch (RFC 3263 §4.3): the one in use and those after it, never empty.
 struct Failover {
-    current: SocketAddr,
-    next: VecDeque<SocketAddr>,
+    current: Hop,
+    next: VecDeque<Hop>,
 }
 
 /// Sends to carry out and watch states learnt.
@@ -67,7 +89,12 @@ pub struct Effects {
 }
 
 impl RemoteWatches {
-    pub fn new(config: &Config, local_tcp: Option<SocketAddr>) -> RemoteWatches {
+    /// `local_tcp` and `local_tls` are our listeners', named in Via and Contact.
+    pub fn new(
+        config: &Config,
+        local_tcp: Option<SocketAddr>,
+        local_tls: Option<SocketAddr>,
+    ) -> RemoteWatches {
         // Checked when the configuration was loaded.
         let routes = config
             .rls
@@ -76,17 +103,22 @@ impl RemoteWatches {
             .into_iter()
             .collect();
         let fallback = config.domains.first().cloned().unwrap_or_default();
-        let local_host = match local_tcp {
-            Some(addr) if !addr.ip().is_unspecified() => addr.to_string(),
-            Some(addr) => format!("{fallback}:{}", addr.port()),
-            None => fallback,
+        let host = |addr: SocketAddr| {
+            if addr.ip().is_unspecified() {
+                format!("{fallback}:{}", addr.port())
+            } else {
+                addr.to_string()
+            }
         };
+        let local_tls_host = local_tls.map(host);
+        let local_host = local_tcp.map_or_else(|| fallback.clone(), host);
         RemoteWatches {
             ua: UserAgent::new(sip_ua::Config::default(), rand::SeedableRng::from_entropy()),
             by_key: HashMap::new(),
             by_id: HashMap::new(),
             routes,
             local_host,
+            local_tls_host,
             locating: HashMap::new(),
             queued: VecDeque::new(),
             failover: HashMap::new(),
@@ -117,7 +149,7 @@ impl RemoteWatches {
             }
         };
         if let Some(addr) = self.routes.get(&destination.host.to_string()).copied() {
-            self.subscribe(key, addr, now, &mut effects);
+            self.subscribe(key, Hop::tcp(addr), now, &mut effects);
             return effects;
         }
         self.locating.insert(key.clone(), true);
@@ -134,16 +166,20 @@ impl RemoteWatches {
                 return;
             };
             if self.locating.get(&key) == Some(&true) {
-                let probe = [sip_locate::Transport::Tcp];
-                lookups.start(Purpose::Watch(key), destination, &probe);
+                let probe: &[Transport] = if self.local_tls_host.is_some() {
+                    &[Transport::Tcp, Transport::Tls]
+                } else {
+                    &[Transport::Tcp]
+                };
+                lookups.start(Purpose::Watch(key), destination, probe);
             } else {
                 self.locating.remove(&key);
             }
         }
     }
 
-    /// The lookup of `key`'s domain finished: the subscription starts at the first TCP
-    /// target, the others kept for failover; a domain that cannot be located leaves the
+    /// The lookup of `key`'s domain finished: the subscription starts at the first target
+    /// it can use, the others kept for failover; a domain that cannot be located leaves the
     /// resource terminated (`noresource`) without holding up the list. A queued watch takes
     /// the freed slot.
     pub fn on_located(
@@ -155,12 +191,13 @@ impl RemoteWatches {
     ) -> Effects {
         let mut effects = Effects::default();
         if self.locating.remove(key) == Some(true) {
-            let mut targets = tcp_targets(&key.resource, located);
+            let tls = self.local_tls_host.is_some();
+            let mut targets = stream_targets(&key.resource, located, tls);
             match targets.pop_front() {
                 Some(first) => {
                     if !targets.is_empty() {
                         let failover = Failover {
-                            current: first,
+                            current: first.clone(),
                             next: targets,
                         };
                         self.failover.insert(key.clone(), failover);
@@ -176,8 +213,14 @@ impl RemoteWatches {
         effects
     }
 
-    /// A new back-end subscription for `key`, to `addr`.
-    fn subscribe(&mut self, key: &WatchKey, addr: SocketAddr, now: Instant, effects: &mut Effects) {
+    /// A new back-end subscription for `key`, to `hop`.
+    fn subscribe(&mut self, key: &WatchKey, hop: Hop, now: Instant, effects: &mut Effects) {
+        let (local_host, transport_param) = match (hop.transport, &self.local_tls_host) {
+            (Transport::Tls, Some(tls_host)) => (tls_host, "tls"),
+            _ => (&self.local_host, "tcp"),
+        };
+        let via = format!("SIP/2.0/{} {local_host}", hop.transport.via_name());
+        let contact = format!("sip:rls@{local_host};transport={transport_param}");
         let params = SubscribeParams {
             identity: Identity {
                 aor: key.subscriber.clone(),
@@ -186,13 +229,13 @@ impl RemoteWatches {
             },
             flow: Flow {
                 dest: Target::Connect {
-                    transport: Transport::Tcp,
-                    addr,
-                    server_name: None,
+                    transport: hop.transport,
+                    addr: hop.addr,
+                    server_name: hop.server_name,
                 },
                 reliable: true,
-                via: format!("SIP/2.0/TCP {}", self.local_host),
-                contact: format!("sip:rls@{};transport=tcp", self.local_host),
+                via,
+                contact,
             },
             target: key.resource.clone(),
             event: rls::PRESENCE.to_owned(),
@@ -259,13 +302,11 @@ impl RemoteWatches {
     pub fn on_flow_failed(&mut self, dest: &Target, now: Instant) -> Effects {
         let moving: Vec<WatchKey> = match dest {
             Target::Connect {
-                transport: Transport::Tcp,
-                addr,
-                ..
+                transport, addr, ..
             } => self
                 .failover
                 .iter()
-                .filter(|(_, failover)| failover.current == *addr)
+                .filter(|(_, f)| f.current.transport == *transport && f.current.addr == *addr)
                 .map(|(key, _)| key.clone())
                 .collect(),
             _ => Vec::new(),
@@ -310,7 +351,7 @@ impl RemoteWatches {
             let Some(next) = failover.next.pop_front() else {
                 continue;
             };
-            failover.current = next;
+            failover.current = next.clone();
             if failover.next.is_empty() {
                 self.failover.remove(&key);
             }
@@ -322,7 +363,7 @@ impl RemoteWatches {
                     Err(error) => debug!(%error, "back-end unsubscribe"),
                 }
             }
-            info!(resource = %key.resource, %next, "back-end subscription moves to the next target");
+            info!(resource = %key.resource, next = %next.addr, transport = %next.transport, "back-end subscription moves to the next target");
             self.subscribe(&key, next, now, effects);
         }
     }
@@ -392,12 +433,13 @@ impl RemoteWatches {
 }
 
 /// Where back-end SUBSCRIBEs for `resource` go, in order: the targets RFC 3263 found over
-/// TCP, the only transport of the back-end (its Via and Contact are our TCP listener's).
-/// Empty when there is nowhere to go.
-fn tcp_targets(
+/// TCP, and over TLS when `tls` (we have a listener to name in Via and Contact). Empty when
+/// there is nowhere to go.
+fn stream_targets(
     resource: &str,
     located: Result<Vec<sip_locate::Target>, LocateError>,
-) -> VecDeque<SocketAddr> {
+    tls: bool,
+) -> VecDeque<Hop> {
     let targets = match located {
         Ok(targets) => targets,
         Err(error) => {
@@ -405,19 +447,27 @@ fn tcp_targets(
             return VecDeque::new();
         }
     };
-    let tcp: VecDeque<SocketAddr> = targets
+    let usable: VecDeque<Hop> = targets
         .iter()
-        .filter(|target| target.transport == sip_locate::Transport::Tcp)
-        .map(|target| target.addr)
+        .filter(|target| match target.transport {
+            Transport::Tcp => true,
+            Transport::Tls => tls,
+            Transport::Udp => false,
+        })
+        .map(|target| Hop {
+            transport: target.transport,
+            addr: target.addr,
+            server_name: target.server_name.clone(),
+        })
         .collect();
-    if tcp.is_empty() {
+    if usable.is_empty() {
         warn!(
             resource,
             ?targets,
-            "no TCP target for the resource's domain"
+            "no TCP or TLS target for the resource's domain"
         );
     }
-    tcp
+    usable
 }
 
 fn terminated(reason: Reason) -> ResourceState {
@@ -463,7 +513,7 @@ mod tests {
     #[tokio::test]
     async fn watches_beyond_the_back_end_share_wait_their_turn_and_unwatched_ones_drop_out() {
         let (mut lookups, mut results) = Lookups::without_name_server();
-        let mut remote = RemoteWatches::new(&Config::default(), None);
+        let mut remote = RemoteWatches::new(&Config::default(), None, None);
         let now = Instant::now();
         for n in 0..MAX_BACKEND_LOOKUPS + 2 {
             let effects = remote.watch(&key(n), &mut lookups, now);

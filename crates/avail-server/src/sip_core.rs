@@ -83,7 +83,11 @@ impl SipCore {
             ..sip_transaction::Config::default()
         });
         SipCore {
-            remote: RemoteWatches::new(&config, transport.local_addr(Transport::Tcp)),
+            remote: RemoteWatches::new(
+                &config,
+                transport.local_addr(Transport::Tcp),
+                transport.local_addr(Transport::Tls),
+            ),
             lookups,
             proxy,
             lists,

@@ -632,10 +632,67 @@ fn a_back_end_subscription_moves_on_to_the_next_srv_target() {
         host_record("live.remote.test"),
     ]);
     let (server, root) = local_server(dns.addr, &[("alice", "secret")], &[]);
-    let service = format!("sip:alice+buddies@{LOCAL}");
     let olga = format!("sip:olga@{REMOTE}");
-    put_buddy_list(&root, &service, &olga);
-    let mut alice = Ua::in_domain(&server, "alice", "secret", LOCAL);
+    let contact = format!("<sip:olga@127.0.0.1:{};transport=tcp>", remote.port());
+    watch_through_the_back_end(&server, &root, &olga, &contact, || remote.accept());
+    let log = server.log();
+    assert!(
+        log.contains(&format!("127.0.0.1:{}", remote.port()))
+            && log.contains("moves to the next target"),
+        "the refused first target was tried first:\n{log}"
+    );
+}
+
+/// Over TLS when the member's domain offers only that (`_sips._tcp`): the back-end SUBSCRIBE
+/// goes over a TLS connection to a server proving the domain's name, with our TLS listener
+/// in its Via and Contact, and the NOTIFY coming back reaches Alice's list.
+#[test]
+fn a_back_end_subscription_goes_over_tls_where_the_domain_offers_only_that() {
+    const DOMAIN: &str = "tls-only.test";
+    let remote = TlsRemoteServer::bind(DOMAIN);
+    let dns = NameServer::start(&[
+        srv_host(
+            &format!("_sips._tcp.{DOMAIN}"),
+            "sip.remote.test",
+            remote.tcp.port(),
+            0,
+        ),
+        host_record("sip.remote.test"),
+    ]);
+    let ca_file = remote.ca_file.display().to_string();
+    let (server, root) = local_server(
+        dns.addr,
+        &[("alice", "secret")],
+        &["--tls-ca-file", &ca_file],
+    );
+    let olga = format!("sip:olga@{DOMAIN}");
+    let contact = format!("<sip:olga@127.0.0.1:{};transport=tls>", remote.tcp.port());
+    let subscribe = watch_through_the_back_end(&server, &root, &olga, &contact, || {
+        remote.accept().expect("a TLS handshake")
+    });
+    assert!(
+        header(&subscribe, "Via").starts_with("SIP/2.0/TLS "),
+        "{subscribe:?}"
+    );
+    assert!(
+        header(&subscribe, "Contact").contains("transport=tls"),
+        "{subscribe:?}"
+    );
+}
+
+/// Alice subscribes to a list whose one member, `member`, is in another domain: the
+/// back-end SUBSCRIBE reaches the connection `accept` waits for, is answered 200 with
+/// `contact`, and the NOTIFY sent after it reaches Alice's list. Returns the SUBSCRIBE.
+fn watch_through_the_back_end(
+    server: &Server,
+    root: &str,
+    member: &str,
+    contact: &str,
+    accept: impl FnOnce() -> Peer,
+) -> Message {
+    let service = format!("sip:alice+buddies@{LOCAL}");
+    put_buddy_list(root, &service, member);
+    let mut alice = Ua::in_domain(server, "alice", "secret", LOCAL);
     let (response, _) = alice.subscribe(
         &service,
         "presence",
@@ -644,38 +701,31 @@ fn a_back_end_subscription_moves_on_to_the_next_srv_target() {
     );
     assert_eq!(response.status(), Some(200), "{response:?}");
 
-    let mut peer = remote.accept();
+    let mut peer = accept();
     let subscribe = peer.recv();
     assert_eq!(subscribe.method(), Some(&sip_message::Method::Subscribe));
-    assert_eq!(subscribe.request_uri(), Some(olga.as_str()));
+    assert_eq!(subscribe.request_uri(), Some(member));
     assert!(header(&subscribe, "From").contains(&format!("alice@{LOCAL}")));
-    let contact = format!("<sip:olga@127.0.0.1:{};transport=tcp>", remote.port());
     peer.answer(
         &subscribe,
         "olga1",
-        &[("Expires", "600"), ("Contact", &contact)],
+        &[("Expires", "600"), ("Contact", contact)],
     );
-    peer.send(notify_for(&subscribe, &contact, "olga-via-srv").as_bytes());
+    peer.send(notify_for(&subscribe, contact, "olga-seen").as_bytes());
 
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let notify = alice
             .try_notify(Duration::from_secs(10))
-            .expect("list NOTIFYs");
-        if body(&notify).contains("olga-via-srv") {
-            break;
+            .unwrap_or_else(|| panic!("list NOTIFYs\n{}", server.log()));
+        if body(&notify).contains("olga-seen") {
+            return subscribe;
         }
         assert!(
             Instant::now() < deadline,
-            "Olga's state never reached the list"
+            "the member's state never reached the list"
         );
     }
-    let log = server.log();
-    assert!(
-        log.contains(&format!("127.0.0.1:{}", remote.port()))
-            && log.contains("moves to the next target"),
-        "the refused first target was tried first:\n{log}"
-    );
 }
 
 /// Alice's resource-lists with `member` and her rls-services `service` referring to it.
@@ -711,8 +761,14 @@ fn put_buddy_list(root: &str, service: &str, member: &str) {
     }
 }
 
-/// The remote server's NOTIFY in the dialog `subscribe` created, with a PIDF saying `note`.
+/// The remote server's NOTIFY in the dialog `subscribe` created, with a PIDF saying `note`,
+/// sent from `contact` (`<sip:olga@HOST:PORT;transport=T>`).
 fn notify_for(subscribe: &Message, contact: &str, note: &str) -> String {
+    let (host, transport) = contact
+        .trim_start_matches("<sip:olga@")
+        .trim_end_matches('>')
+        .split_once(";transport=")
+        .expect("a contact with a transport");
     let target = header(subscribe, "Contact");
     let target = target.trim().trim_start_matches('<').trim_end_matches('>');
     let entity = subscribe.request_uri().expect("a request");
@@ -724,7 +780,7 @@ fn notify_for(subscribe: &Message, contact: &str, note: &str) -> String {
     );
     format!(
         "NOTIFY {target} SIP/2.0\r\n\
-         Via: SIP/2.0/TCP {contact_host};branch=z9hG4bK-notify{n}\r\n\
+         Via: SIP/2.0/{transport} {host};branch=z9hG4bK-notify{n}\r\n\
          Max-Forwards: 70\r\n\
          From: <{entity}>;tag=olga1\r\n\
          To: {to}\r\n\
@@ -735,9 +791,7 @@ fn notify_for(subscribe: &Message, contact: &str, note: &str) -> String {
          Subscription-State: active;expires=600\r\n\
          Content-Type: application/pidf+xml\r\n\
          Content-Length: {length}\r\n\r\n{pidf}",
-        contact_host = contact
-            .trim_start_matches("<sip:olga@")
-            .trim_end_matches(";transport=tcp>"),
+        transport = transport.to_ascii_uppercase(),
         n = unique(),
         to = header(subscribe, "From"),
         call_id = header(subscribe, "Call-ID"),
