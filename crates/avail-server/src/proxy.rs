@@ -517,8 +517,10 @@ impl NextHop {
     /// the dialog runs over. Should a TLS connection have to be opened again, the peer must
     /// prove the URI's host (RFC 5922 §4), or its address when the host is one.
     fn recorded(flow: Flow, uri: &str) -> NextHop {
-        let server_name = sip_locate::Destination::from_uri(uri)
-            .ok()
+        // Only a TLS connection checks a name: no URI parsing for the others.
+        let server_name = (flow.transport == proxy::Transport::Tls)
+            .then(|| sip_locate::Destination::from_uri(uri).ok())
+            .flatten()
             .and_then(|destination| destination.server_name().map(str::to_owned));
         NextHop {
             flow,
