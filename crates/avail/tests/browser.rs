@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 
 use avail::agent::{start, AgentHandle};
 use avail::cli::ApiClient;
-use avail_client::config::AccountSettings;
 use axum::http::Method;
 use serde_json::{json, Value};
-use support::{free_port, ServerProcess, DOMAIN};
+use support::{agent_settings, free_port, ServerProcess, DOMAIN};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const MISSING: &str = "this test drives Chromium through ChromeDriver: install Debian's \
@@ -41,14 +40,17 @@ struct Agent {
 impl Agent {
     async fn start(user: &str, password: &str, sip: u16, xcap: u16) -> Agent {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = format!(
-            "api = \"127.0.0.1:0\"\nidle_source = \"off\"\n[account]\naddress = \"{user}@{DOMAIN}\"\n\
-             password = \"{password}\"\ntransport = \"tcp\"\noutbound_proxy = \"127.0.0.1:{sip}\"\n\
-             xcap_root = \"http://127.0.0.1:{xcap}/xcap-root\"\n"
+        let account = format!(
+            "transport = \"tcp\"\noutbound_proxy = \"127.0.0.1:{sip}\"\n\
+             xcap_root = \"http://127.0.0.1:{xcap}/xcap-root\""
         );
-        let path = dir.path().join("avail.toml");
-        std::fs::write(&path, config).expect("config written");
-        let settings = AccountSettings::load(&path, None).expect("config loads");
+        let settings = agent_settings(
+            dir.path(),
+            "idle_source = \"off\"",
+            user,
+            password,
+            &account,
+        );
         let handle = start(settings).await.expect("agent starts");
         let api = ApiClient::new(&handle.api_addr.to_string()).expect("API client");
         Agent {

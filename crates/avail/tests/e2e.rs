@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 use avail::agent::{start, AgentHandle};
 use avail::cli::ApiClient;
 use avail_client::avatar::{decode_png, encode_png, Rgba};
-use avail_client::config::AccountSettings;
 use avail_client::http::{Credentials, HttpClient, TlsMode};
 use axum::http::Method;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use support::{free_port, ServerProcess, DOMAIN};
+use support::{agent_settings, free_port, ServerProcess, DOMAIN};
 
 /// Most changes must show within a second; the first subscriptions need longer.
 const WAIT: Duration = Duration::from_secs(20);
@@ -122,13 +121,14 @@ async fn device_with(user: &str, password: &str, account: &str) -> Device {
         .with_test_writer()
         .try_init();
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = format!(
-        "api = \"127.0.0.1:0\"\nidle_source = \"off\"\n[account]\naddress = \"{user}@{DOMAIN}\"\n\
-         password = \"{password}\"\ndisplay_name = \"{user}\"\n{account}"
+    let account = format!("display_name = \"{user}\"\n{account}");
+    let settings = agent_settings(
+        dir.path(),
+        "idle_source = \"off\"",
+        user,
+        password,
+        &account,
     );
-    let path = dir.path().join("avail.toml");
-    std::fs::write(&path, config).expect("config written");
-    let settings = AccountSettings::load(&path, None).expect("config loads");
     let agent = start(settings).await.expect("agent starts");
     let api = ApiClient::new(&agent.api_addr.to_string()).expect("API client");
     Device {

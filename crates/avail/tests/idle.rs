@@ -19,10 +19,9 @@ use std::time::{Duration, Instant};
 
 use avail::agent::{start, AgentHandle};
 use avail::cli::ApiClient;
-use avail_client::config::AccountSettings;
 use axum::http::Method;
 use serde_json::{json, Value};
-use support::{ServerProcess, DOMAIN};
+use support::{agent_settings, ServerProcess};
 
 const PACKAGES: &str =
     "install Debian's xvfb and xdotool packages (apt-get install -y xvfb xdotool)";
@@ -252,15 +251,12 @@ impl Agent {
             .try_init();
         let (server, sip, http) = ServerProcess::start_plain(&[("alice", "secret")]);
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = format!(
-            "api = \"127.0.0.1:0\"\n{idle_lines}\n[account]\naddress = \"alice@{DOMAIN}\"\n\
-             password = \"secret\"\ntransport = \"tcp\"\noutbound_proxy = \"127.0.0.1:{sip}\"\n\
-             xcap_root = \"http://127.0.0.1:{http}/xcap-root\"\nidle_threshold_secs = {}\n",
+        let account = format!(
+            "transport = \"tcp\"\noutbound_proxy = \"127.0.0.1:{sip}\"\n\
+             xcap_root = \"http://127.0.0.1:{http}/xcap-root\"\nidle_threshold_secs = {}",
             THRESHOLD.as_secs()
         );
-        let path = dir.path().join("avail.toml");
-        std::fs::write(&path, config).expect("config written");
-        let settings = AccountSettings::load(&path, None).expect("config loads");
+        let settings = agent_settings(dir.path(), idle_lines, "alice", "secret", &account);
         let handle = start(settings).await.expect("agent starts");
         let api = ApiClient::new(&handle.api_addr.to_string()).expect("API client");
         let agent = Agent {

@@ -12,9 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use avail::agent::{start, AgentHandle};
-use avail_client::config::AccountSettings;
 use serde_json::{json, Value};
-use support::{free_port, ServerProcess, DOMAIN};
+use support::{agent_settings, free_port, ServerProcess, DOMAIN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -31,13 +30,14 @@ impl Agent {
     /// An agent of `user` whose `[account]` also has `account_lines`.
     async fn start(user: &str, password: &str, account_lines: &str) -> Agent {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = format!(
-            "api = \"127.0.0.1:0\"\nidle_source = \"off\"\n[account]\naddress = \"{user}@{DOMAIN}\"\n\
-             password = \"{password}\"\ntransport = \"tcp\"\n{account_lines}"
+        let account = format!("transport = \"tcp\"\n{account_lines}");
+        let settings = agent_settings(
+            dir.path(),
+            "idle_source = \"off\"",
+            user,
+            password,
+            &account,
         );
-        let path = dir.path().join("avail.toml");
-        std::fs::write(&path, config).expect("config written");
-        let settings = AccountSettings::load(&path, None).expect("config loads");
         let handle = start(settings).await.expect("agent starts");
         Agent { handle, _dir: dir }
     }

@@ -127,3 +127,24 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// An agent's settings for `user`: a configuration file in `dir` whose top has `top_lines`
+/// (the local API on a free port is always there) and whose `[account]` has
+/// `account_lines` after the address and password.
+// Every test binary compiles this file; only avail's use this.
+#[allow(dead_code)]
+pub fn agent_settings(
+    dir: &Path,
+    top_lines: &str,
+    user: &str,
+    password: &str,
+    account_lines: &str,
+) -> avail_client::config::AccountSettings {
+    let config = format!(
+        "api = \"127.0.0.1:0\"\n{top_lines}\n[account]\naddress = \"{user}@{DOMAIN}\"\n\
+         password = \"{password}\"\n{account_lines}\n"
+    );
+    let path = dir.join("avail.toml");
+    std::fs::write(&path, config).expect("config written");
+    avail_client::config::AccountSettings::load(&path, None).expect("config loads")
+}
