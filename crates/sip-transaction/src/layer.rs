@@ -11,6 +11,7 @@ use bytes::Bytes;
 use sip_message::{HeaderName, Message, MessageWriter, Method};
 
 use crate::key::{response_to_tag, ClientKey, ClientKeyView, RequestInfo, ResponseKey, ServerKey};
+use crate::table::Table;
 use crate::timer::{TimerKind, TimerQueue, TxTimers};
 use crate::{
     Action, CancelTarget, ClientEvent, ClientTxId, Config, RespondError, SendError, ServerEvent,
@@ -63,8 +64,9 @@ struct ClientTx<D> {
     dest: D,
     reliable: bool,
     request_bytes: Bytes,
-    /// INVITE only: the request the ACK for a non-2xx response is built from.
-    request: Option<Message>,
+    /// INVITE only: the request the ACK for a non-2xx response is built from (boxed, as
+    /// the many non-INVITE transactions would otherwise each carry its room).
+    request: Option<Box<Message>>,
     /// INVITE only: the ACK sent in Completed, resent for each retransmitted final response.
     ack: Option<Bytes>,
     timers: TxTimers,
@@ -92,10 +94,9 @@ pub(crate) enum RoutedResponse<D> {
 #[derive(Debug)]
 pub struct TransactionLayer<D> {
     config: Config,
-    next_id: u64,
-    servers: HashMap<ServerTxId, ServerTx<D>>,
+    servers: Table<ServerTx<D>>,
     server_index: HashMap<ServerKey, ServerTxId>,
-    clients: HashMap<ClientTxId, ClientTx<D>>,
+    clients: Table<ClientTx<D>>,
     client_index: HashMap<ClientKey, ClientTxId>,
     queue: TimerQueue,
 }
@@ -104,10 +105,9 @@ impl<D: Clone> TransactionLayer<D> {
     pub fn new(config: Config) -> Self {
         TransactionLayer {
             config,
-            next_id: 0,
-            servers: HashMap::new(),
+            servers: Table::default(),
             server_index: HashMap::new(),
-            clients: HashMap::new(),
+            clients: Table::default(),
             client_index: HashMap::new(),
             queue: TimerQueue::default(),
         }
@@ -125,11 +125,6 @@ impl<D: Clone> TransactionLayer<D> {
     /// Live client transactions.
     pub fn client_count(&self) -> usize {
         self.clients.len()
-    }
-
-    fn alloc_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
     }
 
     // ---------------------------------------------------------------- server side
@@ -183,32 +178,28 @@ impl<D: Clone> TransactionLayer<D> {
         }
         let cancel_target = (info.method == Method::Cancel).then(|| {
             let invite = self.server_index.get(&info.key.with_method(Method::Invite));
-            match invite.and_then(|id| self.servers.get(id).map(|tx| (*id, tx.state))) {
+            match invite.and_then(|id| self.servers.get(id.0).map(|tx| (*id, tx.state))) {
                 Some((id, ServerState::Proceeding)) => CancelTarget::Pending(id),
                 Some((id, _)) => CancelTarget::AlreadyAnswered(id),
                 None => CancelTarget::NotFound,
             }
         });
-        let id = ServerTxId(self.alloc_id());
         let invite = info.method == Method::Invite;
-        self.server_index.insert(info.key.clone(), id);
-        self.servers.insert(
-            id,
-            ServerTx {
-                key: info.key,
-                invite,
-                state: if invite {
-                    ServerState::Proceeding
-                } else {
-                    ServerState::Trying
-                },
-                dest: source,
-                reliable,
-                last_response: None,
-                response_to_tag: None,
-                timers: TxTimers::default(),
+        let id = ServerTxId(self.servers.insert_with(|_| ServerTx {
+            key: info.key.clone(),
+            invite,
+            state: if invite {
+                ServerState::Proceeding
+            } else {
+                ServerState::Trying
             },
-        );
+            dest: source,
+            reliable,
+            last_response: None,
+            response_to_tag: None,
+            timers: TxTimers::default(),
+        }));
+        self.server_index.insert(info.key, id);
         match cancel_target {
             Some(target) => RoutedRequest::Cancel(id, target),
             None => RoutedRequest::New(id),
@@ -219,7 +210,7 @@ impl<D: Clone> TransactionLayer<D> {
     /// machine says so. The response goes to the newest source, which matters when a stream
     /// client retransmits over a new connection after the old one closed.
     fn absorb_request(&mut self, id: ServerTxId, source: D) -> Vec<Action<D>> {
-        let Some(tx) = self.servers.get_mut(&id) else {
+        let Some(tx) = self.servers.get_mut(id.0) else {
             return Vec::new();
         };
         tx.dest = source;
@@ -246,7 +237,7 @@ impl<D: Clone> TransactionLayer<D> {
         let Some(id) = found else {
             return RoutedRequest::StrayAck;
         };
-        let Some(tx) = self.servers.get_mut(&id) else {
+        let Some(tx) = self.servers.get_mut(id.0) else {
             return RoutedRequest::StrayAck;
         };
         if let Some(expected) = &tx.response_to_tag {
@@ -290,7 +281,7 @@ impl<D: Clone> TransactionLayer<D> {
         let t1 = self.config.t1;
         let tx = self
             .servers
-            .get_mut(&id)
+            .get_mut(id.0)
             .ok_or(RespondError::UnknownTransaction)?;
         let tid = TxId::Server(id);
         let mut actions = vec![Action::Send {
@@ -349,7 +340,7 @@ impl<D: Clone> TransactionLayer<D> {
     ) {
         if delay.is_zero() {
             self.remove_server(id, actions);
-        } else if let Some(tx) = self.servers.get_mut(&id) {
+        } else if let Some(tx) = self.servers.get_mut(id.0) {
             tx.timers.arm(
                 &mut self.queue,
                 TxId::Server(id),
@@ -361,7 +352,7 @@ impl<D: Clone> TransactionLayer<D> {
     }
 
     fn remove_server(&mut self, id: ServerTxId, actions: &mut Vec<Action<D>>) {
-        if let Some(tx) = self.servers.remove(&id) {
+        if let Some(tx) = self.servers.remove(id.0) {
             if self.server_index.get(&tx.key) == Some(&id) {
                 self.server_index.remove(&tx.key);
             }
@@ -378,7 +369,7 @@ impl<D: Clone> TransactionLayer<D> {
         actions: &mut Vec<Action<D>>,
     ) {
         let t2 = self.config.t2;
-        let Some(tx) = self.servers.get_mut(&id) else {
+        let Some(tx) = self.servers.get_mut(id.0) else {
             return;
         };
         if !tx.timers.is_armed(kind, at) {
@@ -484,36 +475,22 @@ impl<D: Clone> TransactionLayer<D> {
         if self.client_index.contains_key(&key) {
             return Err(SendError::DuplicateBranch);
         }
-        let id = ClientTxId(self.alloc_id());
-        let tid = TxId::Client(id);
         let invite = key.method == Method::Invite;
-        let mut timers = TxTimers::default();
-        if !reliable {
-            timers.interval = self.config.t1;
-            timers.arm(
-                &mut self.queue,
-                tid,
-                TimerKind::Retransmit,
-                now,
-                self.config.t1,
-            ); // A / E
-        }
-        timers.arm(
-            &mut self.queue,
-            tid,
-            TimerKind::Timeout,
-            now,
-            self.config.timeout(),
-        ); // B / F
         let actions = vec![Action::Send {
             dest: dest.clone(),
             data: data.clone(),
         }];
-        self.client_index.insert(key.clone(), id);
-        self.clients.insert(
-            id,
+        let (queue, config) = (&mut self.queue, &self.config);
+        let id = ClientTxId(self.clients.insert_with(|handle| {
+            let tid = TxId::Client(ClientTxId(handle));
+            let mut timers = TxTimers::default();
+            if !reliable {
+                timers.interval = config.t1;
+                timers.arm(queue, tid, TimerKind::Retransmit, now, config.t1); // A / E
+            }
+            timers.arm(queue, tid, TimerKind::Timeout, now, config.timeout()); // B / F
             ClientTx {
-                key,
+                key: key.clone(),
                 invite,
                 state: if invite {
                     ClientState::Calling
@@ -523,11 +500,12 @@ impl<D: Clone> TransactionLayer<D> {
                 dest,
                 reliable,
                 request_bytes: data,
-                request,
+                request: request.map(Box::new),
                 ack: None,
                 timers,
-            },
-        );
+            }
+        }));
+        self.client_index.insert(key, id);
         Ok((id, actions))
     }
 
@@ -566,7 +544,7 @@ impl<D: Clone> TransactionLayer<D> {
         let Some(&id) = self.client_index.get(key) else {
             return RoutedResponse::Stray;
         };
-        let Some(tx) = self.clients.get_mut(&id) else {
+        let Some(tx) = self.clients.get_mut(id.0) else {
             return RoutedResponse::Stray;
         };
         let tid = TxId::Client(id);
@@ -654,7 +632,7 @@ impl<D: Clone> TransactionLayer<D> {
     }
 
     fn remove_client(&mut self, id: ClientTxId, actions: &mut Vec<Action<D>>) {
-        if let Some(tx) = self.clients.remove(&id) {
+        if let Some(tx) = self.clients.remove(id.0) {
             if self.client_index.get(&tx.key) == Some(&id) {
                 self.client_index.remove(&tx.key);
             }
@@ -671,7 +649,7 @@ impl<D: Clone> TransactionLayer<D> {
         actions: &mut Vec<Action<D>>,
     ) {
         let t2 = self.config.t2;
-        let Some(tx) = self.clients.get_mut(&id) else {
+        let Some(tx) = self.clients.get_mut(id.0) else {
             return;
         };
         if !tx.timers.is_armed(kind, at) {
@@ -741,11 +719,11 @@ impl<D: Clone> TransactionLayer<D> {
         match id {
             TxId::Server(id) => self
                 .servers
-                .get(&id)
+                .get(id.0)
                 .is_some_and(|tx| tx.timers.is_armed(kind, at)),
             TxId::Client(id) => self
                 .clients
-                .get(&id)
+                .get(id.0)
                 .is_some_and(|tx| tx.timers.is_armed(kind, at)),
         }
     }

@@ -57,6 +57,7 @@
 
 mod key;
 mod layer;
+mod table;
 mod timer;
 
 #[cfg(test)]
@@ -110,11 +111,11 @@ impl Config {
 
 /// Server transaction handle; unique for the lifetime of the layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServerTxId(u64);
+pub struct ServerTxId(table::Handle);
 
 /// Client transaction handle; unique for the lifetime of the layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientTxId(u64);
+pub struct ClientTxId(table::Handle);
 
 /// Either kind of transaction, as named in [`Action`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

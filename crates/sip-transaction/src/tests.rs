@@ -198,7 +198,15 @@ fn respond_rejects_bad_status_and_unknown_ids() {
         Err(RespondError::InvalidStatus(700))
     );
     assert_eq!(
-        l.respond(ServerTxId(999), b, 200, t0),
+        l.respond(
+            ServerTxId(crate::table::Handle {
+                serial: 999,
+                slot: 999
+            }),
+            b,
+            200,
+            t0
+        ),
         Err(RespondError::UnknownTransaction)
     );
 }

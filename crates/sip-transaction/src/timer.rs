@@ -251,7 +251,7 @@ mod tests {
             let entry = (
                 from + delay,
                 kinds[(n % 3) as usize],
-                TxId::Client(ClientTxId(n)),
+                TxId::Client(ClientTxId(crate::table::Handle { serial: n, slot: 0 })),
             );
             queue.push(entry, delay);
             armed.push(entry);
