@@ -48,8 +48,9 @@ pub struct SipCore {
     /// Next hops being located, for the proxy and the RLS back-end.
     lookups: Lookups,
     /// NOTIFY client transactions in flight and the agent each reports to; bounded by the
-    /// subscriptions (one NOTIFY in flight each).
-    notify_txs: HashMap<ClientTxId, (Notifier, SubscriptionId)>,
+    /// subscriptions (one NOTIFY in flight each). Keyed by the layer's handles, so a fast
+    /// hash serves (no chosen keys).
+    notify_txs: HashMap<ClientTxId, (Notifier, SubscriptionId), foldhash::fast::RandomState>,
     transport: TransportHandle,
     /// Takes the sends that must connect first.
     connector: Connector,
@@ -91,7 +92,7 @@ impl SipCore {
             lookups,
             proxy,
             lists,
-            notify_txs: HashMap::new(),
+            notify_txs: HashMap::default(),
             config,
             limits,
             transactions,

@@ -190,7 +190,8 @@ pub struct PresenceAgent<D> {
     /// Presentities with a loaded policy: those with subscriptions or publications, and the
     /// one a request is being handled for.
     presentities: HashMap<String, Presentity>,
-    subs: HashMap<SubId, Kind>,
+    /// Keyed by the engine's handles: a fast hash serves (no chosen keys).
+    subs: HashMap<SubId, Kind, foldhash::fast::RandomState>,
     /// What composition keeps of each live publication, by entity tag.
     published: HashMap<String, Published>,
     sequence: u64,
@@ -217,7 +218,7 @@ impl<D: Clone> PresenceAgent<D> {
             engine: SubscriptionEngine::new(config.subscription, engine_rng),
             rng,
             presentities: HashMap::new(),
-            subs: HashMap::new(),
+            subs: HashMap::default(),
             published: HashMap::new(),
             sequence: 0,
             unix_now: 0,

@@ -158,8 +158,11 @@ pub struct SubscriptionEngine<D> {
     config: Config,
     rng: StdRng,
     next_id: u64,
-    subs: HashMap<SubId, Subscription>,
-    dialogs: HashMap<DialogId, Dialog<D>>,
+    /// Keyed by handles we number, so a fast hash that is no defence against chosen keys
+    /// (which the maps keyed by peers' names keep) serves; these are looked up several
+    /// times per NOTIFY.
+    subs: HashMap<SubId, Subscription, foldhash::fast::RandomState>,
+    dialogs: HashMap<DialogId, Dialog<D>, foldhash::fast::RandomState>,
     /// How a request names a dialog (Call-ID and tags) to its handle.
     dialog_ids: HashMap<DialogKey, DialogId>,
     next_dialog: u64,
@@ -177,8 +180,8 @@ impl<D: Clone> SubscriptionEngine<D> {
             config,
             rng,
             next_id: 1,
-            subs: HashMap::new(),
-            dialogs: HashMap::new(),
+            subs: HashMap::default(),
+            dialogs: HashMap::default(),
             dialog_ids: HashMap::new(),
             next_dialog: 0,
             per_subscriber: HashMap::new(),

@@ -4,6 +4,7 @@
 //! ([`crate::key`]) and hand the key to the `route_*`/`start_client` cores, which never look
 //! at a message again except to build the ACK of §17.1.1.3.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -97,7 +98,9 @@ pub struct TransactionLayer<D> {
     servers: Table<ServerTx<D>>,
     server_index: HashMap<ServerKey, ServerTxId>,
     clients: Table<ClientTx<D>>,
-    client_index: HashMap<ClientKey, ClientTxId>,
+    /// Keyed by branches we generated, so a fast hash that is no defence against chosen
+    /// keys (which the server index, keyed by peers' branches, keeps) serves.
+    client_index: HashMap<ClientKey, ClientTxId, foldhash::fast::RandomState>,
     queue: TimerQueue,
 }
 
@@ -108,7 +111,7 @@ impl<D: Clone> TransactionLayer<D> {
             servers: Table::default(),
             server_index: HashMap::new(),
             clients: Table::default(),
-            client_index: HashMap::new(),
+            client_index: HashMap::default(),
             queue: TimerQueue::default(),
         }
     }
@@ -472,9 +475,9 @@ impl<D: Clone> TransactionLayer<D> {
         if self.clients.len() >= self.config.max_client_transactions {
             return Err(SendError::Overloaded);
         }
-        if self.client_index.contains_key(&key) {
+        let Entry::Vacant(index_entry) = self.client_index.entry(key.clone()) else {
             return Err(SendError::DuplicateBranch);
-        }
+        };
         let invite = key.method == Method::Invite;
         let actions = vec![Action::Send {
             dest: dest.clone(),
@@ -490,7 +493,7 @@ impl<D: Clone> TransactionLayer<D> {
             }
             timers.arm(queue, tid, TimerKind::Timeout, now, config.timeout()); // B / F
             ClientTx {
-                key: key.clone(),
+                key,
                 invite,
                 state: if invite {
                     ClientState::Calling
@@ -505,7 +508,7 @@ impl<D: Clone> TransactionLayer<D> {
                 timers,
             }
         }));
-        self.client_index.insert(key, id);
+        index_entry.insert(id);
         Ok((id, actions))
     }
 
@@ -633,8 +636,10 @@ impl<D: Clone> TransactionLayer<D> {
 
     fn remove_client(&mut self, id: ClientTxId, actions: &mut Vec<Action<D>>) {
         if let Some(tx) = self.clients.remove(id.0) {
-            if self.client_index.get(&tx.key) == Some(&id) {
-                self.client_index.remove(&tx.key);
+            if let Entry::Occupied(entry) = self.client_index.entry(tx.key) {
+                if *entry.get() == id {
+                    entry.remove();
+                }
             }
             actions.push(Action::Terminated(TxId::Client(id)));
         }
