@@ -487,11 +487,14 @@ impl<D: Clone> TransactionLayer<D> {
         let id = ClientTxId(self.clients.insert_with(|handle| {
             let tid = TxId::Client(ClientTxId(handle));
             let mut timers = TxTimers::default();
-            if !reliable {
+            if reliable {
+                timers.arm(queue, tid, TimerKind::Timeout, now, config.timeout());
+            // B / F
+            } else {
                 timers.interval = config.t1;
                 timers.arm(queue, tid, TimerKind::Retransmit, now, config.t1); // A / E
+                timers.defer_timeout(now, config.timeout()); // B / F
             }
-            timers.arm(queue, tid, TimerKind::Timeout, now, config.timeout()); // B / F
             ClientTx {
                 key,
                 invite,
@@ -675,6 +678,9 @@ impl<D: Clone> TransactionLayer<D> {
                     dest: tx.dest.clone(),
                     data: tx.request_bytes.clone(),
                 });
+                let remaining = self.config.timeout().saturating_sub(self.config.t1);
+                tx.timers
+                    .queue_deferred_timeout(&mut self.queue, TxId::Client(id), remaining);
                 tx.timers
                     .rearm_retransmit(&mut self.queue, TxId::Client(id), at, now);
             }

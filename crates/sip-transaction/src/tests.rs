@@ -708,6 +708,28 @@ fn cancelled_timers_are_compacted() {
     assert_eq!(l.queued_timers(), 1);
 }
 
+#[test]
+fn a_udp_request_answered_before_its_first_retransmission_never_queues_timer_f() {
+    let t0 = Instant::now();
+    let mut l = layer();
+    let id = new_client(&mut l, Method::Notify, "z9hG4bKquick", false, t0);
+    // Timer E only; Timer F waits for E to fire.
+    assert_eq!(l.queued_timers(), 1);
+    l.route_response(
+        &client_key(Method::Notify, "z9hG4bKquick"),
+        200,
+        None,
+        t0 + ms(2),
+    );
+    // The stale E and Timer K.
+    assert_eq!(l.queued_timers(), 2);
+    assert_eq!(
+        run(&mut l, t0, t0 + ms(100_000)),
+        vec![(ms(5_002), Action::Terminated(TxId::Client(id)))]
+    );
+    assert_eq!(l.queued_timers(), 0);
+}
+
 // ------------------------------------------------------------------ through parsed messages
 //
 // These need sip-message's parser and writer.

@@ -42,6 +42,8 @@ pub(crate) struct TxTimers {
     pub(crate) interval: Duration,
     pub(crate) timeout: Option<Instant>,
     pub(crate) linger: Option<Instant>,
+    /// Set while the timeout is armed but not queued: see [`Self::defer_timeout`].
+    unqueued_timeout: bool,
 }
 
 impl TxTimers {
@@ -108,6 +110,34 @@ impl TxTimers {
     pub(crate) fn stop_running(&mut self) {
         self.retransmit = None;
         self.timeout = None;
+        self.unqueued_timeout = false;
+    }
+
+    /// Arm the timeout (B, F) of a client transaction that also retransmits (A, E), to fire
+    /// `delay` after `from`, queueing it only when the first retransmission fires
+    /// ([`Self::queue_deferred_timeout`]): a NOTIFY over UDP is mostly answered within
+    /// milliseconds, and its queued 64*T1 entry would outlive it by half a minute (at
+    /// 15,000 NOTIFY/s, half a million dead entries to keep and pop).
+    pub(crate) fn defer_timeout(&mut self, from: Instant, delay: Duration) {
+        self.timeout = from.checked_add(delay);
+        self.unqueued_timeout = self.timeout.is_some();
+    }
+
+    /// Queue a timeout [`Self::defer_timeout`] left unqueued, if it is still armed.
+    /// `remaining` is its nominal delay from the first retransmission, which gives deferred
+    /// timeouts a lane of their own (their deadlines arrive in order, but earlier than
+    /// those of timeouts armed now for the full delay).
+    pub(crate) fn queue_deferred_timeout(
+        &mut self,
+        queue: &mut TimerQueue,
+        id: TxId,
+        remaining: Duration,
+    ) {
+        if std::mem::take(&mut self.unqueued_timeout) {
+            if let Some(at) = self.timeout {
+                queue.push((at, TimerKind::Timeout, id), remaining);
+            }
+        }
     }
 }
 
