@@ -19,6 +19,8 @@ fn parse_only(c: &mut Criterion) {
         ("notify_pidf", realistic::notify_pidf()),
         ("notify_multipart", realistic::notify_multipart()),
         ("register_gruu", realistic::register_gruu()),
+        // A 200 comes back for every NOTIFY of a fan-out.
+        ("publish_ok", realistic::publish_ok()),
     ] {
         let buf = Bytes::from(msg);
         g.throughput(Throughput::Bytes(buf.len() as u64));
