@@ -333,7 +333,8 @@ impl<D: Clone> TransactionLayer<D> {
         Ok(actions)
     }
 
-    /// Arm Timer I/J, or terminate now when it is zero (reliable transports).
+    /// Arm Timer I/J, or terminate now when it is zero (reliable transports) or there is no
+    /// room to linger ([`may_linger`]).
     fn linger_server(
         &mut self,
         id: ServerTxId,
@@ -341,7 +342,7 @@ impl<D: Clone> TransactionLayer<D> {
         now: Instant,
         actions: &mut Vec<Action<D>>,
     ) {
-        if delay.is_zero() {
+        if delay.is_zero() || !may_linger(self.servers.len(), self.config.max_server_transactions) {
             self.remove_server(id, actions);
         } else if let Some(tx) = self.servers.get_mut(id.0) {
             tx.timers.arm(
@@ -550,6 +551,7 @@ impl<D: Clone> TransactionLayer<D> {
         let Some(&id) = self.client_index.get(key) else {
             return RoutedResponse::Stray;
         };
+        let linger_room = may_linger(self.clients.len(), self.config.max_client_transactions);
         let Some(tx) = self.clients.get_mut(id.0) else {
             return RoutedResponse::Stray;
         };
@@ -619,7 +621,7 @@ impl<D: Clone> TransactionLayer<D> {
                 // lingers for T4 (Timer K): with thousands of NOTIFYs a second, holding every
                 // request for that long would dominate the server's memory.
                 tx.request_bytes = Bytes::new();
-                if tx.reliable {
+                if tx.reliable || !linger_room {
                     Duration::ZERO
                 } else {
                     self.config.t4
@@ -766,6 +768,17 @@ impl<D: Clone> TransactionLayer<D> {
         }
         actions
     }
+}
+
+/// Whether a completed transaction may linger (Timers I, J and K only absorb
+/// retransmissions) when `live` transactions of its kind, itself included, exist under
+/// `limit`. Lingering stops at half the limit: over UDP enough of them otherwise fill the
+/// table and refuse every new transaction (at the default 100,000, from 20,000 NOTIFY/s for
+/// Timer K's 5 s, or 3,200 requests/s for Timer J's 32 s). Past that a transaction ends at
+/// once, as over a reliable transport: a late retransmitted response is dropped as a stray,
+/// a late retransmitted request is taken for a new one.
+fn may_linger(live: usize, limit: usize) -> bool {
+    live <= limit / 2
 }
 
 /// The ACK for a non-2xx final response (§17.1.1.3): Request-URI, Call-ID, From and CSeq

@@ -708,6 +708,51 @@ fn cancelled_timers_are_compacted() {
     assert_eq!(l.queued_timers(), 1);
 }
 
+/// Completed transactions linger over UDP only while their table is under half its limit,
+/// so a steady stream of answered requests never fills it and refuses new ones.
+#[test]
+fn lingering_stops_at_half_the_limit_instead_of_refusing_new_transactions() {
+    let t0 = Instant::now();
+    let mut l = TransactionLayer::new(Config {
+        max_client_transactions: 6,
+        max_server_transactions: 4,
+        ..Config::default()
+    });
+    let mut terminated_at_once = Vec::new();
+    for n in 0..100 {
+        let branch = format!("z9hG4bKburst{n}");
+        let id = new_client(&mut l, Method::Notify, &branch, false, t0);
+        match l.route_response(&client_key(Method::Notify, &branch), 200, None, t0) {
+            RoutedResponse::Deliver(got, actions) => {
+                assert_eq!(got, id);
+                if actions == vec![Action::Terminated(TxId::Client(id))] {
+                    terminated_at_once.push(n);
+                }
+            }
+            _ => panic!("the 200 is delivered"),
+        }
+    }
+    // Three linger for Timer K; every later one ends with its response.
+    assert_eq!(terminated_at_once, (3..100).collect::<Vec<_>>());
+    assert_eq!(l.client_count(), 3);
+
+    let ok = Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n");
+    for n in 0..100 {
+        let id = new_server(
+            &mut l,
+            Method::Publish,
+            &format!("z9hG4bKpub{n}"),
+            false,
+            t0,
+        );
+        let actions = l.respond(id, ok.clone(), 200, t0).unwrap();
+        let ended = actions.contains(&Action::Terminated(TxId::Server(id)));
+        // Two linger for Timer J.
+        assert_eq!(ended, n >= 2, "request {n}");
+    }
+    assert_eq!(l.server_count(), 2);
+}
+
 #[test]
 fn a_udp_request_answered_before_its_first_retransmission_never_queues_timer_f() {
     let t0 = Instant::now();
