@@ -325,7 +325,9 @@ pub struct LimitsConfig {
     pub max_header_bytes: usize,
     pub max_headers: usize,
     pub max_body_bytes: usize,
-    /// Live SIP transactions; above it new requests get 503 without creating state.
+    /// Live SIP transactions of each direction: above it new requests get 503 without
+    /// creating state, and requests of our own (NOTIFYs, proxied requests) are not sent.
+    /// Completed ones linger for retransmissions only while under half of it.
     pub max_transactions: usize,
 }
 

@@ -81,6 +81,7 @@ impl SipCore {
         let limits = config.limits.sip();
         let transactions = TransactionLayer::new(sip_transaction::Config {
             max_server_transactions: config.limits.max_transactions,
+            max_client_transactions: config.limits.max_transactions,
             ..sip_transaction::Config::default()
         });
         SipCore {
