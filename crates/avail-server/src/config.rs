@@ -400,7 +400,9 @@ impl Default for LimitsConfig {
             max_header_bytes: sip.max_header_bytes,
             max_headers: sip.max_headers,
             max_body_bytes: sip.max_body_bytes,
-            max_transactions: 100_000,
+            // Half of it may linger for retransmissions: over UDP that covers Timer K up to
+            // 20,000 NOTIFY/s and Timer J up to 3,100 requests/s.
+            max_transactions: 200_000,
         }
     }
 }

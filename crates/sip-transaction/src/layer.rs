@@ -773,7 +773,7 @@ impl<D: Clone> TransactionLayer<D> {
 /// Whether a completed transaction may linger (Timers I, J and K only absorb
 /// retransmissions) when `live` transactions of its kind, itself included, exist under
 /// `limit`. Lingering stops at half the limit: over UDP enough of them otherwise fill the
-/// table and refuse every new transaction (at the default 100,000, from 20,000 NOTIFY/s for
+/// table and refuse every new transaction (with a limit of 100,000, from 20,000 NOTIFY/s for
 /// Timer K's 5 s, or 3,200 requests/s for Timer J's 32 s). Past that a transaction ends at
 /// once, as over a reliable transport: a late retransmitted response is dropped as a stray,
 /// a late retransmitted request is taken for a new one.
