@@ -83,9 +83,11 @@ pub struct Config {
     /// Timer D on unreliable transports: "at least 32 seconds" (§17.1.1.2).
     pub timer_d: Duration,
     /// Live server transactions beyond which new requests get [`ServerEvent::Overloaded`].
+    /// Completed ones linger (Timers I, J) only while at most half of it are live.
     pub max_server_transactions: usize,
     /// Live client transactions beyond which [`TransactionLayer::send_request`] refuses.
     /// Kept separate from the server limit so an inbound flood cannot starve our own NOTIFYs.
+    /// Completed non-INVITE ones linger (Timer K) only while at most half of it are live.
     pub max_client_transactions: usize,
 }
 
