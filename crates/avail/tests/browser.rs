@@ -8,6 +8,7 @@
 //! Chromium and ChromeDriver come from Debian's `chromium` and `chromium-driver`, which
 //! scripts/test installs; without them the test fails and says so rather than passing unseen.
 
+mod agents;
 #[path = "../../avail-client/tests/support/mod.rs"]
 mod support;
 
@@ -16,11 +17,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avail::agent::{start, AgentHandle};
+use agents::start_agent;
+use avail::agent::AgentHandle;
 use avail::cli::ApiClient;
 use axum::http::Method;
 use serde_json::{json, Value};
-use support::{agent_settings, free_port, ServerProcess, DOMAIN};
+use support::{free_port, ServerProcess, DOMAIN};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const MISSING: &str = "this test drives Chromium through ChromeDriver: install Debian's \
@@ -39,19 +41,11 @@ struct Agent {
 
 impl Agent {
     async fn start(user: &str, password: &str, sip: u16, xcap: u16) -> Agent {
-        let dir = tempfile::tempdir().expect("temp dir");
         let account = format!(
             "transport = \"tcp\"\noutbound_proxy = \"127.0.0.1:{sip}\"\n\
              xcap_root = \"http://127.0.0.1:{xcap}/xcap-root\""
         );
-        let settings = agent_settings(
-            dir.path(),
-            "idle_source = \"off\"",
-            user,
-            password,
-            &account,
-        );
-        let handle = start(settings).await.expect("agent starts");
+        let (handle, dir) = start_agent(user, password, &account).await;
         let api = ApiClient::new(&handle.api_addr.to_string()).expect("API client");
         Agent {
             handle,

@@ -8,20 +8,22 @@
 //!
 //! The server binary is found and started by avail-client's test support, shared by path.
 
+mod agents;
 #[path = "../../avail-client/tests/support/mod.rs"]
 mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avail::agent::{start, AgentHandle};
+use agents::start_agent;
+use avail::agent::AgentHandle;
 use avail::cli::ApiClient;
 use avail_client::avatar::{decode_png, encode_png, Rgba};
 use avail_client::http::{Credentials, HttpClient, TlsMode};
 use axum::http::Method;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use support::{agent_settings, free_port, ServerProcess, DOMAIN};
+use support::{free_port, ServerProcess, DOMAIN};
 
 /// Most changes must show within a second; the first subscriptions need longer.
 const WAIT: Duration = Duration::from_secs(20);
@@ -120,16 +122,8 @@ async fn device_with(user: &str, password: &str, account: &str) -> Device {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let dir = tempfile::tempdir().expect("temp dir");
     let account = format!("display_name = \"{user}\"\n{account}");
-    let settings = agent_settings(
-        dir.path(),
-        "idle_source = \"off\"",
-        user,
-        password,
-        &account,
-    );
-    let agent = start(settings).await.expect("agent starts");
+    let (agent, dir) = start_agent(user, password, &account).await;
     let api = ApiClient::new(&agent.api_addr.to_string()).expect("API client");
     Device {
         agent,

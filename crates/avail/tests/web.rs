@@ -4,6 +4,7 @@
 //! `avail-server`); requests for another host misdirected (DNS rebinding); state changes from
 //! another site's page refused; no markup built from data in the script; `avail ui`.
 
+mod agents;
 #[path = "../../avail-client/tests/support/mod.rs"]
 mod support;
 
@@ -11,9 +12,10 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use avail::agent::{start, AgentHandle};
+use agents::start_agent;
+use avail::agent::AgentHandle;
 use serde_json::{json, Value};
-use support::{agent_settings, free_port, ServerProcess, DOMAIN};
+use support::{free_port, ServerProcess, DOMAIN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -29,16 +31,8 @@ struct Agent {
 impl Agent {
     /// An agent of `user` whose `[account]` also has `account_lines`.
     async fn start(user: &str, password: &str, account_lines: &str) -> Agent {
-        let dir = tempfile::tempdir().expect("temp dir");
         let account = format!("transport = \"tcp\"\n{account_lines}");
-        let settings = agent_settings(
-            dir.path(),
-            "idle_source = \"off\"",
-            user,
-            password,
-            &account,
-        );
-        let handle = start(settings).await.expect("agent starts");
+        let (handle, dir) = start_agent(user, password, &account).await;
         Agent { handle, _dir: dir }
     }
 
