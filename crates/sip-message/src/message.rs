@@ -349,6 +349,10 @@ pub struct Message {
     /// The received bytes; when the header block contained folded lines, a copy in which
     /// each fold's CR LF became spaces (same length, so every offset stays valid).
     buf: Bytes,
+    /// `buf` up to the body, checked as UTF-8 once: header values are read many times (every
+    /// view, every response built from the message), and checking each value again on every
+    /// read cost more than this copy.
+    text: Box<str>,
     start: StartLine,
     /// The whole start line, without its CRLF.
     line: Span,
@@ -659,17 +663,15 @@ impl Message {
         } else {
             buf
         };
-        let Some(head) = buf.get(line_start..line_end) else {
+        let Ok(text) = std::str::from_utf8(buf.get(..body_start).unwrap_or_default()) else {
+            return Err(drop("Invalid UTF-8 in header", 400));
+        };
+        let Some(head) = text.get(line_start..line_end) else {
             return Err(drop("Missing start line", 400));
         };
-        let block = buf.get(line_start..body_start).unwrap_or_default();
-        // is_ascii is word-at-a-time and covers nearly all traffic; full UTF-8 checking
-        // only for header blocks with display names or reason phrases beyond ASCII.
-        if !block.is_ascii() && std::str::from_utf8(block).is_err() {
-            return Err(drop("Invalid UTF-8 in header", 400));
-        }
         let (start, line_part, version) = parse_start_line(head, line_start)?;
         let msg = Message {
+            text: text.into(),
             start,
             line: Span::new(line_start, line_end),
             line_part,
@@ -801,7 +803,7 @@ impl Message {
     /// Header-block text of a span; the block was validated as UTF-8 and spans end at ASCII
     /// delimiters, so this never falls back to "" for a parsed message.
     fn text(&self, span: Span) -> &str {
-        std::str::from_utf8(self.buf.get(span.range()).unwrap_or_default()).unwrap_or("")
+        self.text.get(span.range()).unwrap_or_default()
     }
 
     fn fields_named(&self, name: HeaderName) -> impl Iterator<Item = &str> + '_ {
@@ -1039,9 +1041,7 @@ impl Message {
 /// Lenient split of the start line (RFC 3261 §7.1, §7.2) so that a malformed Request-Line
 /// still yields a respondable request; the strict checks come later.
 /// Returns the start line, the Request-URI or reason span, and the version span.
-fn parse_start_line(line: &[u8], offset: usize) -> Result<(StartLine, Span, Span), ParseError> {
-    let line =
-        std::str::from_utf8(line).map_err(|_| fail("Invalid UTF-8 in header", 400, false))?;
+fn parse_start_line(line: &str, offset: usize) -> Result<(StartLine, Span, Span), ParseError> {
     let at = |s: &str| offset + (s.as_ptr() as usize - line.as_ptr() as usize);
     let span = |s: &str| Span::new(at(s), at(s) + s.len());
     if line
