@@ -269,13 +269,17 @@ impl<D: Clone + PartialEq> UserAgent<D> {
     /// a NOTIFY in the dialog of one of its subscriptions. A server running the agent beside
     /// its own transaction layer (a resource list server's back-end) routes messages by this.
     pub fn is_ours(&self, message: &Message) -> bool {
+        // Asked of every message the server receives: with nothing of ours in flight (the
+        // usual case), the answer needs no look at the message.
         if message.is_request() {
-            return message.method() == Some(&Method::Notify)
+            return !self.dialogs.is_empty()
+                && message.method() == Some(&Method::Notify)
                 && dialog_key(message).is_some_and(|key| self.dialogs.contains_key(&key));
         }
-        message
-            .top_via_branch()
-            .is_some_and(|branch| self.live_branches.contains(branch))
+        !self.live_branches.is_empty()
+            && message
+                .top_via_branch()
+                .is_some_and(|branch| self.live_branches.contains(branch))
     }
 
     /// The flow to `dest` failed (connection closed or refused): every request in flight on
