@@ -2,8 +2,6 @@
 //! §8.2.6) and in-dialog NOTIFY requests (RFC 6665 §4.2.2, §8.2.3; RFC 3261 §12.2.1.1 request
 //! construction with loose and strict routing).
 
-use std::io::Write;
-
 use bytes::Bytes;
 use rand::RngCore;
 use sip_message::{
@@ -112,25 +110,37 @@ pub(crate) fn build_notify(head: &NotifyHead, spec: &NotifySpec<'_>) -> Bytes {
     buf.extend_from_slice(&head.to_branch);
     buf.extend_from_slice(spec.branch.as_bytes());
     buf.extend_from_slice(&head.after_branch);
-    // Writing into a Vec cannot fail.
-    let _ = write!(buf, "CSeq: {} NOTIFY\r\nEvent: {}", spec.cseq, spec.event);
+    // Numbers through itoa: `write!` costs more than the rest of the NOTIFY's assembly.
+    let mut number = itoa::Buffer::new();
+    buf.extend_from_slice(b"CSeq: ");
+    buf.extend_from_slice(number.format(spec.cseq).as_bytes());
+    buf.extend_from_slice(b" NOTIFY\r\nEvent: ");
+    buf.extend_from_slice(spec.event.as_bytes());
     if let Some(id) = spec.event_id {
-        let _ = write!(buf, ";id={id}");
+        buf.extend_from_slice(b";id=");
+        buf.extend_from_slice(id.as_bytes());
     }
     buf.extend_from_slice(b"\r\nSubscription-State: ");
-    let _ = match spec.state {
-        SubState::Active => write!(buf, "active;expires={}", spec.expires),
-        SubState::Pending => write!(buf, "pending;expires={}", spec.expires),
-        SubState::Terminated(reason) => match reason.retry_after() {
-            Some(secs) => write!(
-                buf,
-                "terminated;reason={};retry-after={}",
-                reason.as_str(),
-                secs
-            ),
-            None => write!(buf, "terminated;reason={}", reason.as_str()),
-        },
-    };
+    match spec.state {
+        SubState::Active | SubState::Pending => {
+            let state = if spec.state == SubState::Active {
+                &b"active"[..]
+            } else {
+                b"pending"
+            };
+            buf.extend_from_slice(state);
+            buf.extend_from_slice(b";expires=");
+            buf.extend_from_slice(number.format(spec.expires).as_bytes());
+        }
+        SubState::Terminated(reason) => {
+            buf.extend_from_slice(b"terminated;reason=");
+            buf.extend_from_slice(reason.as_str().as_bytes());
+            if let Some(secs) = reason.retry_after() {
+                buf.extend_from_slice(b";retry-after=");
+                buf.extend_from_slice(number.format(secs).as_bytes());
+            }
+        }
+    }
     buf.extend_from_slice(b"\r\n");
     if spec.list {
         push_header(&mut buf, "Require", "eventlist");
@@ -138,7 +148,9 @@ pub(crate) fn build_notify(head: &NotifyHead, spec: &NotifySpec<'_>) -> Bytes {
     if let Some(body) = spec.body {
         push_header(&mut buf, "Content-Type", &body.content_type);
     }
-    let _ = write!(buf, "Content-Length: {}\r\n\r\n", body.len());
+    buf.extend_from_slice(b"Content-Length: ");
+    buf.extend_from_slice(number.format(body.len()).as_bytes());
+    buf.extend_from_slice(b"\r\n\r\n");
     buf.extend_from_slice(body);
     Bytes::from(buf)
 }
