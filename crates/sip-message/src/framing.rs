@@ -166,6 +166,10 @@ impl StreamDecoder {
                 return Err(FramingError::TooManyHeaders(self.limits.max_headers));
             }
             self.in_content_length = false;
+            // Only Content-Length matters here; other names are passed over by first letter.
+            if !matches!(line.first(), Some(b'c' | b'C' | b'l' | b'L')) {
+                continue;
+            }
             if let Some(colon) = memchr(b':', line) {
                 let name = line.get(..colon).unwrap_or_default().trim_ascii_end();
                 if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
