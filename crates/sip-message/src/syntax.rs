@@ -43,7 +43,7 @@ pub(crate) fn find(s: &str, b: u8) -> Option<usize> {
 /// Below this many bytes a byte-by-byte scan is faster than memchr.
 const SHORT_SCAN: usize = 32;
 
-/// `str::split_once` for an ASCII delimiter, via memchr.
+/// `str::split_once` for an ASCII delimiter, via [`find`].
 pub(crate) fn split_at_byte(s: &str, b: u8) -> Option<(&str, &str)> {
     let i = find(s, b)?;
     Some((s.get(..i)?, s.get(i + 1..)?))
