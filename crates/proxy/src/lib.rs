@@ -327,6 +327,11 @@ impl<D: Clone> Proxy<D> {
         actions: Vec<Action<D>>,
         now: Instant,
     ) -> Vec<Action<D>> {
+        if self.branches.is_empty() && self.cancels.is_empty() && self.contexts.is_empty() {
+            // Nothing is being proxied, so none of the actions can be ours: the common case
+            // for a presence server, and every message passes here.
+            return actions;
+        }
         let mut queue = std::collections::VecDeque::from(actions);
         let mut rest = Vec::new();
         while let Some(action) = queue.pop_front() {
