@@ -360,6 +360,9 @@ pub struct Message {
     line_part: Span,
     fields: Vec<Field>,
     body: Span,
+    /// The CSeq as [`Message::parse`] checked it, so the many readers of every message's
+    /// CSeq (transaction matching, dialogs, the event packages) do not parse it again.
+    cseq: Option<CSeq>,
     /// Where the transport received it from, when the caller said so: responses built with
     /// [`crate::response_to`] then carry `received`/`rport` (RFC 3261 §18.2.1, RFC 3581 §4).
     source: Option<std::net::SocketAddr>,
@@ -525,7 +528,7 @@ impl Message {
         if !info.terminated {
             return Err(err("Missing blank line after headers", 400));
         }
-        msg.check_headers().map_err(|e| err(&e.0, 400))?;
+        msg.cseq = Some(msg.check_headers().map_err(|e| err(&e.0, 400))?);
         let available = msg.body.len();
         let body_len = match msg.header(&HeaderName::ContentLength) {
             None => available,
@@ -679,6 +682,7 @@ impl Message {
             fields,
             body: Span::new(body_start, buf.len()),
             buf,
+            cseq: None,
             source: None,
         };
         Ok((
@@ -746,7 +750,8 @@ impl Message {
     /// a response is matched by its top Via's branch and its CSeq (RFC 3261 §17.1.3) and
     /// nobody answers a malformed one, so whoever reads those headers gets the error then.
     /// Checking them here cost a third of parsing the 200 that answers every NOTIFY.
-    fn check_headers(&self) -> Result<(), HeaderError> {
+    /// Returns the CSeq.
+    fn check_headers(&self) -> Result<CSeq, HeaderError> {
         use HeaderName as H;
         let request = self.is_request();
         let mut counts = [0u8; 6];
@@ -759,6 +764,7 @@ impl Message {
             H::ContentLength,
         ];
         let mut vias = 0usize;
+        let mut cseq = None;
         for f in &self.fields {
             let value = self.text(f.value);
             if let Some(i) = SINGLE.iter().position(|n| *n == f.name) {
@@ -783,7 +789,10 @@ impl Message {
                 }),
                 H::From | H::To => !request || NameAddr::parse(value).is_ok(),
                 H::CallId => is_valid_call_id(value),
-                H::CSeq => CSeq::parse(value).is_ok(),
+                H::CSeq => {
+                    cseq = CSeq::parse(value).ok();
+                    cseq.is_some()
+                }
                 H::MaxForwards => parse_u32(value).is_some_and(|n| n <= 255),
                 H::ContentLength => parse_u32(value).is_some(),
                 H::Expires | H::MinExpires => parse_u32(value).is_some(),
@@ -801,14 +810,15 @@ impl Message {
                 return Err(missing(name));
             }
         }
+        let cseq = cseq.ok_or_else(|| missing(&H::CSeq))?;
         if let StartLine::Request { method } = &self.start {
-            if self.cseq()?.method != *method {
+            if cseq.method != *method {
                 return Err(HeaderError(
                     "CSeq method does not match request method".to_owned(),
                 ));
             }
         }
-        Ok(())
+        Ok(cseq)
     }
 
     /// Header-block text of a span; the block was validated as UTF-8 and spans end at ASCII
@@ -910,6 +920,9 @@ impl Message {
         }
     }
     pub fn cseq(&self) -> Result<crate::CSeq, crate::HeaderError> {
+        if let Some(cseq) = &self.cseq {
+            return Ok(cseq.clone());
+        }
         CSeq::parse(
             self.header(&HeaderName::CSeq)
                 .ok_or_else(|| missing(&HeaderName::CSeq))?,
