@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::{AbortHandle, JoinHandle};
-use tokio::time::timeout;
+use tokio::time::{timeout, Instant};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, info, warn};
 
@@ -527,18 +527,33 @@ impl Connection {
     async fn read_loop<S: AsyncRead>(&self, stream: &mut ReadHalf<S>) -> CloseReason {
         let idle_timeout = self.shared.config.idle_timeout;
         let mut decoder = StreamDecoder::new(self.shared.config.limits);
+        // One stop notification and one idle timer for the whole connection: a timeout per
+        // read put a timer entry in and took it out again for every read. The timer only
+        // moves when it fires early, i.e. when something was read since it was set.
+        let stopped = self.stop.notified();
+        tokio::pin!(stopped);
+        let idle = tokio::time::sleep(idle_timeout);
+        tokio::pin!(idle);
+        let mut last_read = Instant::now();
         loop {
             let buffer = decoder.buffer_mut();
             buffer.reserve(READ_CHUNK);
             tokio::select! {
                 biased;
-                () = self.stop.notified() => return CloseReason::Requested,
-                read = timeout(idle_timeout, stream.read_buf(buffer)) => match read {
-                    Err(_) => return CloseReason::Idle,
-                    Ok(Err(error)) => return CloseReason::Io(error),
-                    Ok(Ok(0)) => return CloseReason::PeerClosed,
-                    Ok(Ok(_)) => {}
+                () = &mut stopped => return CloseReason::Requested,
+                read = stream.read_buf(buffer) => match read {
+                    Err(error) => return CloseReason::Io(error),
+                    Ok(0) => return CloseReason::PeerClosed,
+                    Ok(_) => last_read = Instant::now(),
                 },
+                () = &mut idle => {
+                    let idle_until = last_read + idle_timeout;
+                    if Instant::now() >= idle_until {
+                        return CloseReason::Idle;
+                    }
+                    idle.as_mut().reset(idle_until);
+                    continue;
+                }
             }
             loop {
                 match decoder.next_item() {

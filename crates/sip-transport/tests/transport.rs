@@ -324,6 +324,38 @@ async fn idle_connection_is_closed() {
 }
 
 #[tokio::test]
+async fn reading_postpones_the_idle_timeout() {
+    let idle_timeout = Duration::from_millis(400);
+    let idle = TransportConfig {
+        idle_timeout,
+        ..config()
+    };
+    let (handle, mut events) = Transports::start(idle).await.unwrap();
+    let mut client = tcp_client(&handle).await;
+    let started = std::time::Instant::now();
+    let mut connection = None;
+    for n in 0..6 {
+        if n > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        client
+            .write_all(request(&format!("busy{n}"), "").as_bytes())
+            .await
+            .unwrap();
+        connection = next_message(&mut events).await.connection;
+    }
+    let id = connection.unwrap();
+    // Busy for longer than the idle timeout, and still open.
+    assert!(handle.is_connected(id));
+    assert!(
+        matches!(next_event(&mut events).await, TransportEvent::Closed(closed) if closed == id)
+    );
+    // The last message was read at least 500 ms after the start.
+    assert!(started.elapsed() >= Duration::from_millis(500) + idle_timeout);
+    assert_closed(&mut client).await;
+}
+
+#[tokio::test]
 async fn many_queued_messages_arrive_whole_and_in_order() {
     let (handle, mut events) = Transports::start(config()).await.unwrap();
     let mut client = tcp_client(&handle).await;
