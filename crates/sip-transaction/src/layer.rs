@@ -6,11 +6,13 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sip_message::{HeaderName, Message, MessageWriter, Method};
 
+use crate::absorb::Absorbing;
 use crate::key::{response_to_tag, ClientKey, ClientKeyView, RequestInfo, ResponseKey, ServerKey};
 use crate::table::Table;
 use crate::timer::{TimerKind, TimerQueue, TxTimers};
@@ -101,6 +103,8 @@ pub struct TransactionLayer<D> {
     /// Keyed by branches we generated, so a fast hash that is no defence against chosen
     /// keys (which the server index, keyed by peers' branches, keeps) serves.
     client_index: HashMap<ClientKey, ClientTxId, foldhash::fast::RandomState>,
+    /// Completed non-INVITE client transactions over UDP, as their keys' hashes (Timer K).
+    absorbing: Absorbing,
     queue: TimerQueue,
 }
 
@@ -112,6 +116,7 @@ impl<D: Clone> TransactionLayer<D> {
             server_index: HashMap::new(),
             clients: Table::default(),
             client_index: HashMap::default(),
+            absorbing: Absorbing::default(),
             queue: TimerQueue::default(),
         }
     }
@@ -549,9 +554,13 @@ impl<D: Clone> TransactionLayer<D> {
         now: Instant,
     ) -> RoutedResponse<D> {
         let Some(&id) = self.client_index.get(key) else {
-            return RoutedResponse::Stray;
+            let hash = self.client_index.hasher().hash_one(key);
+            return if self.absorbing.absorbs(hash, now) {
+                RoutedResponse::Absorbed(Vec::new())
+            } else {
+                RoutedResponse::Stray
+            };
         };
-        let linger_room = may_linger(self.clients.len(), self.config.max_client_transactions);
         let Some(tx) = self.clients.get_mut(id.0) else {
             return RoutedResponse::Stray;
         };
@@ -615,17 +624,21 @@ impl<D: Clone> TransactionLayer<D> {
                     tx.state = ClientState::Proceeding;
                     return RoutedResponse::Deliver(id, actions);
                 }
-                tx.state = ClientState::Completed;
                 tx.timers.stop_running();
-                // Completed never retransmits the request, and over UDP the transaction
-                // lingers for T4 (Timer K): with thousands of NOTIFYs a second, holding every
-                // request for that long would dominate the server's memory.
-                tx.request_bytes = Bytes::new();
-                if tx.reliable || !linger_room {
-                    Duration::ZERO
-                } else {
-                    self.config.t4
-                } // Timer K
+                if !tx.reliable {
+                    // Timer K: the key alone stays, to absorb retransmissions for T4.
+                    let hash = self
+                        .client_index
+                        .hasher()
+                        .hash_one(&tx.key as &dyn ClientKeyView);
+                    self.absorbing.insert(
+                        hash,
+                        now + self.config.t4,
+                        now,
+                        self.config.max_client_transactions,
+                    );
+                }
+                Duration::ZERO
             }
             // Non-INVITE Completed, and combinations that cannot occur.
             _ => return RoutedResponse::Absorbed(actions),
@@ -770,13 +783,12 @@ impl<D: Clone> TransactionLayer<D> {
     }
 }
 
-/// Whether a completed transaction may linger (Timers I, J and K only absorb
-/// retransmissions) when `live` transactions of its kind, itself included, exist under
-/// `limit`. Lingering stops at half the limit: over UDP enough of them otherwise fill the
-/// table and refuse every new transaction (with a limit of 100,000, from 20,000 NOTIFY/s for
-/// Timer K's 5 s, or 3,200 requests/s for Timer J's 32 s). Past that a transaction ends at
-/// once, as over a reliable transport: a late retransmitted response is dropped as a stray,
-/// a late retransmitted request is taken for a new one.
+/// Whether a completed server transaction may linger (Timers I and J only absorb
+/// retransmissions) when `live` transactions, itself included, exist under `limit`.
+/// Lingering stops at half the limit: over UDP enough of them otherwise fill the table and
+/// refuse every new transaction (with a limit of 100,000, from 3,200 requests/s for Timer
+/// J's 32 s). Past that a transaction ends at once, as over a reliable transport: a late
+/// retransmitted request is taken for a new one.
 fn may_linger(live: usize, limit: usize) -> bool {
     live <= limit / 2
 }

@@ -12,7 +12,9 @@
 //!   the layer sends the ACK itself, §17.1.1.3) or Accepted (2xx, Timer M) → Terminated.
 //!   Timers A (retransmission, unreliable only), B (timeout), D (Completed linger), M.
 //! * Non-INVITE client (§17.1.2): Trying → Proceeding → Completed → Terminated.
-//!   Timers E (retransmission, capped at T2, unreliable only), F (timeout), K.
+//!   Timers E (retransmission, capped at T2, unreliable only), F (timeout), K. Completed
+//!   only absorbs response retransmissions, so the transaction terminates with its final
+//!   response and Timer K is its key's hash kept for T4 (see `absorb`).
 //! * INVITE server (§17.2.1, RFC 6026 §8.5–8.7): Proceeding → Completed (non-2xx final) →
 //!   Confirmed (ACK) → Terminated, or Proceeding → Accepted (2xx, Timer L) → Terminated.
 //!   Timers G (final response retransmission, unreliable only), H (ACK wait), I, L.
@@ -55,6 +57,7 @@
 //! after every call        -> next_deadline() ; at that instant: on_timer(now) -> Vec<Action>
 //! ```
 
+mod absorb;
 mod key;
 mod layer;
 mod table;
@@ -87,7 +90,7 @@ pub struct Config {
     pub max_server_transactions: usize,
     /// Live client transactions beyond which [`TransactionLayer::send_request`] refuses.
     /// Kept separate from the server limit so an inbound flood cannot starve our own NOTIFYs.
-    /// Completed non-INVITE ones linger (Timer K) only while at most half of it are live.
+    /// Also how many completed non-INVITE ones are remembered for Timer K at most.
     pub max_client_transactions: usize,
 }
 

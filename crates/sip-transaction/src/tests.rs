@@ -523,20 +523,30 @@ fn non_invite_client_proceeding_retransmits_at_t2_then_completes_with_timer_k() 
         send_times(&run(&mut l, t0, t0 + ms(10_000))),
         vec![1_500, 5_500, 9_500]
     );
+    // The final response ends the transaction at once; E and F are gone.
     assert!(
-        matches!(l.route_response(&key, 200, None, t0 + ms(10_000)), RoutedResponse::Deliver(got, a) if got == id && a.is_empty())
+        matches!(l.route_response(&key, 200, None, t0 + ms(10_000)), RoutedResponse::Deliver(got, a) if got == id && a == vec![Action::Terminated(TxId::Client(id))])
     );
-    assert!(
-        matches!(l.route_response(&key, 200, None, t0 + ms(11_000)), RoutedResponse::Absorbed(a) if a.is_empty())
-    );
-    // Timer K = T4; E and F are gone.
-    assert_eq!(l.next_deadline(), Some(t0 + ms(15_000)));
-    assert_eq!(
-        run(&mut l, t0, t0 + ms(100_000)),
-        vec![(ms(15_000), Action::Terminated(TxId::Client(id)))]
-    );
+    assert_eq!(l.client_count(), 0);
+    assert_eq!(l.next_deadline(), None);
+    // Timer K = T4: its retransmissions are absorbed until then, and strays after.
+    for at in [11_000, 14_999] {
+        assert!(
+            matches!(l.route_response(&key, 200, None, t0 + ms(at)), RoutedResponse::Absorbed(a) if a.is_empty())
+        );
+    }
     assert!(matches!(
-        l.route_response(&key, 200, None, t0 + ms(16_000)),
+        l.route_response(&key, 200, None, t0 + ms(15_000)),
+        RoutedResponse::Stray
+    ));
+    // Another method's response with the same branch is not this transaction's.
+    assert!(matches!(
+        l.route_response(
+            &client_key(Method::Publish, "z9hG4bKc2"),
+            200,
+            None,
+            t0 + ms(12_000)
+        ),
         RoutedResponse::Stray
     ));
 }
@@ -708,8 +718,10 @@ fn cancelled_timers_are_compacted() {
     assert_eq!(l.queued_timers(), 1);
 }
 
-/// Completed transactions linger over UDP only while their table is under half its limit,
-/// so a steady stream of answered requests never fills it and refuses new ones.
+/// Completed server transactions linger over UDP only while their table is under half its
+/// limit, so a steady stream of answered requests never fills it and refuses new ones;
+/// completed client transactions leave the table at once, and only the last
+/// `max_client_transactions` keys are remembered for Timer K.
 #[test]
 fn lingering_stops_at_half_the_limit_instead_of_refusing_new_transactions() {
     let t0 = Instant::now();
@@ -732,9 +744,18 @@ fn lingering_stops_at_half_the_limit_instead_of_refusing_new_transactions() {
             _ => panic!("the 200 is delivered"),
         }
     }
-    // Three linger for Timer K; every later one ends with its response.
-    assert_eq!(terminated_at_once, (3..100).collect::<Vec<_>>());
-    assert_eq!(l.client_count(), 3);
+    assert_eq!(terminated_at_once, (0..100).collect::<Vec<_>>());
+    assert_eq!(l.client_count(), 0);
+    let absorbed: Vec<usize> = (0..100)
+        .filter(|n| {
+            let key = client_key(Method::Notify, &format!("z9hG4bKburst{n}"));
+            matches!(
+                l.route_response(&key, 200, None, t0 + ms(1)),
+                RoutedResponse::Absorbed(_)
+            )
+        })
+        .collect();
+    assert_eq!(absorbed, (94..100).collect::<Vec<_>>());
 
     let ok = Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n");
     for n in 0..100 {
@@ -760,18 +781,13 @@ fn a_udp_request_answered_before_its_first_retransmission_never_queues_timer_f()
     let id = new_client(&mut l, Method::Notify, "z9hG4bKquick", false, t0);
     // Timer E only; Timer F waits for E to fire.
     assert_eq!(l.queued_timers(), 1);
-    l.route_response(
-        &client_key(Method::Notify, "z9hG4bKquick"),
-        200,
-        None,
-        t0 + ms(2),
-    );
-    // The stale E and Timer K.
-    assert_eq!(l.queued_timers(), 2);
-    assert_eq!(
-        run(&mut l, t0, t0 + ms(100_000)),
-        vec![(ms(5_002), Action::Terminated(TxId::Client(id)))]
-    );
+    assert!(matches!(
+        l.route_response(&client_key(Method::Notify, "z9hG4bKquick"), 200, None, t0 + ms(2)),
+        RoutedResponse::Deliver(got, a) if got == id && a == vec![Action::Terminated(TxId::Client(id))]
+    ));
+    // The stale E alone: Timer K needs no timer.
+    assert_eq!(l.queued_timers(), 1);
+    assert_eq!(run(&mut l, t0, t0 + ms(100_000)), vec![]);
     assert_eq!(l.queued_timers(), 0);
 }
 

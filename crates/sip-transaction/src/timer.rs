@@ -11,7 +11,7 @@
 //! their own deadline (64*T1 or Timer D at most), and the layer also compacts the queue when
 //! cancelled entries clearly outnumber live ones.
 //!
-//! Most timers run for a fixed duration from the configuration (F = 64*T1, K = T4, the first
+//! Most timers run for a fixed duration from the configuration (F = 64*T1, J = 64*T1, the first
 //! E = T1, ...), armed as time goes on, so each such (duration, role) pair gets a FIFO lane
 //! whose entries come out in deadline order by themselves: arming and firing them is O(1),
 //! where a heap of the hundreds of thousands of entries a NOTIFY load leaves queued (every
