@@ -667,11 +667,9 @@ impl<D: Clone> PresenceAgent<D> {
         match decision.handling {
             SubHandling::Allow => {
                 let document = self.document(presentity);
-                Some(match &decision.transformations {
-                    Some(permissions) if !permissions.provides_full_document() => {
-                        self.filtered(presentity, document, permissions)
-                    }
-                    _ => document,
+                Some(match hiding(decision) {
+                    Some(permissions) => self.filtered(presentity, document, permissions),
+                    None => document,
                 })
             }
             SubHandling::PoliteBlock => {
@@ -763,7 +761,8 @@ impl<D: Clone> PresenceAgent<D> {
             return;
         }
         self.recompose_watches(presentity);
-        let allowed: Vec<(SubId, Decision)> = self
+        // Watchers shown the whole document (None) share it; only the others need a view.
+        let allowed: Vec<(SubId, Option<Decision>)> = self
             .presentities
             .get(presentity)
             .into_iter()
@@ -772,14 +771,17 @@ impl<D: Clone> PresenceAgent<D> {
                 Some(Kind::Presence { decision, .. })
                     if decision.handling == SubHandling::Allow =>
                 {
-                    Some((*id, decision.clone()))
+                    Some((*id, hiding(decision).map(|_| decision.clone())))
                 }
                 _ => None,
             })
             .collect();
         let mut actions = Vec::new();
-        for (id, decision) in allowed {
-            let view = self.view(presentity, &decision);
+        for (id, filtered) in allowed {
+            let view = match filtered {
+                None => Some(document.clone()),
+                Some(decision) => self.view(presentity, &decision),
+            };
             actions.extend(self.engine.notify(id, view, now).unwrap_or_default());
         }
         self.run(actions, now, out);
@@ -1021,6 +1023,14 @@ fn check_pidf(request: &Message) -> Result<Option<PidfDocument>, String> {
     PidfDocument::parse(text)
         .map(Some)
         .map_err(|e| format!("Invalid PIDF: {e}"))
+}
+
+/// The permissions an allowed watcher's view is filtered by, when they hide anything.
+fn hiding(decision: &Decision) -> Option<&Transformations> {
+    decision
+        .transformations
+        .as_ref()
+        .filter(|permissions| !permissions.provides_full_document())
 }
 
 /// The status code of an encoded response (`SIP/2.0 200 OK`).
