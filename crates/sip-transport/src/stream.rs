@@ -50,7 +50,9 @@ struct Entry {
 
 #[derive(Default)]
 struct Registry {
-    by_id: HashMap<ConnectionId, Entry>,
+    /// Keyed by ids we hand out, so a fast hash that is no defence against chosen keys
+    /// serves (every message sent looks its connection up here).
+    by_id: HashMap<ConnectionId, Entry, foldhash::fast::RandomState>,
     by_peer: HashMap<(Transport, SocketAddr), ConnectionId>,
 }
 
