@@ -640,7 +640,8 @@ impl<D: Clone> TransactionLayer<D> {
                 }
                 Duration::ZERO
             }
-            // Non-INVITE Completed, and combinations that cannot occur.
+            // Combinations that cannot occur (a non-INVITE client transaction ends with its
+            // final response, so it is never found Completed).
             _ => return RoutedResponse::Absorbed(actions),
         };
         if linger.is_zero() {

@@ -3,10 +3,10 @@
 //!
 //! A UDP NOTIFY fan-out keeps every client transaction until its response or for 64*T1
 //! (Timer F, §17.1.2.2), and every UDP PUBLISH's server transaction lingers for 64*T1
-//! (Timer J, §17.2.2): tens of thousands live at once, each created and looked up a few times. In a hash map that
-//! churn cost a hash per lookup, tables of twice the live count (hashbrown grows rather than
-//! clean up once deletions have used its spare room), and a copy of all entries at each
-//! growth. Here a lookup is an index, freed slots are reused, and memory stays at the peak
+//! (Timer J, §17.2.2): tens of thousands live at once, each created and looked up a few
+//! times. In a hash map that churn cost a hash per lookup, tables of twice the live count
+//! (hashbrown grows rather than clean up once deletions have used its spare room), and a
+//! copy of all entries at each growth. Here a lookup is an index, freed slots are reused, and memory stays at the peak
 //! number of live transactions.
 
 /// Names one transaction of a [`Table`]. Slots are reused, serials never, so a handle kept
