@@ -164,8 +164,11 @@ async fn run_sip(
                 if received == 0 {
                     break;
                 }
+                // One reading of the clock per batch: a batch takes milliseconds at most,
+                // well inside the slack of any SIP timer (T1 is 500 ms).
+                let now = Instant::now();
                 for event in batch.drain(..) {
-                    core.on_transport_event(event, Instant::now()).await;
+                    core.on_transport_event(event, now).await;
                 }
             }
             Some(batch) = persisted.recv() => core.on_persisted(batch, Instant::now()).await,
