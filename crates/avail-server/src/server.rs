@@ -147,7 +147,7 @@ async fn run_sip(
     let mut armed = Instant::now();
     let timer = tokio::time::sleep_until(armed.into());
     tokio::pin!(timer);
-    let mut batch = Vec::with_capacity(EVENT_BATCH);
+    let mut arrived = Vec::with_capacity(EVENT_BATCH);
     loop {
         let deadline = match core.next_deadline() {
             Some(at) => at + TIMER_SLACK,
@@ -160,14 +160,14 @@ async fn run_sip(
             timer.as_mut().reset(deadline.into());
         }
         tokio::select! {
-            received = events.recv_many(&mut batch, EVENT_BATCH) => {
+            received = events.recv_many(&mut arrived, EVENT_BATCH) => {
                 if received == 0 {
                     break;
                 }
                 // One reading of the clock per batch: a batch takes milliseconds at most,
                 // well inside the slack of any SIP timer (T1 is 500 ms).
                 let now = Instant::now();
-                for event in batch.drain(..) {
+                for event in arrived.drain(..) {
                     core.on_transport_event(event, now).await;
                 }
             }
