@@ -554,8 +554,10 @@ impl<D: Clone> TransactionLayer<D> {
         now: Instant,
     ) -> RoutedResponse<D> {
         let Some(&id) = self.client_index.get(key) else {
-            let hash = self.client_index.hasher().hash_one(key);
-            return if self.absorbing.absorbs(hash, now) {
+            return if self
+                .absorbing
+                .absorbs(absorb_hash(&self.client_index, key), now)
+            {
                 RoutedResponse::Absorbed(Vec::new())
             } else {
                 RoutedResponse::Stray
@@ -627,12 +629,8 @@ impl<D: Clone> TransactionLayer<D> {
                 tx.timers.stop_running();
                 if !tx.reliable {
                     // Timer K: the key alone stays, to absorb retransmissions for T4.
-                    let hash = self
-                        .client_index
-                        .hasher()
-                        .hash_one(&tx.key as &dyn ClientKeyView);
                     self.absorbing.insert(
-                        hash,
+                        absorb_hash(&self.client_index, &tx.key),
                         now + self.config.t4,
                         now,
                         self.config.max_client_transactions,
@@ -782,6 +780,16 @@ impl<D: Clone> TransactionLayer<D> {
         }
         actions
     }
+}
+
+/// The hash Timer K keeps for a client transaction's key. Inserts and lookups must hash
+/// alike: the same hasher, and the key always seen through its [`ClientKeyView`], as a
+/// response's key is.
+fn absorb_hash(
+    index: &HashMap<ClientKey, ClientTxId, foldhash::fast::RandomState>,
+    key: &dyn ClientKeyView,
+) -> u64 {
+    index.hasher().hash_one(key)
 }
 
 /// Whether a completed server transaction may linger (Timers I and J only absorb

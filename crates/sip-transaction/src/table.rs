@@ -6,8 +6,8 @@
 //! (Timer J, §17.2.2): tens of thousands live at once, each created and looked up a few
 //! times. In a hash map that churn cost a hash per lookup, tables of twice the live count
 //! (hashbrown grows rather than clean up once deletions have used its spare room), and a
-//! copy of all entries at each growth. Here a lookup is an index, freed slots are reused, and memory stays at the peak
-//! number of live transactions.
+//! copy of all entries at each growth. Here a lookup is an index, freed slots are reused,
+//! and memory stays at the peak number of live transactions.
 
 /// Names one transaction of a [`Table`]. Slots are reused, serials never, so a handle kept
 /// after its transaction ended finds nothing rather than a later transaction.
