@@ -526,7 +526,7 @@ impl SipCore {
         while let Some((notifier, notify)) = queue.pop_front() {
             let more = match self.transactions.send_built(
                 Method::Notify,
-                &notify.branch,
+                notify.branch,
                 notify.data,
                 notify.dest,
                 notify.reliable,

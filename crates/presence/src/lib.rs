@@ -412,11 +412,9 @@ impl<D: Clone> PresenceAgent<D> {
         );
         let mut actions = Vec::new();
         for id in watchers {
-            actions.extend(
-                self.engine
-                    .notify(id, Some(body.clone()), now)
-                    .unwrap_or_default(),
-            );
+            let _ = self
+                .engine
+                .notify_into(id, Some(body.clone()), now, &mut actions);
         }
         self.run(actions, now, &mut out);
         out
@@ -782,7 +780,8 @@ impl<D: Clone> PresenceAgent<D> {
                 None => Some(document.clone()),
                 Some(decision) => self.view(presentity, &decision),
             };
-            actions.extend(self.engine.notify(id, view, now).unwrap_or_default());
+            // A subscription that ended meanwhile has nothing more to be told.
+            let _ = self.engine.notify_into(id, view, now, &mut actions);
         }
         self.run(actions, now, out);
     }
@@ -957,7 +956,7 @@ impl<D: Clone> PresenceAgent<D> {
             *version += 1;
             self.engine.touch(id);
             let body = Body::new(WATCHERINFO, document.to_xml());
-            actions.extend(self.engine.notify(id, Some(body), now).unwrap_or_default());
+            let _ = self.engine.notify_into(id, Some(body), now, actions);
         }
     }
 

@@ -596,11 +596,24 @@ impl<D: Clone> SubscriptionEngine<D> {
         body: Option<Body>,
         now: Instant,
     ) -> Result<Vec<Action<D>>, Gone> {
-        self.live(id)?;
         let mut actions = Vec::new();
-        self.push_body(id, body);
-        self.flush(id, now, &mut actions);
+        self.notify_into(id, body, now, &mut actions)?;
         Ok(actions)
+    }
+
+    /// [`Self::notify`] appending to `actions`: a fan-out to many subscriptions gathers
+    /// their NOTIFYs in one vector instead of allocating one per subscription.
+    pub fn notify_into(
+        &mut self,
+        id: SubId,
+        body: Option<Body>,
+        now: Instant,
+        actions: &mut Vec<Action<D>>,
+    ) -> Result<(), Gone> {
+        self.live(id)?;
+        self.push_body(id, body);
+        self.flush(id, now, actions);
+        Ok(())
     }
 
     /// Pending → active (authorisation granted), with the state the subscriber may now see.

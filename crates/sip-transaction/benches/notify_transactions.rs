@@ -67,7 +67,14 @@ impl Load {
         let request = Bytes::from_static(NOTIFY);
         let (_, actions) = self
             .layer
-            .send_built(Method::Notify, branch, request, 7, false, self.now)
+            .send_built(
+                Method::Notify,
+                branch.as_str().into(),
+                request,
+                7,
+                false,
+                self.now,
+            )
             .expect("transaction starts");
         black_box(actions);
         let answered = self.layer.on_response(ok.clone(), self.now);

@@ -448,7 +448,7 @@ impl<D: Clone> TransactionLayer<D> {
     pub fn send_built(
         &mut self,
         method: Method,
-        branch: &str,
+        branch: Box<str>,
         data: Bytes,
         dest: D,
         reliable: bool,
@@ -462,10 +462,7 @@ impl<D: Clone> TransactionLayer<D> {
         if branch.is_empty() {
             return Err(SendError::MissingBranch);
         }
-        let key = ClientKey {
-            branch: Box::from(branch),
-            method,
-        };
+        let key = ClientKey { branch, method };
         self.start_client(key, data, None, dest, reliable, now)
     }
 
