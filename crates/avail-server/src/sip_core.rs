@@ -18,7 +18,7 @@ use sip_transaction::ClientTxId;
 use sip_transaction::{
     Action, CancelTarget, ClientEvent, ServerEvent, ServerTxId, TransactionLayer, TxId,
 };
-use sip_transport::{Target, Transport, TransportEvent, TransportHandle};
+use sip_transport::{ConnectionId, Target, Transport, TransportEvent, TransportHandle};
 use tracing::{debug, info, warn};
 
 mod lists;
@@ -57,6 +57,8 @@ pub struct SipCore {
     /// Datagrams to send once the current event is handled: a PUBLISH's NOTIFY fan-out
     /// leaves in one batch (see [`SipCore::flush`]).
     outbox: Vec<(SocketAddr, Bytes)>,
+    /// The same for messages on live TCP and TLS connections: one write per connection.
+    stream_outbox: Vec<(ConnectionId, Bytes)>,
 }
 
 /// Which agent a NOTIFY client transaction reports to.
@@ -103,6 +105,7 @@ impl SipCore {
             transport,
             connector,
             outbox: Vec::new(),
+            stream_outbox: Vec::new(),
         }
     }
 
@@ -643,26 +646,35 @@ impl SipCore {
         Vec::new()
     }
 
-    /// Datagrams wait in the outbox until [`SipCore::flush`]; anything else is sent now.
+    /// Datagrams and messages for live connections wait in the outboxes until
+    /// [`SipCore::flush`]; anything else (a connection still to be opened) is sent now.
     async fn send(&mut self, target: Target, data: Bytes) {
         if let Some(addr) = target.datagram_addr() {
             self.outbox.push((addr, data));
+        } else if let Some(connection) = self.transport.live_connection(&target) {
+            self.stream_outbox.push((connection, data));
         } else if let Err(error) = self.transport.send(target, data).await {
             debug!(%error, "send failed");
         }
     }
 
-    /// Sends the datagrams queued while handling the last event, all in one batch. The event
-    /// loop calls it after every event, so a datagram waits no longer than the handling of
-    /// the event that produced it.
+    /// Sends what was queued while handling the last batch of events, all at once: the
+    /// datagrams in as few system calls as the kernel allows, and one write per connection.
+    /// The event loop calls it after every batch, so a message waits no longer than the
+    /// handling of the events that arrived with the one that produced it.
     pub async fn flush(&mut self) {
-        if self.outbox.is_empty() {
-            return;
+        if !self.outbox.is_empty() {
+            for error in self.transport.send_datagrams(&self.outbox).await {
+                debug!(%error, "send failed");
+            }
+            self.outbox.clear();
         }
-        for error in self.transport.send_datagrams(&self.outbox).await {
-            debug!(%error, "send failed");
+        if !self.stream_outbox.is_empty() {
+            for error in self.transport.send_on_connections(&mut self.stream_outbox) {
+                debug!(%error, "send failed");
+            }
+            self.stream_outbox.clear();
         }
-        self.outbox.clear();
     }
 }
 

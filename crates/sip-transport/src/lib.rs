@@ -6,7 +6,8 @@
 //!   of CR/LF are keepalives and are dropped here, as are datagrams larger than the configured
 //!   [`Limits`]. Replies leave from the listener socket, so NATs that opened a pinhole for the
 //!   client's request let them back in. Datagrams cross the kernel boundary in batches
-//!   (recvmmsg/sendmmsg); [`TransportHandle::send_datagrams`] sends a whole fan-out at once.
+//!   (recvmmsg/sendmmsg); [`TransportHandle::send_datagrams`] sends a whole fan-out at once,
+//!   as [`TransportHandle::send_on_connections`] does over streams.
 //! - **TCP and TLS** (RFC 3261 §18.3): messages are delimited by Content-Length, using
 //!   [`sip_message::StreamDecoder`]. A framing error loses the stream position, so the
 //!   connection is closed; a malformed *framed* message is handed up, since rejecting it
@@ -374,6 +375,28 @@ impl TransportHandle {
     /// Returns one error per datagram that could not be sent.
     pub async fn send_datagrams(&self, datagrams: &[(SocketAddr, Bytes)]) -> Vec<SendError> {
         self.shared.send_udp_all(datagrams).await
+    }
+
+    /// Sends messages on live connections, each connection's in the order given (`messages`
+    /// is reordered by connection), in one system call per connection where the stream
+    /// allows (see the `stream` module); for a fan-out of NOTIFYs. Returns one error per
+    /// connection that failed.
+    pub fn send_on_connections(&self, messages: &mut [(ConnectionId, Bytes)]) -> Vec<SendError> {
+        self.shared.send_batches(messages)
+    }
+
+    /// The live connection a message to `target` would go over, if any: a
+    /// [`Target::Connection`], or a stream [`Target::Connect`] that reuses one.
+    pub fn live_connection(&self, target: &Target) -> Option<ConnectionId> {
+        match target {
+            Target::Connection(id) => Some(*id),
+            Target::Connect {
+                transport: transport @ (Transport::Tcp | Transport::Tls),
+                addr,
+                ..
+            } => self.shared.find(*transport, *addr),
+            Target::Connect { .. } | Target::Udp(_) => None,
+        }
     }
 
     /// Whether a send to `target` would first have to open a connection (a TCP or TLS

@@ -4,18 +4,26 @@
 //! Each connection has a reader task (decodes frames, answers pings, enforces the idle
 //! timeout, and owns the connection's teardown) and a writer task fed by an unbounded
 //! channel whose size is bounded in bytes by a counter checked on every enqueue.
+//!
+//! A batch of messages for a plain TCP connection with nothing queued skips the writer
+//! task: [`Shared::send_batches`] writes it at once from the sender's thread, in one
+//! vectored write, and queues only what the socket did not take. TLS always goes through
+//! the writer task, since its session state is shared with the reader.
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use rustls::pki_types::ServerName;
 use sip_message::{FramingError, StreamDecoder, StreamItem};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::{AbortHandle, JoinHandle};
@@ -46,6 +54,8 @@ struct Entry {
     queued_bytes: Arc<AtomicUsize>,
     writer: AbortHandle,
     stop: Arc<Notify>,
+    /// A plain TCP connection's stream, for writes that skip the writer task.
+    direct: Option<Arc<OwnedWriteHalf>>,
 }
 
 #[derive(Default)]
@@ -64,6 +74,68 @@ impl Registry {
             self.by_peer.remove(&key);
         }
         Some(entry)
+    }
+
+    /// Hands `data` to the writer task of `id`, which may hold `budget` bytes unwritten.
+    fn enqueue(&mut self, id: ConnectionId, data: Bytes, budget: usize) -> Result<(), SendError> {
+        let entry = self.by_id.get(&id).ok_or(SendError::ConnectionClosed(id))?;
+        let queued = entry.queued_bytes.fetch_add(data.len(), Ordering::AcqRel) + data.len();
+        if queued <= budget {
+            return entry
+                .queue
+                .send(data)
+                .map_err(|_| SendError::ConnectionClosed(id));
+        }
+        // The peer is not reading: waiting would let it pin our memory, so cut it off
+        // without flushing.
+        if let Some(entry) = self.remove(id) {
+            warn!(connection = %id, peer = %entry.peer, budget, "send queue over budget; closing");
+            entry.writer.abort();
+            entry.stop.notify_one();
+        }
+        Err(SendError::QueueFull {
+            connection: id,
+            budget,
+        })
+    }
+
+    /// Sends `messages`, in order, on connection `id`: written at once when it is plain TCP
+    /// with nothing queued (queued bytes must leave first), otherwise, and for whatever the
+    /// socket does not take, through the writer task.
+    fn send_batch(
+        &mut self,
+        id: ConnectionId,
+        messages: &[(ConnectionId, Bytes)],
+        budget: usize,
+    ) -> Result<(), SendError> {
+        let entry = self.by_id.get(&id).ok_or(SendError::ConnectionClosed(id))?;
+        let mut written = match &entry.direct {
+            Some(stream) if entry.queued_bytes.load(Ordering::Acquire) == 0 => {
+                let slices: Vec<IoSlice<'_>> = messages
+                    .iter()
+                    .take(WRITE_SLICES)
+                    .map(|(_, data)| IoSlice::new(data))
+                    .collect();
+                // On a full socket buffer, and on a broken connection (which the writer task
+                // then meets and reports), everything goes to the writer task.
+                stream
+                    .as_ref()
+                    .as_ref()
+                    .try_write_vectored(&slices)
+                    .unwrap_or(0)
+            }
+            _ => 0,
+        };
+        for (_, data) in messages {
+            if written >= data.len() {
+                written -= data.len();
+                continue;
+            }
+            let rest = data.slice(written..);
+            written = 0;
+            self.enqueue(id, rest, budget)?;
+        }
+        Ok(())
     }
 }
 
@@ -174,29 +246,24 @@ impl Shared {
 
     pub(crate) fn enqueue(&self, id: ConnectionId, data: Bytes) -> Result<(), SendError> {
         let budget = self.config.max_queued_bytes_per_connection;
+        self.registry().enqueue(id, data, budget)
+    }
+
+    /// Sends every message on its connection, each connection's in the order given
+    /// (`messages` is reordered by connection), with one vectored write per connection
+    /// where it can (see the module doc). Returns one error per connection that failed.
+    pub(crate) fn send_batches(&self, messages: &mut [(ConnectionId, Bytes)]) -> Vec<SendError> {
+        let budget = self.config.max_queued_bytes_per_connection;
+        // Stable, so each connection's messages keep their order.
+        messages.sort_by_key(|(id, _)| *id);
         let mut registry = self.registry();
-        let entry = registry
-            .by_id
-            .get(&id)
-            .ok_or(SendError::ConnectionClosed(id))?;
-        let queued = entry.queued_bytes.fetch_add(data.len(), Ordering::AcqRel) + data.len();
-        if queued <= budget {
-            return entry
-                .queue
-                .send(data)
-                .map_err(|_| SendError::ConnectionClosed(id));
-        }
-        // The peer is not reading: waiting would let it pin our memory, so cut it off
-        // without flushing.
-        if let Some(entry) = registry.remove(id) {
-            warn!(connection = %id, peer = %entry.peer, budget, "send queue over budget; closing");
-            entry.writer.abort();
-            entry.stop.notify_one();
-        }
-        Err(SendError::QueueFull {
-            connection: id,
-            budget,
-        })
+        messages
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter_map(|batch| {
+                let (id, _) = batch.first()?;
+                registry.send_batch(*id, batch, budget).err()
+            })
+            .collect()
     }
 
     fn try_slot(self: &Arc<Self>) -> Option<Slot> {
@@ -244,7 +311,7 @@ impl Shared {
         set_nodelay(&tcp, addr);
         let local = tcp.local_addr().map_err(connect_error)?;
         let id = match tls {
-            None => spawn_connection(self, tcp, Transport::Tcp, addr, local, slot),
+            None => spawn_tcp(self, tcp, addr, local, slot),
             Some((connector, name)) => {
                 let stream = timeout(
                     self.config.tls_handshake_timeout,
@@ -253,7 +320,7 @@ impl Shared {
                 .await
                 .map_err(|_| connect_error(timed_out("TLS handshake")))?
                 .map_err(connect_error)?;
-                spawn_connection(self, stream, Transport::Tls, addr, local, slot)
+                spawn_tls(self, stream, addr, local, slot)
             }
         };
         debug!(connection = %id, peer = %addr, %transport, "connected");
@@ -321,7 +388,7 @@ pub(crate) async fn accept_loop(
         let local = tcp.local_addr().unwrap_or(listen_addr);
         match &acceptor {
             None => {
-                let id = spawn_connection(&shared, tcp, Transport::Tcp, peer, local, slot);
+                let id = spawn_tcp(&shared, tcp, peer, local, slot);
                 debug!(connection = %id, %peer, "TCP connection accepted");
             }
             Some(acceptor) => {
@@ -331,14 +398,7 @@ pub(crate) async fn accept_loop(
                 tokio::spawn(async move {
                     match timeout(shared.config.tls_handshake_timeout, handshake).await {
                         Ok(Ok(stream)) => {
-                            let id = spawn_connection(
-                                &shared,
-                                stream,
-                                Transport::Tls,
-                                peer,
-                                local,
-                                slot,
-                            );
+                            let id = spawn_tls(&shared, stream, peer, local, slot);
                             debug!(connection = %id, %peer, "TLS connection accepted");
                         }
                         Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
@@ -350,11 +410,30 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// Registers an established connection and starts its reader and writer.
-fn spawn_connection<S>(
+/// Registers an established plain TCP connection and starts its reader and writer. Its
+/// stream is split without a lock (tokio reads and writes a `TcpStream` through shared
+/// references), and the registry keeps the writing side for direct writes.
+fn spawn_tcp(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    slot: Slot,
+) -> ConnectionId {
+    let (read_half, write_half) = stream.into_split();
+    let write_half = Arc::new(write_half);
+    let halves = Halves {
+        read: read_half,
+        write: SharedTcpWriter(write_half.clone()),
+        direct: Some(write_half),
+    };
+    spawn_connection(shared, halves, Transport::Tcp, peer, local, slot)
+}
+
+/// Registers an established TLS connection and starts its reader and writer.
+fn spawn_tls<S>(
     shared: &Arc<Shared>,
     stream: S,
-    transport: Transport,
     peer: SocketAddr,
     local: SocketAddr,
     slot: Slot,
@@ -362,8 +441,88 @@ fn spawn_connection<S>(
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let (read, write) = tokio::io::split(stream);
+    let halves = Halves {
+        read,
+        write,
+        direct: None,
+    };
+    spawn_connection(shared, halves, Transport::Tls, peer, local, slot)
+}
+
+/// A connection's reading and writing sides, and for plain TCP its stream for direct writes.
+struct Halves<R, W> {
+    read: R,
+    write: W,
+    direct: Option<Arc<OwnedWriteHalf>>,
+}
+
+/// The writer task's side of a plain TCP stream that direct writes share.
+struct SharedTcpWriter(Arc<OwnedWriteHalf>);
+
+impl SharedTcpWriter {
+    fn stream(&self) -> &TcpStream {
+        self.0.as_ref().as_ref()
+    }
+}
+
+impl AsyncWrite for SharedTcpWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let stream = self.stream();
+        loop {
+            ready!(stream.poll_write_ready(cx))?;
+            // A write that would block clears the readiness, so the next poll waits.
+            match stream.try_write_vectored(bufs) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(self.stream()).shutdown(std::net::Shutdown::Write))
+    }
+}
+
+/// Registers an established connection and starts its reader and writer.
+fn spawn_connection<R, W>(
+    shared: &Arc<Shared>,
+    halves: Halves<R, W>,
+    transport: Transport,
+    peer: SocketAddr,
+    local: SocketAddr,
+    slot: Slot,
+) -> ConnectionId
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let id = ConnectionId(shared.next_id.fetch_add(1, Ordering::Relaxed));
-    let (read_half, write_half) = tokio::io::split(stream);
+    let Halves {
+        read: read_half,
+        write: write_half,
+        direct,
+    } = halves;
     let (queue, queue_rx) = mpsc::unbounded_channel();
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(Notify::new());
@@ -385,6 +544,7 @@ where
                 queued_bytes,
                 writer: writer.abort_handle(),
                 stop: stop.clone(),
+                direct,
             },
         );
         registry.by_peer.insert((transport, peer), id);
@@ -401,8 +561,8 @@ where
     id
 }
 
-async fn write_loop<S: AsyncWrite>(
-    mut stream: WriteHalf<S>,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut stream: W,
     mut queue: mpsc::UnboundedReceiver<Bytes>,
     queued_bytes: Arc<AtomicUsize>,
     stop: Arc<Notify>,
@@ -441,8 +601,8 @@ async fn write_loop<S: AsyncWrite>(
 /// Writes every buffer of `batch` in order, leaving `batch` empty (its capacity is kept for
 /// the next batch). A stream without vectored writes takes one buffer per call, which the
 /// loop handles like any partial write.
-async fn write_all_vectored<S: AsyncWrite>(
-    stream: &mut WriteHalf<S>,
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    stream: &mut W,
     batch: &mut Vec<Bytes>,
 ) -> io::Result<()> {
     let mut start = 0;
@@ -494,9 +654,9 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run<S: AsyncRead>(
+    async fn run<R: AsyncRead + Unpin>(
         self,
-        mut stream: ReadHalf<S>,
+        mut stream: R,
         mut writer: JoinHandle<()>,
         slot: Slot,
     ) {
@@ -526,7 +686,7 @@ impl Connection {
         let _ = self.shared.events.send(TransportEvent::Closed(id)).await;
     }
 
-    async fn read_loop<S: AsyncRead>(&self, stream: &mut ReadHalf<S>) -> CloseReason {
+    async fn read_loop<R: AsyncRead + Unpin>(&self, stream: &mut R) -> CloseReason {
         let idle_timeout = self.shared.config.idle_timeout;
         let mut decoder = StreamDecoder::new(self.shared.config.limits);
         // One stop notification and one idle timer for the whole connection: a timeout per

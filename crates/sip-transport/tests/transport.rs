@@ -383,6 +383,64 @@ async fn many_queued_messages_arrive_whole_and_in_order() {
 }
 
 #[tokio::test]
+async fn batches_over_several_connections_arrive_whole_and_in_order() {
+    let (handle, mut events) = Transports::start(config()).await.unwrap();
+    let mut clients = Vec::new();
+    let mut ids = Vec::new();
+    for name in ["first", "second", "gone"] {
+        let mut client = tcp_client(&handle).await;
+        client
+            .write_all(request(name, "").as_bytes())
+            .await
+            .unwrap();
+        ids.push(next_message(&mut events).await.connection.unwrap());
+        clients.push(client);
+    }
+    let gone = ids[2];
+    handle.close(gone);
+    assert!(
+        matches!(next_event(&mut events).await, TransportEvent::Closed(closed) if closed == gone)
+    );
+
+    // Interleaved, and far more than the socket buffers hold while the clients do not read:
+    // the first batch's direct writes stop part-way through a message, the rest of it and
+    // the second batch must queue behind that and resume exactly there.
+    let mut expected = [String::new(), String::new()];
+    let mut batches = Vec::new();
+    for round in 0..2 {
+        let mut batch = Vec::new();
+        for n in 0..1500 {
+            // The first ones too large for the socket buffers together.
+            let body_len = if round == 0 && n < 64 {
+                200_000 + n
+            } else {
+                n % 700
+            };
+            let message = request(&format!("r{round}m{n}"), &"x".repeat(body_len));
+            expected[n % 2].push_str(&message);
+            batch.push((ids[n % 2], Bytes::from(message)));
+            if n == 700 {
+                batch.push((gone, Bytes::from_static(b"lost")));
+            }
+        }
+        batches.push(batch);
+    }
+    for mut batch in batches {
+        let errors = handle.send_on_connections(&mut batch);
+        assert!(
+            matches!(errors.as_slice(), [SendError::ConnectionClosed(id)] if *id == gone),
+            "{errors:?}"
+        );
+    }
+    for (client, expected) in clients.iter_mut().zip(&expected) {
+        assert_eq!(
+            read_exact(client, expected.len()).await,
+            expected.as_bytes()
+        );
+    }
+}
+
+#[tokio::test]
 async fn close_flushes_queued_data_first() {
     let (handle, mut events) = Transports::start(config()).await.unwrap();
     let mut client = tcp_client(&handle).await;
