@@ -447,7 +447,7 @@ impl SipCore {
         };
         let identity = if self.config.serves(&domain) {
             match self.auth.authenticate(request, &domain, origin, now).await {
-                Ok(user) => format!("sip:{user}@{domain}"),
+                Ok(user) => ["sip:", &user, "@", &domain].concat(),
                 Err((status, response)) => {
                     return self.respond_with(id, response, status, now).await
                 }
@@ -457,7 +457,7 @@ impl SipCore {
             // with our credentials; like other federating presence servers we take its From
             // identity as asserted, and the presentity's rules decide what it sees.
             match request.from_header().ok().and_then(|f| f.uri.aor_key()) {
-                Some(key) => format!("sip:{key}"),
+                Some(key) => ["sip:", &key].concat(),
                 None => {
                     return self
                         .respond(id, request, 400, "Invalid From URI", now)

@@ -151,7 +151,7 @@ pub fn aor(uri: &str) -> Option<String> {
     Uri::parse(uri.trim())
         .ok()?
         .aor_key()
-        .map(|key| format!("sip:{key}"))
+        .map(|key| ["sip:", &key].concat())
 }
 
 /// What a subscription is about.

@@ -578,5 +578,7 @@ fn secs(s: impl Into<u64>) -> Duration {
 /// 128 random bits in hex: entity tags must not be guessable, or anyone could refresh or
 /// remove another device's state (RFC 3903 §13).
 fn token(rng: &mut StdRng) -> String {
-    format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64())
+    let mut bytes = [0u8; 16];
+    rng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }

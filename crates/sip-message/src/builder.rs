@@ -164,13 +164,25 @@ fn annotate_via(via: &str, source: std::net::SocketAddr) -> std::borrow::Cow<'_,
             }
             None if param.name.eq_ignore_ascii_case("rport") => {
                 out.push('=');
-                out.push_str(&source.port().to_string());
+                out.push_str(itoa::Buffer::new().format(source.port()));
             }
             None => {}
         }
     }
     out.push_str(";received=");
-    out.push_str(&source.ip().to_string());
+    // The standard library's address formatting (padding support and all) cost more than
+    // the rest of a PUBLISH's response; every IPv4 response needs it.
+    match source.ip() {
+        std::net::IpAddr::V4(ip) => {
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(itoa::Buffer::new().format(octet));
+            }
+        }
+        ip => out.push_str(&ip.to_string()),
+    }
     out.into()
 }
 
@@ -366,6 +378,27 @@ mod via_received_tests {
             named,
             ["SIP/2.0/TCP host.example.com;branch=z9hG4bKc;received=192.0.2.1"]
         );
+    }
+
+    #[test]
+    fn received_carries_the_source_address_as_written_by_the_standard_library() {
+        for source in [
+            "0.0.0.0:1",
+            "255.255.255.255:65535",
+            "10.0.20.100:5060",
+            "[2001:db8::9]:5060",
+        ] {
+            let source: std::net::SocketAddr = source.parse().unwrap();
+            let vias = response_vias(
+                request("SIP/2.0/UDP host.example.com;rport;branch=z9hG4bKf").with_source(source),
+            );
+            let expected = format!(
+                "SIP/2.0/UDP host.example.com;rport={};branch=z9hG4bKf;received={}",
+                source.port(),
+                source.ip()
+            );
+            assert_eq!(vias, [expected]);
+        }
     }
 
     #[test]
