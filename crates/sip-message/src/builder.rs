@@ -94,7 +94,7 @@ pub fn response_to(
                 .next()
                 .unwrap_or_default();
             let rest = top.value.get(raw_first.len()..).unwrap_or_default();
-            let annotated = annotate_via(raw_first.trim(), source);
+            let annotated = annotate_via(request, raw_first.trim(), source);
             w.header_fmt(top.name_as_written, format_args!("{annotated}{rest}"));
         }
         (Some(top), None) => {
@@ -129,8 +129,17 @@ pub fn response_to(
 /// The topmost Via as the response must carry it: `received` when the source address
 /// differs from `sent-by` or the client asked for `rport` (RFC 3261 §18.2.1, RFC 3581 §4),
 /// and an empty `rport` filled with the source port. An unparsable Via is left as it is.
-fn annotate_via(via: &str, source: std::net::SocketAddr) -> std::borrow::Cow<'_, str> {
-    let Ok(parsed) = crate::Via::parse(via) else {
+fn annotate_via<'a>(
+    request: &crate::Message,
+    via: &'a str,
+    source: std::net::SocketAddr,
+) -> std::borrow::Cow<'a, str> {
+    // A parsed request has its top Via at hand, the same text as `via`.
+    let parsed = match request.top_via() {
+        Ok(top) if std::ptr::eq(top.text, via) => Ok(top),
+        _ => crate::Via::parse(via),
+    };
+    let Ok(parsed) = parsed else {
         return via.into();
     };
     let wants_rport = parsed.params.get("rport") == Some(None);

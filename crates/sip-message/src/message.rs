@@ -363,6 +363,9 @@ pub struct Message {
     /// The CSeq as [`Message::parse`] checked it, so the many readers of every message's
     /// CSeq (transaction matching, dialogs, the event packages) do not parse it again.
     cseq: Option<CSeq>,
+    /// A request's top Via as [`Message::parse`] checked it, for the same reason: transaction
+    /// matching, the response's destination and the response itself all read it.
+    top_via: Option<ViaSpans>,
     /// Where the transport received it from, when the caller said so: responses built with
     /// [`crate::response_to`] then carry `received`/`rport` (RFC 3261 §18.2.1, RFC 3581 §4).
     source: Option<std::net::SocketAddr>,
@@ -373,6 +376,24 @@ pub struct Message {
 struct Span {
     start: u32,
     end: u32,
+}
+
+/// A parsed [`Via`] as spans of the header text it was read from.
+#[derive(Debug, Clone, Copy)]
+struct ViaSpans {
+    transport: Span,
+    host: HostSpan,
+    host_text: Span,
+    port: Option<u16>,
+    params: Span,
+    text: Span,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum HostSpan {
+    Name(Span),
+    Ipv4(std::net::Ipv4Addr),
+    Ipv6(std::net::Ipv6Addr),
 }
 
 impl Span {
@@ -528,7 +549,9 @@ impl Message {
         if !info.terminated {
             return Err(err("Missing blank line after headers", 400));
         }
-        msg.cseq = Some(msg.check_headers().map_err(|e| err(&e.0, 400))?);
+        let (cseq, top_via) = msg.check_headers().map_err(|e| err(&e.0, 400))?;
+        msg.cseq = Some(cseq);
+        msg.top_via = top_via;
         let available = msg.body.len();
         let body_len = match msg.header(&HeaderName::ContentLength) {
             None => available,
@@ -683,6 +706,7 @@ impl Message {
             body: Span::new(body_start, buf.len()),
             buf,
             cseq: None,
+            top_via: None,
             source: None,
         };
         Ok((
@@ -750,8 +774,8 @@ impl Message {
     /// a response is matched by its top Via's branch and its CSeq (RFC 3261 §17.1.3) and
     /// nobody answers a malformed one, so whoever reads those headers gets the error then.
     /// Checking them here cost a third of parsing the 200 that answers every NOTIFY.
-    /// Returns the CSeq.
-    fn check_headers(&self) -> Result<CSeq, HeaderError> {
+    /// Returns the CSeq, and a request's top Via.
+    fn check_headers(&self) -> Result<(CSeq, Option<ViaSpans>), HeaderError> {
         use HeaderName as H;
         let request = self.is_request();
         let mut counts = [0u8; 6];
@@ -764,6 +788,7 @@ impl Message {
             H::ContentLength,
         ];
         let mut vias = 0usize;
+        let mut top_via = None;
         let mut cseq = None;
         for f in &self.fields {
             let value = self.text(f.value);
@@ -785,7 +810,15 @@ impl Message {
                 }
                 H::Via => split_top_level(value, b',').all(|v| {
                     vias += 1;
-                    Via::parse(v).is_ok()
+                    match Via::parse(v) {
+                        Ok(via) => {
+                            if top_via.is_none() {
+                                top_via = Some(self.via_spans(&via));
+                            }
+                            true
+                        }
+                        Err(_) => false,
+                    }
                 }),
                 H::From | H::To => !request || NameAddr::parse(value).is_ok(),
                 H::CallId => is_valid_call_id(value),
@@ -818,7 +851,49 @@ impl Message {
                 ));
             }
         }
-        Ok(cseq)
+        Ok((cseq, top_via))
+    }
+
+    /// Where `part`, a slice of the header text, lies in it (an empty part that is not
+    /// such a slice, like parameters that are absent, gives an empty span).
+    fn span_of(&self, part: &str) -> Span {
+        let start = (part.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
+        if part.is_empty() || start > self.text.len() {
+            return Span::new(0, 0);
+        }
+        Span::new(start, start + part.len())
+    }
+
+    fn via_spans(&self, via: &Via<'_>) -> ViaSpans {
+        ViaSpans {
+            transport: self.span_of(via.transport),
+            host: match via.host {
+                crate::Host::Name(name) => HostSpan::Name(self.span_of(name)),
+                crate::Host::Ipv4(ip) => HostSpan::Ipv4(ip),
+                crate::Host::Ipv6(ip) => HostSpan::Ipv6(ip),
+            },
+            host_text: self.span_of(via.host_text),
+            port: via.port,
+            params: self.span_of(via.params.raw),
+            text: self.span_of(via.text),
+        }
+    }
+
+    fn via_from(&self, spans: &ViaSpans) -> Via<'_> {
+        Via {
+            transport: self.text(spans.transport),
+            host: match spans.host {
+                HostSpan::Name(name) => crate::Host::Name(self.text(name)),
+                HostSpan::Ipv4(ip) => crate::Host::Ipv4(ip),
+                HostSpan::Ipv6(ip) => crate::Host::Ipv6(ip),
+            },
+            host_text: self.text(spans.host_text),
+            port: spans.port,
+            params: crate::Params {
+                raw: self.text(spans.params),
+            },
+            text: self.text(spans.text),
+        }
     }
 
     /// Header-block text of a span; the block was validated as UTF-8 and spans end at ASCII
@@ -941,6 +1016,9 @@ impl Message {
     }
 
     pub fn top_via(&self) -> Result<crate::Via<'_>, crate::HeaderError> {
+        if let Some(spans) = &self.top_via {
+            return Ok(self.via_from(spans));
+        }
         let v = self
             .header_values(&HeaderName::Via)
             .next()
@@ -1587,6 +1665,26 @@ mod tests {
         let request = response.replace("SIP/2.0 200 OK", "NOTIFY sip:b@h SIP/2.0");
         let e = parse(&request).unwrap_err();
         assert_eq!((e.reason.as_str(), e.status), ("Invalid From header", 400));
+    }
+
+    #[test]
+    fn a_requests_top_via_kept_from_parsing_is_the_via_read_afresh() {
+        for via in [
+            "Via: SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bKa;rport",
+            "v: SIP/2.0/TCP host.example.com ;received=198.51.100.1, SIP/2.0/UDP h2;branch=b",
+            "Via: SIP/2.0/TLS [2001:db8::1]:5061;branch=z9hG4bKc;x=\"q;y\"",
+            "Via: SIP/2.0/UDP folded.example.com\r\n ;branch=z9hG4bKd",
+            "Via: SIP/2.0/WS h.invalid",
+        ] {
+            let m = parse(&format!(
+                "OPTIONS sip:b@h SIP/2.0\r\n{via}\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n\
+                 Call-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            ))
+            .unwrap();
+            let afresh = Via::parse(m.header_values(&HeaderName::Via).next().unwrap()).unwrap();
+            assert_eq!(m.top_via().unwrap(), afresh, "{via}");
+            assert_eq!(m.top_via().unwrap().sent_by(), afresh.sent_by(), "{via}");
+        }
     }
 
     #[test]
