@@ -412,6 +412,7 @@ impl<D: Clone> PresenceAgent<D> {
         );
         let mut actions = Vec::new();
         for id in watchers {
+            // A subscription that ended meanwhile has nothing more to be told.
             let _ = self
                 .engine
                 .notify_into(id, Some(body.clone()), now, &mut actions);
@@ -956,6 +957,7 @@ impl<D: Clone> PresenceAgent<D> {
             *version += 1;
             self.engine.touch(id);
             let body = Body::new(WATCHERINFO, document.to_xml());
+            // A subscription that ended meanwhile has nothing more to be told.
             let _ = self.engine.notify_into(id, Some(body), now, actions);
         }
     }

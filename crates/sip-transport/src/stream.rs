@@ -99,15 +99,17 @@ impl Registry {
         })
     }
 
-    /// Sends `messages`, in order, on connection `id`: written at once when it is plain TCP
-    /// with nothing queued (queued bytes must leave first), otherwise, and for whatever the
-    /// socket does not take, through the writer task.
+    /// Sends `messages`, all for one connection, in order: written at once when it is plain
+    /// TCP with nothing queued (queued bytes must leave first), otherwise, and for whatever
+    /// the socket does not take, through the writer task.
     fn send_batch(
         &mut self,
-        id: ConnectionId,
         messages: &[(ConnectionId, Bytes)],
         budget: usize,
     ) -> Result<(), SendError> {
+        let Some(&(id, _)) = messages.first() else {
+            return Ok(());
+        };
         let entry = self.by_id.get(&id).ok_or(SendError::ConnectionClosed(id))?;
         let mut written = match &entry.direct {
             Some(stream) if entry.queued_bytes.load(Ordering::Acquire) == 0 => {
@@ -259,10 +261,7 @@ impl Shared {
         let mut registry = self.registry();
         messages
             .chunk_by(|a, b| a.0 == b.0)
-            .filter_map(|batch| {
-                let (id, _) = batch.first()?;
-                registry.send_batch(*id, batch, budget).err()
-            })
+            .filter_map(|batch| registry.send_batch(batch, budget).err())
             .collect()
     }
 
