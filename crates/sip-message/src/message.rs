@@ -1170,13 +1170,12 @@ fn parse_start_line(line: &str, offset: usize) -> Result<(StartLine, Span, Span)
         let bad = || fail("Invalid status line", 400, false);
         let (version, rest) = split_at_byte(line, b' ').ok_or_else(bad)?;
         let (code, reason) = split_at_byte(rest, b' ').unwrap_or((rest, &rest[rest.len()..]));
-        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
+        let code = match code.len() {
+            3 => parse_u32(code).and_then(|c| u16::try_from(c).ok()),
+            _ => None,
         }
-        let code: u16 = code.parse().map_err(|_| bad())?;
-        if !(100..=699).contains(&code) {
-            return Err(bad());
-        }
+        .filter(|c| (100..=699).contains(c))
+        .ok_or_else(bad)?;
         return Ok((StartLine::Response { code }, span(reason), span(version)));
     }
     let (method, rest) = split_at_byte(line, b' ').unwrap_or((line, &line[line.len()..]));

@@ -171,17 +171,23 @@ impl<'a> Iterator for TopLevelSplit<'a> {
 /// Parses an unsigned decimal that must fit in `u32` (RFC 3261 delta-seconds, CSeq,
 /// Content-Length...). Leading zeros are allowed; an overflowing value is an error, not a clamp.
 pub(crate) fn parse_u32(s: &str) -> Option<u32> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() {
         return None;
     }
-    let digits = s.trim_start_matches('0');
-    if digits.len() > 10 {
-        return None;
+    // One pass with a u64 accumulator: every message carries two or three of these numbers,
+    // and checking the digits, trimming zeros and calling `str::parse` walked each one thrice.
+    let mut n = 0u64;
+    for b in s.bytes() {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(digit);
+        if n > u64::from(u32::MAX) {
+            return None;
+        }
     }
-    if digits.is_empty() {
-        return Some(0);
-    }
-    digits.parse::<u32>().ok()
+    u32::try_from(n).ok()
 }
 
 /// Decodes `%XX` escapes; borrowed when there are none. Bytes that do not form UTF-8 after
@@ -239,6 +245,10 @@ mod tests {
         assert_eq!(parse_u32("36893291588"), None);
         assert_eq!(parse_u32("-1"), None);
         assert_eq!(parse_u32(""), None);
+        assert_eq!(parse_u32("000000000000004294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32("+1"), None);
+        assert_eq!(parse_u32("1 "), None);
+        assert_eq!(parse_u32("99999999999999999999999"), None);
     }
 
     #[test]
