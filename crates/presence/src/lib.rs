@@ -777,7 +777,9 @@ impl<D: Clone> PresenceAgent<D> {
                 _ => None,
             })
             .collect();
-        let mut actions = Vec::new();
+        // One NOTIFY per watcher, mostly: sized once instead of regrown (a realloc each
+        // doubling) on every fan-out.
+        let mut actions = Vec::with_capacity(allowed.len());
         for (id, filtered) in allowed {
             let view = match filtered {
                 None => Some(document.clone()),
@@ -791,6 +793,7 @@ impl<D: Clone> PresenceAgent<D> {
 
     /// Executes engine actions until only NOTIFYs to send remain.
     fn run(&mut self, actions: Vec<Action<D>>, now: Instant, out: &mut Vec<Notify<D>>) {
+        out.reserve(actions.len());
         let mut work = std::collections::VecDeque::from(actions);
         while let Some(action) = work.pop_front() {
             match action {
