@@ -106,8 +106,13 @@ pub fn response_to(
         w.header(via.name_as_written, via.value);
     }
     w.copy_headers(request, &H::From);
-    for h in request.headers().filter(|h| *h.name == H::To) {
-        let has_tag = match crate::NameAddr::parse(h.value) {
+    for (index, h) in request.headers().filter(|h| *h.name == H::To).enumerate() {
+        // The first is the To that `to_header` reads, kept from parsing a request.
+        let address = match index {
+            0 => request.to_header(),
+            _ => crate::NameAddr::parse(h.value),
+        };
+        let has_tag = match address {
             Ok(na) => na.tag().is_some(),
             // Unparsable To (a 400 for a malformed request): never append to garbage twice.
             Err(_) => h.value.to_ascii_lowercase().contains("tag="),

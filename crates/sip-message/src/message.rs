@@ -366,6 +366,11 @@ pub struct Message {
     /// A request's top Via as [`Message::parse`] checked it, for the same reason: transaction
     /// matching, the response's destination and the response itself all read it.
     top_via: Option<ViaSpans>,
+    /// A request's From and To as [`Message::parse`] checked them: the authorization, the
+    /// event package and the response read each again, and a PUBLISH parsed five addresses.
+    /// Boxed because a `Message` is moved whole (by memcpy past a few words), and inline
+    /// these doubled its size for every response, which never fills them.
+    addresses: Option<Box<Addresses>>,
     /// Where the transport received it from, when the caller said so: responses built with
     /// [`crate::response_to`] then carry `received`/`rport` (RFC 3261 §18.2.1, RFC 3581 §4).
     source: Option<std::net::SocketAddr>,
@@ -386,6 +391,45 @@ struct ViaSpans {
     host_text: Span,
     port: Option<u16>,
     params: Span,
+    text: Span,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Addresses {
+    from: NameAddrSpans,
+    to: NameAddrSpans,
+}
+
+/// A parsed [`NameAddr`] as spans of the header text it was read from.
+#[derive(Debug, Clone, Copy)]
+struct NameAddrSpans {
+    display_name: DisplayNameSpan,
+    uri: UriSpans,
+    params: Span,
+    text: Span,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum DisplayNameSpan {
+    Absent,
+    /// As written, or the inside of a quoted name without escapes.
+    Verbatim(Span),
+    /// A quoted name with escapes: resolved again from the value when read (rare).
+    Escaped,
+}
+
+/// A parsed [`crate::Uri`] as spans of the header text it was read from.
+#[derive(Debug, Clone, Copy)]
+struct UriSpans {
+    scheme: Span,
+    user: Option<Span>,
+    password: Option<Span>,
+    host: HostSpan,
+    host_text: Span,
+    port: Option<u16>,
+    params: Span,
+    headers: Option<Span>,
+    opaque: Span,
     text: Span,
 }
 
@@ -417,6 +461,13 @@ struct Field {
     name: HeaderName,
     name_span: Span,
     value: Span,
+}
+
+/// What [`Message::check_headers`] parsed that the views read again.
+struct Checked {
+    cseq: CSeq,
+    top_via: Option<ViaSpans>,
+    addresses: Option<Box<Addresses>>,
 }
 
 /// What the structural split learns beyond the [`Message`] itself, for the strict checks.
@@ -549,9 +600,10 @@ impl Message {
         if !info.terminated {
             return Err(err("Missing blank line after headers", 400));
         }
-        let (cseq, top_via) = msg.check_headers().map_err(|e| err(&e.0, 400))?;
-        msg.cseq = Some(cseq);
-        msg.top_via = top_via;
+        let checked = msg.check_headers().map_err(|e| err(&e.0, 400))?;
+        msg.cseq = Some(checked.cseq);
+        msg.top_via = checked.top_via;
+        msg.addresses = checked.addresses;
         let available = msg.body.len();
         let body_len = match msg.header(&HeaderName::ContentLength) {
             None => available,
@@ -707,6 +759,7 @@ impl Message {
             buf,
             cseq: None,
             top_via: None,
+            addresses: None,
             source: None,
         };
         Ok((
@@ -774,8 +827,8 @@ impl Message {
     /// a response is matched by its top Via's branch and its CSeq (RFC 3261 §17.1.3) and
     /// nobody answers a malformed one, so whoever reads those headers gets the error then.
     /// Checking them here cost a third of parsing the 200 that answers every NOTIFY.
-    /// Returns the CSeq, and a request's top Via.
-    fn check_headers(&self) -> Result<(CSeq, Option<ViaSpans>), HeaderError> {
+    /// Returns what it parsed that the views read again (see [`Checked`]).
+    fn check_headers(&self) -> Result<Checked, HeaderError> {
         use HeaderName as H;
         let request = self.is_request();
         let mut counts = [0u8; 6];
@@ -790,6 +843,7 @@ impl Message {
         let mut vias = 0usize;
         let mut top_via = None;
         let mut cseq = None;
+        let (mut from, mut to) = (None, None);
         for f in &self.fields {
             let value = self.text(f.value);
             if let Some(i) = SINGLE.iter().position(|n| *n == f.name) {
@@ -820,7 +874,19 @@ impl Message {
                         Err(_) => false,
                     }
                 }),
-                H::From | H::To => !request || NameAddr::parse(value).is_ok(),
+                H::From | H::To if request => match NameAddr::parse(value) {
+                    Ok(address) => {
+                        let spans = Some(self.name_addr_spans(&address));
+                        if f.name == H::From {
+                            from = spans;
+                        } else {
+                            to = spans;
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                },
+                H::From | H::To => true,
                 H::CallId => is_valid_call_id(value),
                 H::CSeq => {
                     cseq = CSeq::parse(value).ok();
@@ -851,7 +917,14 @@ impl Message {
                 ));
             }
         }
-        Ok((cseq, top_via))
+        let addresses = from
+            .zip(to)
+            .map(|(from, to)| Box::new(Addresses { from, to }));
+        Ok(Checked {
+            cseq,
+            top_via,
+            addresses,
+        })
     }
 
     /// Where `part`, a slice of the header text, lies in it (an empty part that is not
@@ -867,11 +940,7 @@ impl Message {
     fn via_spans(&self, via: &Via<'_>) -> ViaSpans {
         ViaSpans {
             transport: self.span_of(via.transport),
-            host: match via.host {
-                crate::Host::Name(name) => HostSpan::Name(self.span_of(name)),
-                crate::Host::Ipv4(ip) => HostSpan::Ipv4(ip),
-                crate::Host::Ipv6(ip) => HostSpan::Ipv6(ip),
-            },
+            host: self.host_span(&via.host),
             host_text: self.span_of(via.host_text),
             port: via.port,
             params: self.span_of(via.params.raw),
@@ -882,17 +951,95 @@ impl Message {
     fn via_from(&self, spans: &ViaSpans) -> Via<'_> {
         Via {
             transport: self.text(spans.transport),
-            host: match spans.host {
-                HostSpan::Name(name) => crate::Host::Name(self.text(name)),
-                HostSpan::Ipv4(ip) => crate::Host::Ipv4(ip),
-                HostSpan::Ipv6(ip) => crate::Host::Ipv6(ip),
-            },
+            host: self.host_from(spans.host),
             host_text: self.text(spans.host_text),
             port: spans.port,
             params: crate::Params {
                 raw: self.text(spans.params),
             },
             text: self.text(spans.text),
+        }
+    }
+
+    fn optional_span(&self, part: Option<&str>) -> Option<Span> {
+        part.map(|p| self.span_of(p))
+    }
+
+    fn host_span(&self, host: &crate::Host<'_>) -> HostSpan {
+        match *host {
+            crate::Host::Name(name) => HostSpan::Name(self.span_of(name)),
+            crate::Host::Ipv4(ip) => HostSpan::Ipv4(ip),
+            crate::Host::Ipv6(ip) => HostSpan::Ipv6(ip),
+        }
+    }
+
+    fn host_from(&self, host: HostSpan) -> crate::Host<'_> {
+        match host {
+            HostSpan::Name(name) => crate::Host::Name(self.text(name)),
+            HostSpan::Ipv4(ip) => crate::Host::Ipv4(ip),
+            HostSpan::Ipv6(ip) => crate::Host::Ipv6(ip),
+        }
+    }
+
+    fn name_addr_spans(&self, address: &NameAddr<'_>) -> NameAddrSpans {
+        let uri = &address.uri;
+        NameAddrSpans {
+            display_name: match &address.display_name {
+                None => DisplayNameSpan::Absent,
+                Some(std::borrow::Cow::Borrowed(name)) => {
+                    DisplayNameSpan::Verbatim(self.span_of(name))
+                }
+                Some(std::borrow::Cow::Owned(_)) => DisplayNameSpan::Escaped,
+            },
+            uri: UriSpans {
+                scheme: self.span_of(uri.scheme),
+                user: self.optional_span(uri.user),
+                password: self.optional_span(uri.password),
+                host: self.host_span(&uri.host),
+                host_text: self.span_of(uri.host_text),
+                port: uri.port,
+                params: self.span_of(uri.params.raw),
+                headers: self.optional_span(uri.headers),
+                opaque: self.span_of(uri.opaque),
+                text: self.span_of(uri.text),
+            },
+            params: self.span_of(address.params.raw),
+            text: self.span_of(address.text),
+        }
+    }
+
+    fn name_addr_from(&self, spans: &NameAddrSpans) -> NameAddr<'_> {
+        let text = self.text(spans.text);
+        let uri = &spans.uri;
+        NameAddr {
+            display_name: match spans.display_name {
+                DisplayNameSpan::Absent => None,
+                DisplayNameSpan::Verbatim(name) => {
+                    Some(std::borrow::Cow::Borrowed(self.text(name)))
+                }
+                DisplayNameSpan::Escaped => {
+                    let end = crate::syntax::quoted_end(text.as_bytes(), 0).unwrap_or(text.len());
+                    Some(crate::unquote(text.get(..end).unwrap_or(text)))
+                }
+            },
+            uri: crate::Uri {
+                scheme: self.text(uri.scheme),
+                user: uri.user.map(|s| self.text(s)),
+                password: uri.password.map(|s| self.text(s)),
+                host: self.host_from(uri.host),
+                host_text: self.text(uri.host_text),
+                port: uri.port,
+                params: crate::Params {
+                    raw: self.text(uri.params),
+                },
+                headers: uri.headers.map(|s| self.text(s)),
+                opaque: self.text(uri.opaque),
+                text: self.text(uri.text),
+            },
+            params: crate::Params {
+                raw: self.text(spans.params),
+            },
+            text,
         }
     }
 
@@ -1011,6 +1158,14 @@ impl Message {
     }
 
     fn name_addr(&self, name: &HeaderName) -> Result<NameAddr<'_>, HeaderError> {
+        let cached = self.addresses.as_deref().and_then(|kept| match name {
+            HeaderName::From => Some(&kept.from),
+            HeaderName::To => Some(&kept.to),
+            _ => None,
+        });
+        if let Some(spans) = cached {
+            return Ok(self.name_addr_from(spans));
+        }
         let v = self.header(name).ok_or_else(|| missing(name))?;
         NameAddr::parse(v).map_err(|_| invalid(name))
     }
@@ -1684,6 +1839,44 @@ mod tests {
             assert_eq!(m.top_via().unwrap(), afresh, "{via}");
             assert_eq!(m.top_via().unwrap().sent_by(), afresh.sent_by(), "{via}");
         }
+    }
+
+    #[test]
+    fn a_requests_from_and_to_kept_from_parsing_are_the_addresses_read_afresh() {
+        for (from, to) in [
+            ("From: \"Alice\" <sip:alice@example.com>;tag=1", "To: <sip:bob@example.com>"),
+            (
+                "f: \"A \\\"quoted\\\" name\" <sips:a:pw@[2001:db8::1]:5061;transport=tcp?h=v>;tag=x",
+                "t: Bob Smith <sip:%62ob@192.0.2.7;user=phone>;tag=y;ext=\"q\"",
+            ),
+            ("From: sip:carol@example.com;tag=2", "To: tel:+15551234567"),
+            (
+                "From: <sip:dave@example.com>\r\n ;tag=folded",
+                "To: \"\" <urn:service:sos>",
+            ),
+        ] {
+            let m = parse(&format!(
+                "OPTIONS sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\n{from}\r\n{to}\r\n\
+                 Call-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            ))
+            .unwrap();
+            for (name, kept) in [
+                (HeaderName::From, m.from_header().unwrap()),
+                (HeaderName::To, m.to_header().unwrap()),
+            ] {
+                let afresh = NameAddr::parse(m.header(&name).unwrap()).unwrap();
+                assert_eq!(kept, afresh, "{from} / {to}");
+                assert!(kept.text.as_ptr() == afresh.text.as_ptr(), "spans into the message");
+            }
+        }
+        // A response's addresses are not checked when parsed; read, they parse afresh.
+        let m = parse(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\nFrom: <sip:a@h>;tag=1\r\n\
+             To: \"B\" <sip:b@h>;tag=2\r\nCall-ID: c\r\nCSeq: 1 NOTIFY\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(m.to_header().unwrap().tag(), Some("2"));
+        assert_eq!(m.to_header().unwrap().display_name.as_deref(), Some("B"));
     }
 
     #[test]
