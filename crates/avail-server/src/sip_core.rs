@@ -479,7 +479,11 @@ impl SipCore {
             }
         }
         let mut notifies = Vec::new();
-        if let Some(presentity) = request.request_uri().and_then(presence::aor) {
+        if let Some(presentity) = request
+            .parsed_request_uri()
+            .as_ref()
+            .and_then(presence::aor_of)
+        {
             notifies = self.presence.ensure_policy(&presentity, now).await;
             if is_event(request, presence::XCAP_DIFF) {
                 self.presence.ensure_documents(&presentity).await;
@@ -576,9 +580,7 @@ impl SipCore {
     /// request sent to the server itself, e.g. an OPTIONS probe). Anything else would make
     /// us a relay, which we are not (RFC 3261 §16.4 is the proxy's business).
     fn check_target(&self, request: &Message) -> Option<&'static str> {
-        let uri = request
-            .request_uri()
-            .and_then(|text| sip_message::Uri::parse(text).ok())?;
+        let uri = request.parsed_request_uri()?;
         if !uri.is_sip() {
             return None;
         }

@@ -148,10 +148,13 @@ pub struct Answer<D> {
 /// `sip:user@host` (user unescaped, host lower-cased): how presentities and watchers are keyed
 /// and compared. None for URIs that name no SIP user.
 pub fn aor(uri: &str) -> Option<String> {
-    Uri::parse(uri.trim())
-        .ok()?
-        .aor_key()
-        .map(|key| ["sip:", &key].concat())
+    aor_of(&Uri::parse(uri.trim()).ok()?)
+}
+
+/// [`aor`] of a URI already parsed (a request's, see
+/// [`sip_message::Message::parsed_request_uri`]).
+pub fn aor_of(uri: &Uri<'_>) -> Option<String> {
+    uri.aor_key().map(|key| ["sip:", &key].concat())
 }
 
 /// What a subscription is about.
@@ -428,7 +431,7 @@ impl<D: Clone> PresenceAgent<D> {
     /// RFC 3903 §6 for `presence`, with the owner check (only `user`, the authenticated AOR,
     /// publishes for its own AOR) and the PIDF check (a body that is not PIDF gets 400).
     pub fn on_publish(&mut self, request: &Message, user: &str, now: Instant) -> Answer<D> {
-        let presentity = request.request_uri().and_then(aor);
+        let presentity = request.parsed_request_uri().as_ref().and_then(aor_of);
         let Some(presentity) = presentity.filter(|p| p == user) else {
             return self.refuse(request, 403, "Only the owner may publish for this address");
         };

@@ -366,11 +366,12 @@ pub struct Message {
     /// A request's top Via as [`Message::parse`] checked it, for the same reason: transaction
     /// matching, the response's destination and the response itself all read it.
     top_via: Option<ViaSpans>,
-    /// A request's From and To as [`Message::parse`] checked them: the authorization, the
-    /// event package and the response read each again, and a PUBLISH parsed five addresses.
-    /// Boxed because a `Message` is moved whole (by memcpy past a few words), and inline
-    /// these doubled its size for every response, which never fills them.
-    addresses: Option<Box<Addresses>>,
+    /// A request's Request-URI, From and To as [`Message::parse`] checked them: routing,
+    /// the authorization, the event package and the response read each again, and a PUBLISH
+    /// parsed four Request-URIs and five addresses. Boxed because a `Message` is moved whole
+    /// (by memcpy past a few words), and inline these doubled its size for every response,
+    /// which never fills them.
+    request_parts: Option<Box<RequestParts>>,
     /// Where the transport received it from, when the caller said so: responses built with
     /// [`crate::response_to`] then carry `received`/`rport` (RFC 3261 §18.2.1, RFC 3581 §4).
     source: Option<std::net::SocketAddr>,
@@ -395,7 +396,8 @@ struct ViaSpans {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Addresses {
+struct RequestParts {
+    uri: UriSpans,
     from: NameAddrSpans,
     to: NameAddrSpans,
 }
@@ -467,7 +469,8 @@ struct Field {
 struct Checked {
     cseq: CSeq,
     top_via: Option<ViaSpans>,
-    addresses: Option<Box<Addresses>>,
+    /// A request's From and To.
+    addresses: Option<(NameAddrSpans, NameAddrSpans)>,
 }
 
 /// What the structural split learns beyond the [`Message`] itself, for the strict checks.
@@ -595,7 +598,8 @@ impl Message {
         let (mut msg, info) = Message::split(buf, limits)?;
         let respondable = msg.is_request();
         let err = |reason: &str, status| fail(reason, status, respondable);
-        msg.check_start_line(&info)
+        let uri = msg
+            .check_start_line(&info)
             .map_err(|(reason, status)| err(reason, status))?;
         if !info.terminated {
             return Err(err("Missing blank line after headers", 400));
@@ -603,7 +607,9 @@ impl Message {
         let checked = msg.check_headers().map_err(|e| err(&e.0, 400))?;
         msg.cseq = Some(checked.cseq);
         msg.top_via = checked.top_via;
-        msg.addresses = checked.addresses;
+        msg.request_parts = uri
+            .zip(checked.addresses)
+            .map(|(uri, (from, to))| Box::new(RequestParts { uri, from, to }));
         let available = msg.body.len();
         let body_len = match msg.header(&HeaderName::ContentLength) {
             None => available,
@@ -759,7 +765,7 @@ impl Message {
             buf,
             cseq: None,
             top_via: None,
-            addresses: None,
+            request_parts: None,
             source: None,
         };
         Ok((
@@ -773,7 +779,8 @@ impl Message {
 
     /// Strict start-line grammar (RFC 3261 §7.1, §7.2, §25.1): single spaces, SIP/2.0 only,
     /// a well-formed Request-URI without headers (§19.1.1 table; RFC 4475 escruri).
-    fn check_start_line(&self, info: &SplitInfo) -> Result<(), (&'static str, u16)> {
+    /// Returns a request's Request-URI.
+    fn check_start_line(&self, info: &SplitInfo) -> Result<Option<UriSpans>, (&'static str, u16)> {
         let version = self.text(info.version);
         let well_formed_version = version.len() > 4
             && version
@@ -805,13 +812,13 @@ impl Message {
                     {
                         Err(("Unsupported URI Scheme", 416))
                     }
-                    Ok(_) => Ok(()),
+                    Ok(u) => Ok(Some(self.uri_spans(&u))),
                     Err(_) => Err(("Invalid Request-URI", 400)),
                 }
             }
             StartLine::Response { .. } => {
                 if well_formed_version && version.get(4..) == Some("2.0") {
-                    Ok(())
+                    Ok(None)
                 } else {
                     Err(("Version Not Supported", 505))
                 }
@@ -917,9 +924,7 @@ impl Message {
                 ));
             }
         }
-        let addresses = from
-            .zip(to)
-            .map(|(from, to)| Box::new(Addresses { from, to }));
+        let addresses = from.zip(to);
         Ok(Checked {
             cseq,
             top_via,
@@ -981,8 +986,39 @@ impl Message {
         }
     }
 
+    fn uri_spans(&self, uri: &crate::Uri<'_>) -> UriSpans {
+        UriSpans {
+            scheme: self.span_of(uri.scheme),
+            user: self.optional_span(uri.user),
+            password: self.optional_span(uri.password),
+            host: self.host_span(&uri.host),
+            host_text: self.span_of(uri.host_text),
+            port: uri.port,
+            params: self.span_of(uri.params.raw),
+            headers: self.optional_span(uri.headers),
+            opaque: self.span_of(uri.opaque),
+            text: self.span_of(uri.text),
+        }
+    }
+
+    fn uri_from(&self, uri: &UriSpans) -> crate::Uri<'_> {
+        crate::Uri {
+            scheme: self.text(uri.scheme),
+            user: uri.user.map(|s| self.text(s)),
+            password: uri.password.map(|s| self.text(s)),
+            host: self.host_from(uri.host),
+            host_text: self.text(uri.host_text),
+            port: uri.port,
+            params: crate::Params {
+                raw: self.text(uri.params),
+            },
+            headers: uri.headers.map(|s| self.text(s)),
+            opaque: self.text(uri.opaque),
+            text: self.text(uri.text),
+        }
+    }
+
     fn name_addr_spans(&self, address: &NameAddr<'_>) -> NameAddrSpans {
-        let uri = &address.uri;
         NameAddrSpans {
             display_name: match &address.display_name {
                 None => DisplayNameSpan::Absent,
@@ -991,18 +1027,7 @@ impl Message {
                 }
                 Some(std::borrow::Cow::Owned(_)) => DisplayNameSpan::Escaped,
             },
-            uri: UriSpans {
-                scheme: self.span_of(uri.scheme),
-                user: self.optional_span(uri.user),
-                password: self.optional_span(uri.password),
-                host: self.host_span(&uri.host),
-                host_text: self.span_of(uri.host_text),
-                port: uri.port,
-                params: self.span_of(uri.params.raw),
-                headers: self.optional_span(uri.headers),
-                opaque: self.span_of(uri.opaque),
-                text: self.span_of(uri.text),
-            },
+            uri: self.uri_spans(&address.uri),
             params: self.span_of(address.params.raw),
             text: self.span_of(address.text),
         }
@@ -1010,7 +1035,6 @@ impl Message {
 
     fn name_addr_from(&self, spans: &NameAddrSpans) -> NameAddr<'_> {
         let text = self.text(spans.text);
-        let uri = &spans.uri;
         NameAddr {
             display_name: match spans.display_name {
                 DisplayNameSpan::Absent => None,
@@ -1022,20 +1046,7 @@ impl Message {
                     Some(crate::unquote(text.get(..end).unwrap_or(text)))
                 }
             },
-            uri: crate::Uri {
-                scheme: self.text(uri.scheme),
-                user: uri.user.map(|s| self.text(s)),
-                password: uri.password.map(|s| self.text(s)),
-                host: self.host_from(uri.host),
-                host_text: self.text(uri.host_text),
-                port: uri.port,
-                params: crate::Params {
-                    raw: self.text(uri.params),
-                },
-                headers: uri.headers.map(|s| self.text(s)),
-                opaque: self.text(uri.opaque),
-                text: self.text(uri.text),
-            },
+            uri: self.uri_from(&spans.uri),
             params: crate::Params {
                 raw: self.text(spans.params),
             },
@@ -1076,6 +1087,14 @@ impl Message {
     /// Request-URI text as received, None for responses.
     pub fn request_uri(&self) -> Option<&str> {
         self.is_request().then(|| self.text(self.line_part))
+    }
+    /// The Request-URI parsed: kept from [`Message::parse`], parsed afresh otherwise. None for
+    /// responses and for a Request-URI that does not parse.
+    pub fn parsed_request_uri(&self) -> Option<crate::Uri<'_>> {
+        match self.request_parts.as_deref() {
+            Some(kept) => Some(self.uri_from(&kept.uri)),
+            None => crate::Uri::parse(self.request_uri()?).ok(),
+        }
     }
     /// Status code, None for requests.
     pub fn status(&self) -> Option<u16> {
@@ -1158,7 +1177,7 @@ impl Message {
     }
 
     fn name_addr(&self, name: &HeaderName) -> Result<NameAddr<'_>, HeaderError> {
-        let cached = self.addresses.as_deref().and_then(|kept| match name {
+        let cached = self.request_parts.as_deref().and_then(|kept| match name {
             HeaderName::From => Some(&kept.from),
             HeaderName::To => Some(&kept.to),
             _ => None,
@@ -1839,6 +1858,36 @@ mod tests {
             assert_eq!(m.top_via().unwrap(), afresh, "{via}");
             assert_eq!(m.top_via().unwrap().sent_by(), afresh.sent_by(), "{via}");
         }
+    }
+
+    #[test]
+    fn a_requests_uri_kept_from_parsing_is_the_uri_read_afresh() {
+        for uri in [
+            "sip:alice@example.com",
+            "sips:%61lice:pw@[2001:db8::1]:5061;transport=tcp;lr",
+            "sip:192.0.2.7:5070;user=phone",
+            "tel:+15551234567;phone-context=example.com",
+            "pres:bob@example.org",
+        ] {
+            let m = parse(&format!(
+                "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\n\
+                 From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
+            ))
+            .unwrap();
+            let kept = m.parsed_request_uri().unwrap();
+            assert_eq!(kept, crate::Uri::parse(uri).unwrap(), "{uri}");
+            assert_eq!(
+                kept.aor_key(),
+                crate::Uri::parse(uri).unwrap().aor_key(),
+                "{uri}"
+            );
+        }
+        let response = parse(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\nFrom: <sip:a@h>;tag=1\r\n\
+             To: <sip:b@h>;tag=2\r\nCall-ID: c\r\nCSeq: 1 NOTIFY\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(response.parsed_request_uri(), None);
     }
 
     #[test]
