@@ -201,9 +201,9 @@ impl ListServer {
 
     /// The owner and service URI of the rls-services service `request` is addressed to.
     pub async fn service_of(&self, request: &Message) -> Option<(String, String)> {
-        let uri = sip_message::Uri::parse(request.request_uri()?).ok()?;
+        let uri = request.parsed_request_uri()?;
         let candidates: Vec<String> = [
-            uri.aor_key().map(|key| format!("sip:{key}")),
+            presence::aor_of(&uri),
             Some(format!(
                 "{}:{}@{}",
                 uri.scheme.to_ascii_lowercase(),

@@ -456,8 +456,12 @@ impl SipCore {
             // A watcher of another domain (a remote RLS or user agent) cannot be challenged
             // with our credentials; like other federating presence servers we take its From
             // identity as asserted, and the presentity's rules decide what it sees.
-            match request.from_header().ok().and_then(|f| f.uri.aor_key()) {
-                Some(key) => ["sip:", &key].concat(),
+            match request
+                .from_header()
+                .ok()
+                .and_then(|f| presence::aor_of(&f.uri))
+            {
+                Some(aor) => aor,
                 None => {
                     return self
                         .respond(id, request, 400, "Invalid From URI", now)

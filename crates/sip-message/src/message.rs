@@ -363,14 +363,11 @@ pub struct Message {
     /// The CSeq as [`Message::parse`] checked it, so the many readers of every message's
     /// CSeq (transaction matching, dialogs, the event packages) do not parse it again.
     cseq: Option<CSeq>,
-    /// A request's top Via as [`Message::parse`] checked it, for the same reason: transaction
-    /// matching, the response's destination and the response itself all read it.
-    top_via: Option<ViaSpans>,
-    /// A request's Request-URI, From and To as [`Message::parse`] checked them: routing,
-    /// the authorization, the event package and the response read each again, and a PUBLISH
-    /// parsed four Request-URIs and five addresses. Boxed because a `Message` is moved whole
-    /// (by memcpy past a few words), and inline these doubled its size for every response,
-    /// which never fills them.
+    /// A request's Request-URI, top Via, From and To as [`Message::parse`] checked them, for
+    /// the same reason: routing, transaction matching, the authorization, the event package
+    /// and the response read each again (a PUBLISH parsed four Request-URIs, four Vias and
+    /// five addresses). Boxed because a `Message` is moved whole (by memcpy past a few
+    /// words), and inline these doubled its size for every response, which never fills them.
     request_parts: Option<Box<RequestParts>>,
     /// Where the transport received it from, when the caller said so: responses built with
     /// [`crate::response_to`] then carry `received`/`rport` (RFC 3261 §18.2.1, RFC 3581 §4).
@@ -398,6 +395,7 @@ struct ViaSpans {
 #[derive(Debug, Clone, Copy)]
 struct RequestParts {
     uri: UriSpans,
+    top_via: ViaSpans,
     from: NameAddrSpans,
     to: NameAddrSpans,
 }
@@ -606,10 +604,15 @@ impl Message {
         }
         let checked = msg.check_headers().map_err(|e| err(&e.0, 400))?;
         msg.cseq = Some(checked.cseq);
-        msg.top_via = checked.top_via;
-        msg.request_parts = uri
-            .zip(checked.addresses)
-            .map(|(uri, (from, to))| Box::new(RequestParts { uri, from, to }));
+        msg.request_parts = match (uri, checked.top_via, checked.addresses) {
+            (Some(uri), Some(top_via), Some((from, to))) => Some(Box::new(RequestParts {
+                uri,
+                top_via,
+                from,
+                to,
+            })),
+            _ => None,
+        };
         let available = msg.body.len();
         let body_len = match msg.header(&HeaderName::ContentLength) {
             None => available,
@@ -764,7 +767,6 @@ impl Message {
             body: Span::new(body_start, buf.len()),
             buf,
             cseq: None,
-            top_via: None,
             request_parts: None,
             source: None,
         };
@@ -1190,8 +1192,8 @@ impl Message {
     }
 
     pub fn top_via(&self) -> Result<crate::Via<'_>, crate::HeaderError> {
-        if let Some(spans) = &self.top_via {
-            return Ok(self.via_from(spans));
+        if let Some(kept) = self.request_parts.as_deref() {
+            return Ok(self.via_from(&kept.top_via));
         }
         let v = self
             .header_values(&HeaderName::Via)
