@@ -22,10 +22,11 @@
 //! - **TLS** (RFC 5246 TLS 1.2, RFC 8446 TLS 1.3) via rustls with the *ring* provider;
 //!   certificates come from [`tls::load_or_generate`].
 //!
-//! Received traffic and connection closures arrive on one bounded channel of
-//! [`TransportEvent`]s. When it is full, readers wait: datagrams then queue in the UDP
+//! Received traffic and connection closures come from [`TransportEvents`]. Datagrams are
+//! read from the socket only when events are asked for; until then they queue in the UDP
 //! socket's kernel receive buffer (enlarged at bind, and dropping only once it is full, which
-//! a datagram sender copes with), and stream peers are pushed back by TCP flow control.
+//! a datagram sender copes with). Stream messages arrive over a bounded channel; when it is
+//! full, readers wait and stream peers are pushed back by TCP flow control.
 
 mod stream;
 pub mod tls;
@@ -35,11 +36,13 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use sip_message::Limits;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::io::unix::AsyncFd;
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -81,6 +84,67 @@ pub enum TransportEvent {
     /// or [`TransportHandle::close`]); sent exactly once per connection, after its last
     /// message, so the server can drop flow references held by bindings.
     Closed(ConnectionId),
+}
+
+/// Everything the transports receive. Datagrams are read from the UDP listener socket by
+/// the task that asks for events, when it asks (see the `udp` module); stream messages and
+/// closures come from the connections' tasks over a bounded channel.
+pub struct TransportEvents {
+    streams: mpsc::Receiver<TransportEvent>,
+    datagrams: Option<udp::DatagramReader>,
+    /// Which source the next call takes from first, so a flood on one cannot starve the
+    /// other.
+    datagrams_first: bool,
+}
+
+impl fmt::Debug for TransportEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportEvents").finish_non_exhaustive()
+    }
+}
+
+impl TransportEvents {
+    /// The next event; None once the transports are gone.
+    pub async fn recv(&mut self) -> Option<TransportEvent> {
+        let mut one = Vec::with_capacity(1);
+        self.recv_many(&mut one, 1).await;
+        one.pop()
+    }
+
+    /// Waits for at least one event and appends up to `limit` to `events`; returns how many,
+    /// 0 once the transports are gone (or for a `limit` of 0).
+    pub async fn recv_many(&mut self, events: &mut Vec<TransportEvent>, limit: usize) -> usize {
+        std::future::poll_fn(|cx| self.poll_recv_many(cx, events, limit)).await
+    }
+
+    fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        events: &mut Vec<TransportEvent>,
+        limit: usize,
+    ) -> Poll<usize> {
+        let before = events.len();
+        let datagrams_first = self.datagrams_first;
+        self.datagrams_first = !datagrams_first;
+        let mut closed = false;
+        for datagrams in [datagrams_first, !datagrams_first] {
+            let room = limit - (events.len() - before);
+            if room == 0 {
+                break;
+            }
+            if datagrams {
+                if let Some(reader) = &mut self.datagrams {
+                    let _ = reader.poll_receive(cx, events, room);
+                }
+            } else if let Poll::Ready(0) = self.streams.poll_recv_many(cx, events, room) {
+                closed = true;
+            }
+        }
+        match events.len() - before {
+            0 if !closed && limit > 0 => Poll::Pending,
+            received => Poll::Ready(received),
+        }
+    }
 }
 
 /// Where [`TransportHandle::send`] delivers bytes.
@@ -156,7 +220,7 @@ pub struct TransportConfig {
     /// Bytes queued for one connection but not yet written. Exceeding it closes the
     /// connection, so a peer that stops reading cannot make us buffer without bound.
     pub max_queued_bytes_per_connection: usize,
-    /// Capacity of the [`TransportEvent`] channel.
+    /// Capacity of the channel stream messages and closures take to [`TransportEvents`].
     pub inbound_queue: usize,
 }
 
@@ -234,14 +298,14 @@ impl Transports {
     /// tokio runtime. Nothing is spawned unless all binds succeed.
     pub async fn start(
         config: TransportConfig,
-    ) -> Result<(TransportHandle, mpsc::Receiver<TransportEvent>), TransportError> {
+    ) -> Result<(TransportHandle, TransportEvents), TransportError> {
         let acceptor = match (config.tls, &config.tls_server_config) {
             (Some(addr), None) => return Err(TransportError::MissingTlsServerConfig(addr)),
             (Some(_), Some(server)) => Some(TlsAcceptor::from(server.clone())),
             (None, _) => None,
         };
         let udp = match config.udp {
-            Some(addr) => Some(bind_udp(addr).await?),
+            Some(addr) => Some(bind_udp(addr)?),
             None => None,
         };
         let tcp = match config.tcp {
@@ -263,15 +327,11 @@ impl Transports {
             connector,
         ));
 
-        let mut tasks = Vec::new();
-        if let Some((socket, addr)) = udp {
+        let datagrams = udp.map(|(socket, addr)| {
             tracing::info!(%addr, "SIP UDP listening");
-            tasks.push(tokio::spawn(udp::receive_loop(
-                shared.clone(),
-                socket,
-                addr,
-            )));
-        }
+            udp::DatagramReader::new(socket, addr, shared.config().limits)
+        });
+        let mut tasks = Vec::new();
         if let Some((listener, addr)) = tcp {
             tracing::info!(%addr, "SIP TCP listening");
             tasks.push(tokio::spawn(stream::accept_loop(
@@ -291,21 +351,27 @@ impl Transports {
             )));
         }
         shared.set_listener_tasks(tasks);
-        Ok((TransportHandle { shared }, receiver))
+        let events = TransportEvents {
+            streams: receiver,
+            datagrams,
+            datagrams_first: true,
+        };
+        Ok((TransportHandle { shared }, events))
     }
 }
 
 /// Receive buffer asked for on the UDP listener socket.
 const UDP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
 
-async fn bind_udp(addr: SocketAddr) -> Result<(Arc<UdpSocket>, SocketAddr), TransportError> {
+fn bind_udp(addr: SocketAddr) -> Result<(Arc<udp::Listener>, SocketAddr), TransportError> {
     let bind_error = |source| TransportError::Bind {
         transport: Transport::Udp,
         addr,
         source,
     };
-    let socket = UdpSocket::bind(addr).await.map_err(bind_error)?;
+    let socket = std::net::UdpSocket::bind(addr).map_err(bind_error)?;
     let local = socket.local_addr().map_err(bind_error)?;
+    socket.set_nonblocking(true).map_err(bind_error)?;
     // One socket takes every client's datagrams; the default buffer (about 200 KB, a few
     // hundred small datagrams) overflows whenever the receiving thread is preempted for a few
     // milliseconds under load, and each overflow costs a retransmission interval. The
@@ -314,6 +380,9 @@ async fn bind_udp(addr: SocketAddr) -> Result<(Arc<UdpSocket>, SocketAddr), Tran
     if let Err(error) = sock.set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
         tracing::debug!(%addr, %error, "cannot enlarge the UDP receive buffer");
     }
+    // SAFETY: the socket owns its descriptor, which stays open and the same until the
+    // AsyncFd, which owns the socket, is dropped.
+    let socket = unsafe { AsyncFd::register(socket) }.map_err(|e| bind_error(e.into()))?;
     Ok((Arc::new(socket), local))
 }
 

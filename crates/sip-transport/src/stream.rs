@@ -24,7 +24,7 @@ use rustls::pki_types::ServerName;
 use sip_message::{FramingError, StreamDecoder, StreamItem};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::{timeout, Instant};
@@ -145,7 +145,7 @@ impl Registry {
 pub(crate) struct Shared {
     config: TransportConfig,
     events: mpsc::Sender<TransportEvent>,
-    udp: Option<(Arc<UdpSocket>, SocketAddr)>,
+    udp: Option<(Arc<crate::udp::Listener>, SocketAddr)>,
     /// Bound TCP and TLS listener addresses.
     stream_locals: [Option<SocketAddr>; 2],
     connector: Option<TlsConnector>,
@@ -160,7 +160,7 @@ impl Shared {
     pub(crate) fn new(
         config: TransportConfig,
         events: mpsc::Sender<TransportEvent>,
-        udp: Option<(Arc<UdpSocket>, SocketAddr)>,
+        udp: Option<(Arc<crate::udp::Listener>, SocketAddr)>,
         stream_locals: [Option<SocketAddr>; 2],
         connector: Option<TlsConnector>,
     ) -> Shared {
@@ -179,10 +179,6 @@ impl Shared {
 
     pub(crate) fn config(&self) -> &TransportConfig {
         &self.config
-    }
-
-    pub(crate) fn events(&self) -> &mpsc::Sender<TransportEvent> {
-        &self.events
     }
 
     pub(crate) fn set_listener_tasks(&self, tasks: Vec<JoinHandle<()>>) {

@@ -5,20 +5,24 @@
 //! system calls saved, a burst sent in one call reaches a receiver that is still asleep
 //! only once, so it is woken once for the burst instead of once per datagram.
 
+use std::future::Future;
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use sip_message::Limits;
 use socket2::{SockAddr, SockAddrStorage};
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
+use tokio::time::Sleep;
 use tracing::debug;
 
-use crate::stream::Shared;
 use crate::{Inbound, Transport, TransportEvent};
 
 /// The largest UDP payload; anything longer cannot arrive whole.
@@ -38,65 +42,137 @@ struct Received {
     truncated: bool,
 }
 
-pub(crate) async fn receive_loop(shared: Arc<Shared>, socket: Arc<UdpSocket>, local: SocketAddr) {
-    let limits = shared.config().limits;
-    let max_message = limits
-        .max_header_bytes
-        .saturating_add(limits.max_body_bytes)
-        .min(MAX_DATAGRAM);
-    // Each buffer holds the largest message we accept; a longer datagram arrives truncated
-    // and is dropped, as it would be after a full read.
-    let mut buffers: Vec<Vec<u8>> = (0..RECEIVE_BATCH).map(|_| vec![0; max_message]).collect();
-    loop {
-        let batch = match socket
-            .async_io(Interest::READABLE, || receive_batch(&socket, &mut buffers))
-            .await
-        {
-            Ok(batch) => batch,
-            Err(error) => {
-                // Some platforms report ICMP errors for earlier sends here; the socket is fine.
-                debug!(%local, %error, "UDP receive failed");
-                tokio::time::sleep(ERROR_BACKOFF).await;
-                continue;
-            }
-        };
-        for (received, buffer) in batch.into_iter().zip(&buffers) {
-            let Some(peer) = received.peer else { continue };
-            let datagram = &buffer[..received.len];
-            // CRLF keepalives (and empty datagrams) only keep a NAT binding open.
-            if datagram.iter().all(|&b| b == b'\r' || b == b'\n') {
-                continue;
-            }
-            if received.truncated {
-                debug!(%peer, max_message, "dropping oversized UDP datagram");
-                continue;
-            }
-            let inbound = Inbound {
-                transport: Transport::Udp,
-                peer,
-                local,
-                connection: None,
-                data: Bytes::copy_from_slice(datagram),
-            };
-            // Waiting for room stops reading the socket: what arrives meanwhile queues in the
-            // kernel's receive buffer, which drops only once it is full too. Dropping here
-            // instead lost datagrams whenever the server was briefly busy, each loss costing
-            // the sender a retransmission interval (or, for a response, the answer).
-            if shared
-                .events()
-                .send(TransportEvent::Message(inbound))
-                .await
-                .is_err()
-            {
-                return;
-            }
+/// The UDP listener socket, registered with the runtime's reactor.
+pub(crate) type Listener = AsyncFd<std::net::UdpSocket>;
+
+/// Reads the listener socket inside the task that takes the transport events (see
+/// [`crate::TransportEvents`]). Reading there instead of in a task of its own saves each
+/// wakeup a task switch, a queue hop and the scheduler's extra poll of the reactor that
+/// waking another task costs on the current-thread runtime; a batch shorter than asked for
+/// also tells that the queue is empty, which spares the read that would only say so.
+pub(crate) struct DatagramReader {
+    socket: Arc<Listener>,
+    local: SocketAddr,
+    /// Each holds the largest message we accept; a longer datagram arrives truncated and is
+    /// dropped, as it would be after a full read.
+    buffers: Vec<Vec<u8>>,
+    /// Set after a receive error, so a persistent one does not spin the core.
+    backoff: Option<Pin<Box<Sleep>>>,
+}
+
+impl DatagramReader {
+    pub(crate) fn new(socket: Arc<Listener>, local: SocketAddr, limits: Limits) -> DatagramReader {
+        let max_message = limits
+            .max_header_bytes
+            .saturating_add(limits.max_body_bytes)
+            .min(MAX_DATAGRAM);
+        DatagramReader {
+            socket,
+            local,
+            buffers: (0..RECEIVE_BATCH).map(|_| vec![0; max_message]).collect(),
+            backoff: None,
         }
     }
+
+    /// Appends the messages among at most `limit` queued datagrams to `events`: ready when
+    /// it appended any, pending (woken when more arrive) otherwise. What is not read waits
+    /// in the socket's kernel receive buffer, which drops only once it is full.
+    pub(crate) fn poll_receive(
+        &mut self,
+        cx: &mut Context<'_>,
+        events: &mut Vec<TransportEvent>,
+        limit: usize,
+    ) -> Poll<()> {
+        if let Some(backoff) = &mut self.backoff {
+            ready!(backoff.as_mut().poll(cx));
+            self.backoff = None;
+        }
+        let appended = events.len();
+        let mut taken = 0;
+        let mut failure = None;
+        while taken < limit {
+            let mut guard = match self.socket.poll_read_ready(cx) {
+                Poll::Ready(Ok(guard)) => guard,
+                Poll::Ready(Err(error)) => {
+                    failure = Some(error);
+                    break;
+                }
+                Poll::Pending => break,
+            };
+            let wanted = (limit - taken).min(RECEIVE_BATCH);
+            let buffers = &mut self.buffers[..wanted];
+            let batch = match guard.try_io(|socket| receive_batch(socket.get_ref(), buffers)) {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(error)) => {
+                    failure = Some(error);
+                    break;
+                }
+                // Readiness was stale and is now cleared: the next poll registers the waker.
+                Err(_would_block) => continue,
+            };
+            if batch.len() < wanted {
+                guard.clear_ready();
+            }
+            taken += batch.len();
+            events.extend(
+                batch
+                    .into_iter()
+                    .zip(&self.buffers)
+                    .filter_map(|(received, buffer)| inbound(received, buffer, self.local))
+                    .map(TransportEvent::Message),
+            );
+        }
+        if let Some(error) = failure {
+            self.back_off(cx, &error);
+        }
+        if events.len() > appended {
+            Poll::Ready(())
+        } else {
+            if taken == limit {
+                // Only keepalives and dropped datagrams, and maybe more queued: look again.
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        }
+    }
+
+    fn back_off(&mut self, cx: &mut Context<'_>, error: &io::Error) {
+        // Some platforms report ICMP errors for earlier sends here; the socket is fine.
+        debug!(local = %self.local, %error, "UDP receive failed");
+        let mut backoff = Box::pin(tokio::time::sleep(ERROR_BACKOFF));
+        // Registers the waker; the sleep has not elapsed yet.
+        let _ = backoff.as_mut().poll(cx);
+        self.backoff = Some(backoff);
+    }
+}
+
+/// The message a received datagram carries, if it carries one.
+fn inbound(received: Received, buffer: &[u8], local: SocketAddr) -> Option<Inbound> {
+    let peer = received.peer?;
+    let datagram = &buffer[..received.len];
+    // CRLF keepalives (and empty datagrams) only keep a NAT binding open.
+    if datagram.iter().all(|&b| b == b'\r' || b == b'\n') {
+        return None;
+    }
+    if received.truncated {
+        debug!(%peer, max_message = buffer.len(), "dropping oversized UDP datagram");
+        return None;
+    }
+    Some(Inbound {
+        transport: Transport::Udp,
+        peer,
+        local,
+        connection: None,
+        data: Bytes::copy_from_slice(datagram),
+    })
 }
 
 /// One recvmmsg(2) into `buffers`: the datagrams already queued, at least one (otherwise
 /// `WouldBlock`, and the caller waits for readiness).
-fn receive_batch(socket: &UdpSocket, buffers: &mut [Vec<u8>]) -> io::Result<Vec<Received>> {
+fn receive_batch(
+    socket: &std::net::UdpSocket,
+    buffers: &mut [Vec<u8>],
+) -> io::Result<Vec<Received>> {
     let mut addresses: Vec<SockAddrStorage> =
         buffers.iter().map(|_| SockAddrStorage::zeroed()).collect();
     let mut iovecs: Vec<libc::iovec> = buffers
@@ -146,7 +222,7 @@ fn receive_batch(socket: &UdpSocket, buffers: &mut [Vec<u8>]) -> io::Result<Vec<
 /// Sends every datagram from `socket` in as few sendmmsg(2) calls as the kernel allows.
 /// Returns those that failed, with their errors.
 pub(crate) async fn send_all(
-    socket: &UdpSocket,
+    socket: &Listener,
     datagrams: &[(SocketAddr, Bytes)],
 ) -> Vec<(SocketAddr, io::Error)> {
     let mut failed = Vec::new();
@@ -154,7 +230,7 @@ pub(crate) async fn send_all(
     while next < datagrams.len() {
         let batch = &datagrams[next..datagrams.len().min(next + SEND_BATCH)];
         match socket
-            .async_io(Interest::WRITABLE, || send_batch(socket, batch))
+            .async_io(Interest::WRITABLE, |socket| send_batch(socket, batch))
             .await
         {
             Ok(sent) if sent > 0 => next += sent,
@@ -174,7 +250,10 @@ pub(crate) async fn send_all(
 }
 
 /// One sendmmsg(2): how many of `datagrams` (from the first) the kernel took.
-fn send_batch(socket: &UdpSocket, datagrams: &[(SocketAddr, Bytes)]) -> io::Result<usize> {
+fn send_batch(
+    socket: &std::net::UdpSocket,
+    datagrams: &[(SocketAddr, Bytes)],
+) -> io::Result<usize> {
     let addresses: Vec<SockAddr> = datagrams
         .iter()
         .map(|(addr, _)| SockAddr::from(*addr))

@@ -109,29 +109,69 @@ async fn a_batch_of_datagrams_reaches_every_peer_in_order_past_one_that_fails() 
 }
 
 #[tokio::test]
-async fn udp_burst_beyond_the_event_queue_is_delivered_whole() {
-    let (handle, mut events) = Transports::start(TransportConfig {
-        inbound_queue: 4,
-        ..config()
-    })
-    .await
-    .unwrap();
+async fn udp_bursts_of_every_size_around_a_read_batch_arrive_whole_and_in_order() {
+    let (handle, mut events) = Transports::start(config()).await.unwrap();
     let server = handle.local_addr(Transport::Udp).unwrap();
     let client = UdpSocket::bind(loopback()).await.unwrap();
-    // Nobody reads events while the burst arrives: the queue fills after four.
-    let burst = 50;
-    for n in 0..burst {
-        let message = request(&format!("burst{n}"), "");
+    // Nobody reads while a burst arrives, so each read finds a whole burst queued: shorter
+    // than, as long as and longer than one system call's batch, and longer than one call of
+    // `recv_many`. A read that took a short batch for an empty queue must still see the
+    // next burst.
+    let mut sent = 0;
+    for burst in [1, 2, 15, 16, 17, 31, 33, 50, 1] {
+        for n in sent..sent + burst {
+            let message = request(&format!("burst{n}"), "");
+            client.send_to(message.as_bytes(), server).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut received = Vec::new();
+        while received.len() < burst {
+            let before = received.len();
+            let taken = timeout(WAIT, events.recv_many(&mut received, 20))
+                .await
+                .expect("burst not delivered");
+            assert!(taken > 0 && taken <= 20 && received.len() == before + taken);
+        }
+        assert_eq!(received.len(), burst);
+        for (n, event) in (sent..).zip(received) {
+            let TransportEvent::Message(inbound) = event else {
+                panic!("expected a message, got {event:?}");
+            };
+            assert_eq!(
+                &inbound.data[..],
+                request(&format!("burst{n}"), "").as_bytes()
+            );
+        }
+        sent += burst;
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_datagrams_does_not_hold_back_stream_messages() {
+    let (handle, mut events) = Transports::start(config()).await.unwrap();
+    let server = handle.local_addr(Transport::Udp).unwrap();
+    let client = UdpSocket::bind(loopback()).await.unwrap();
+    for n in 0..200 {
+        let message = request(&format!("flood{n}"), "");
         client.send_to(message.as_bytes(), server).await.unwrap();
     }
+    let mut stream = tcp_client(&handle).await;
+    stream
+        .write_all(request("over-tcp", "").as_bytes())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    for n in 0..burst {
-        let inbound = next_message(&mut events).await;
-        assert_eq!(
-            &inbound.data[..],
-            request(&format!("burst{n}"), "").as_bytes()
-        );
+    // Two reads of eight: the second starts with the stream messages.
+    let mut received = Vec::new();
+    for _ in 0..2 {
+        timeout(WAIT, events.recv_many(&mut received, 8))
+            .await
+            .unwrap();
     }
+    let over_tcp = received.iter().position(|event| {
+        matches!(event, TransportEvent::Message(inbound) if inbound.transport == Transport::Tcp)
+    });
+    assert!(over_tcp.is_some(), "{received:?}");
 }
 
 #[tokio::test]

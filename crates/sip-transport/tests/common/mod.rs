@@ -3,8 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sip_transport::{Inbound, TransportConfig, TransportEvent};
-use tokio::sync::mpsc;
+use sip_transport::{Inbound, TransportConfig, TransportEvent, TransportEvents};
 use tokio::time::timeout;
 
 /// Upper bound for anything a test waits on; never reached unless the test fails.
@@ -22,14 +21,14 @@ pub fn config() -> TransportConfig {
     }
 }
 
-pub async fn next_event(events: &mut mpsc::Receiver<TransportEvent>) -> TransportEvent {
+pub async fn next_event(events: &mut TransportEvents) -> TransportEvent {
     timeout(WAIT, events.recv())
         .await
         .expect("timed out waiting for an event")
         .expect("channel closed")
 }
 
-pub async fn next_message(events: &mut mpsc::Receiver<TransportEvent>) -> Inbound {
+pub async fn next_message(events: &mut TransportEvents) -> Inbound {
     match next_event(events).await {
         TransportEvent::Message(inbound) => inbound,
         other => panic!("expected a message, got {other:?}"),
