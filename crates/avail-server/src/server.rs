@@ -67,9 +67,15 @@ pub async fn run(config: Config) -> Result<(), BoxError> {
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => {
-                    runtime.block_on(run_sip(config, store, tls_server_config, changes, stopped))
-                }
+                // The loop runs as a task, not as the `block_on` future: when another task
+                // (a connection's reader handing over a message) wakes the `block_on` future,
+                // the scheduler first polls the reactor once more without blocking, an extra
+                // epoll_wait per wakeup; a woken task just joins the run queue.
+                Ok(runtime) => runtime.block_on(async {
+                    tokio::spawn(run_sip(config, store, tls_server_config, changes, stopped))
+                        .await
+                        .unwrap_or_else(|_| Err("the SIP loop panicked".into()))
+                }),
                 Err(error) => Err(error.into()),
             };
             let _ = done.send(result);
