@@ -95,6 +95,9 @@ pub struct Settings {
     /// Seconds without traffic after which a TCP/TLS connection is closed.
     #[arg(long, global = true)]
     pub idle_timeout: Option<u64>,
+    /// Microseconds the SIP thread waits under load to take messages together (0: never).
+    #[arg(long, global = true, value_name = "US")]
+    pub batch_wait_us: Option<u64>,
     /// A DNS server (`IP:PORT`) asked where other domains' SIP servers are, instead of the
     /// system's resolver (repeatable; replaces the configured list).
     #[arg(long = "nameserver", global = true, value_name = "ADDR")]
@@ -192,6 +195,9 @@ impl Settings {
         }
         if let Some(secs) = self.idle_timeout {
             config.sip.idle_timeout_secs = secs;
+        }
+        if let Some(us) = self.batch_wait_us {
+            config.sip.batch_wait_us = us;
         }
         if !self.nameservers.is_empty() {
             config.sip.nameservers = self.nameservers.clone();

@@ -28,6 +28,10 @@ pub struct Config {
     pub rls: RlsConfig,
 }
 
+/// Longest `[sip] batch_wait_us`: the wait delays every message under load by up to that,
+/// and 10 ms is already a tenth of a typical publish-to-NOTIFY budget.
+pub const MAX_BATCH_WAIT_US: u64 = 10_000;
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SipConfig {
@@ -40,6 +44,9 @@ pub struct SipConfig {
     pub idle_timeout_secs: u64,
     /// Upper bound on simultaneous TCP+TLS connections.
     pub max_connections: usize,
+    /// Under load, microseconds the SIP thread sleeps after a turn that took few messages,
+    /// so the next ones are taken together (interrupt moderation; see `pacing`); 0: never.
+    pub batch_wait_us: u64,
     /// DNS servers (`IP:PORT`) asked where other domains' SIP servers are (RFC 3263); empty:
     /// the system's resolver (`/etc/resolv.conf`).
     pub nameservers: Vec<SocketAddr>,
@@ -357,6 +364,7 @@ impl Default for SipConfig {
             tls: Some(SocketAddr::from(([0, 0, 0, 0], 5061))),
             idle_timeout_secs: 300,
             max_connections: 10_000,
+            batch_wait_us: 200,
             nameservers: Vec::new(),
         }
     }
@@ -515,6 +523,11 @@ impl Config {
                 "presence subscription caps must be at least 1".into(),
             ));
         }
+        if self.sip.batch_wait_us > MAX_BATCH_WAIT_US {
+            return Err(ConfigError::Invalid(format!(
+                "sip batch_wait_us must be at most {MAX_BATCH_WAIT_US}"
+            )));
+        }
         if self.sip.udp.is_none() && self.sip.tcp.is_none() && self.sip.tls.is_none() {
             return Err(ConfigError::Invalid("no SIP listener is enabled".into()));
         }
@@ -599,6 +612,15 @@ mod tests {
             config.http.root = root.into();
             assert!(config.validate().is_err(), "{root:?}");
         }
+        let mut config = Config::default();
+        config.sip.batch_wait_us = MAX_BATCH_WAIT_US;
+        assert!(config.validate().is_ok());
+        config.sip.batch_wait_us = MAX_BATCH_WAIT_US + 1;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("batch_wait_us"));
     }
 
     fn cidr(text: &str) -> Cidr {

@@ -7,6 +7,7 @@ mod backend;
 pub mod cli;
 pub mod config;
 mod connect;
+mod pacing;
 mod presence;
 mod proxy;
 mod register;

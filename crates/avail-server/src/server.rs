@@ -18,6 +18,7 @@ use xcap_http::{XcapConfig, XcapService};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::connect::Connector;
+use crate::pacing::Pacing;
 use crate::presence::Presence;
 use crate::proxy::ProxyService;
 use crate::register::Registration;
@@ -144,6 +145,7 @@ async fn run_sip(
     let (connector, mut failed_sends) = Connector::new(transport.clone());
     let proxy = ProxyService::start(config.clone(), &store, &transport, connector).await?;
     let (registration, mut persisted) = Registration::start(config.clone(), store).await?;
+    let batch_wait = Duration::from_micros(config.sip.batch_wait_us);
     let mut core = SipCore::new(config, auth, registration, presence, lists, proxy, lookups);
     core.restore(Instant::now()).await;
     core.flush().await;
@@ -154,6 +156,7 @@ async fn run_sip(
     let timer = tokio::time::sleep_until(armed.into());
     tokio::pin!(timer);
     let mut arrived = Vec::with_capacity(EVENT_BATCH);
+    let mut pacing = Pacing::new(batch_wait, Instant::now());
     loop {
         let deadline = match core.next_deadline() {
             Some(at) => at + TIMER_SLACK,
@@ -173,6 +176,7 @@ async fn run_sip(
                 // One reading of the clock per batch: a batch takes milliseconds at most,
                 // well inside the slack of any SIP timer (T1 is 500 ms).
                 let now = Instant::now();
+                pacing.turn_started(now, received);
                 for event in arrived.drain(..) {
                     core.on_transport_event(event, now).await;
                 }
@@ -185,6 +189,10 @@ async fn run_sip(
             _ = &mut stop => break,
         }
         core.flush().await;
+        if let Some(wait) = pacing.wait_after_turn(Instant::now()) {
+            // Blocking on purpose: while the reactor runs, every arrival wakes the thread.
+            std::thread::sleep(wait);
+        }
     }
     transport.shutdown();
     Ok(())
