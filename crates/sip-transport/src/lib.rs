@@ -134,7 +134,7 @@ impl TransportEvents {
             }
             if datagrams {
                 if let Some(reader) = &mut self.datagrams {
-                    let _ = reader.poll_receive(cx, events, room);
+                    reader.poll_receive(cx, events, room);
                 }
             } else if let Poll::Ready(0) = self.streams.poll_recv_many(cx, events, room) {
                 closed = true;

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -74,17 +74,19 @@ impl DatagramReader {
         }
     }
 
-    /// Appends the messages among at most `limit` queued datagrams to `events`: ready when
-    /// it appended any, pending (woken when more arrive) otherwise. What is not read waits
-    /// in the socket's kernel receive buffer, which drops only once it is full.
+    /// Appends the messages among at most `limit` queued datagrams to `events`; when it
+    /// appends none, `cx` is woken once more arrive. What is not read waits in the socket's
+    /// kernel receive buffer, which drops only once it is full.
     pub(crate) fn poll_receive(
         &mut self,
         cx: &mut Context<'_>,
         events: &mut Vec<TransportEvent>,
         limit: usize,
-    ) -> Poll<()> {
+    ) {
         if let Some(backoff) = &mut self.backoff {
-            ready!(backoff.as_mut().poll(cx));
+            if backoff.as_mut().poll(cx).is_pending() {
+                return;
+            }
             self.backoff = None;
         }
         let appended = events.len();
@@ -125,14 +127,9 @@ impl DatagramReader {
         if let Some(error) = failure {
             self.back_off(cx, &error);
         }
-        if events.len() > appended {
-            Poll::Ready(())
-        } else {
-            if taken == limit {
-                // Only keepalives and dropped datagrams, and maybe more queued: look again.
-                cx.waker().wake_by_ref();
-            }
-            Poll::Pending
+        if events.len() == appended && taken == limit {
+            // Only keepalives and dropped datagrams, and maybe more queued: look again.
+            cx.waker().wake_by_ref();
         }
     }
 
