@@ -23,10 +23,8 @@ const SMALL_TURN: usize = 8;
 pub struct Pacing {
     wait: Duration,
     last_turn_end: Instant,
-    /// Time between the end of the previous turn and the start of this one, if this turn
-    /// took transport events.
-    gap: Option<Duration>,
-    events: usize,
+    /// Whether the current turn took few transport events close behind the previous turn.
+    busy_turn: bool,
 }
 
 impl Pacing {
@@ -35,24 +33,20 @@ impl Pacing {
         Pacing {
             wait,
             last_turn_end: now,
-            gap: None,
-            events: 0,
+            busy_turn: false,
         }
     }
 
     /// A turn started at `now` with `events` transport events taken together.
     pub fn turn_started(&mut self, now: Instant, events: usize) {
-        self.gap = Some(now.saturating_duration_since(self.last_turn_end));
-        self.events = events;
+        let gap = now.saturating_duration_since(self.last_turn_end);
+        self.busy_turn = gap < BUSY_GAP && events < SMALL_TURN;
     }
 
     /// The turn ended at `now` (its sends flushed): how long to sleep before the next, if at
     /// all. Turns without transport events (timers, storage results) never wait.
     pub fn wait_after_turn(&mut self, now: Instant) -> Option<Duration> {
-        let busy = self
-            .gap
-            .take()
-            .is_some_and(|gap| gap < BUSY_GAP && self.events < SMALL_TURN);
+        let busy = std::mem::take(&mut self.busy_turn);
         let wait = (busy && !self.wait.is_zero()).then_some(self.wait);
         self.last_turn_end = now + wait.unwrap_or_default();
         wait
