@@ -50,7 +50,8 @@ impl RecordKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateRecord {
     pub kind: RecordKind,
-    /// Entity tag or subscription id: unique within `kind`.
+    /// The publication's first entity tag ([`publication::Publication::id`]) or the
+    /// subscription id: unique within `kind`.
     pub key: String,
     /// Unix seconds.
     pub expires_at: u64,
@@ -149,7 +150,7 @@ impl<D: Clone> PresenceAgent<D> {
         }
         changes
             .removed
-            .extend(gone.into_iter().map(|etag| (RecordKind::Publication, etag)));
+            .extend(gone.into_iter().map(|id| (RecordKind::Publication, id)));
         let (subscriptions, gone) = self.engine.take_changes(now, now_unix);
         for r in subscriptions {
             let id = r.dialog.id;
@@ -168,6 +169,7 @@ impl<D: Clone> PresenceAgent<D> {
     }
 
     fn publication_record(&self, p: PublicationRecord) -> StateRecord {
+        let key = p.id;
         let stored = StoredPublication {
             modified: self.published.get(&p.etag).map_or(0, |p| p.modified),
             body: String::from_utf8_lossy(&p.body).into_owned(),
@@ -178,7 +180,7 @@ impl<D: Clone> PresenceAgent<D> {
         };
         StateRecord {
             kind: RecordKind::Publication,
-            key: stored.etag.clone(),
+            key,
             expires_at: p.expires_at,
             data: serde_json::to_vec(&stored).unwrap_or_default(),
         }
@@ -255,6 +257,7 @@ impl<D: Clone> PresenceAgent<D> {
                     self.published.insert(p.etag.clone(), published);
                     self.sequence = self.sequence.max(p.modified);
                     publications.push(PublicationRecord {
+                        id: record.key,
                         etag: p.etag,
                         event: p.event,
                         aor: p.aor,

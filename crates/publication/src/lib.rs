@@ -17,7 +17,7 @@
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -82,6 +82,10 @@ impl Default for Config {
 /// One piece of published event state (one entity tag).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication {
+    /// Stays as the entity tag changes: the tag the publication was created with. Saved
+    /// state is keyed by it, so a modify or refresh rewrites one record where keying by
+    /// entity tag would delete one and write another.
+    pub id: String,
     pub etag: String,
     pub event: String,
     pub aor: String,
@@ -95,6 +99,8 @@ pub struct Publication {
 /// A publication as plain data, for persistence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicationRecord {
+    /// [`Publication::id`].
+    pub id: String,
     pub etag: String,
     pub event: String,
     pub aor: String,
@@ -191,8 +197,9 @@ pub struct Esc {
     /// Entity tags per (event, AOR), oldest publication first (a modify keeps its place).
     by_key: HashMap<Key, Vec<String>, foldhash::fast::RandomState>,
     timers: BTreeSet<(Instant, String)>,
-    /// Entity tags created, changed or removed since the last [`Esc::take_changes`].
-    changed: BTreeSet<String>,
+    /// Publications created, changed or removed since the last [`Esc::take_changes`]:
+    /// [`Publication::id`] to the current entity tag, None once removed.
+    changed: BTreeMap<String, Option<String>>,
 }
 
 impl Esc {
@@ -204,7 +211,7 @@ impl Esc {
             publications: HashMap::default(),
             by_key: HashMap::default(),
             timers: BTreeSet::new(),
-            changed: BTreeSet::new(),
+            changed: BTreeMap::new(),
         }
     }
 
@@ -319,6 +326,7 @@ impl Esc {
             if expires > 0 {
                 self.check_limits(&key)?;
                 self.insert(Publication {
+                    id: applied.etag.clone(),
                     etag: applied.etag.clone(),
                     event: ev.event,
                     aor: aor.to_owned(),
@@ -372,7 +380,8 @@ impl Esc {
         }
         self.timers
             .insert((publication.expires_at, new_etag.clone()));
-        self.changed.insert(new_etag.clone());
+        self.changed
+            .insert(publication.id.clone(), Some(new_etag.clone()));
         self.publications.insert(new_etag.clone(), publication);
         Ok(Applied {
             operation,
@@ -412,9 +421,9 @@ impl Esc {
     }
 
     /// What changed since the last call (or since creation): the live publications among
-    /// them as plain data, and the entity tags that are gone. Persistence stores just these
-    /// instead of a whole [`Esc::export`]; the set of changes is bounded by the publications
-    /// touched since the last call.
+    /// them as plain data, and the [`Publication::id`]s of those gone. Persistence stores
+    /// just these instead of a whole [`Esc::export`]; the set of changes is bounded by the
+    /// publications touched since the last call, however often each was modified.
     pub fn take_changes(
         &mut self,
         now: Instant,
@@ -422,20 +431,20 @@ impl Esc {
     ) -> (Vec<PublicationRecord>, Vec<String>) {
         let mut records = Vec::new();
         let mut removed = Vec::new();
-        for etag in std::mem::take(&mut self.changed) {
-            match self.publications.get(&etag) {
+        for (id, etag) in std::mem::take(&mut self.changed) {
+            match etag.and_then(|etag| self.publications.get(&etag)) {
                 Some(p) => records.push(record(p, now, now_unix)),
-                None => removed.push(etag),
+                None => removed.push(id),
             }
         }
         (records, removed)
     }
 
-    /// Marks `etag` changed, so the next [`Esc::take_changes`] reports it (as removed when
-    /// no such publication exists), e.g. for rows read back on start that must be rewritten
-    /// or deleted.
-    pub fn touch(&mut self, etag: &str) {
-        self.changed.insert(etag.to_owned());
+    /// Marks the publication `id` changed, so the next [`Esc::take_changes`] reports it, as
+    /// removed unless [`Esc::import`] brings it back: for records read back on start, which
+    /// must be rewritten or deleted.
+    pub fn touch(&mut self, id: &str) {
+        self.changed.entry(id.to_owned()).or_insert(None);
     }
 
     /// Restore exported publications in order, skipping expired ones and entity tags
@@ -451,6 +460,7 @@ impl Esc {
                 continue;
             }
             self.insert(Publication {
+                id: r.id,
                 etag: r.etag,
                 event: r.event,
                 aor: r.aor,
@@ -524,7 +534,8 @@ impl Esc {
             .push(publication.etag.clone());
         self.timers
             .insert((publication.expires_at, publication.etag.clone()));
-        self.changed.insert(publication.etag.clone());
+        self.changed
+            .insert(publication.id.clone(), Some(publication.etag.clone()));
         self.publications
             .insert(publication.etag.clone(), publication);
     }
@@ -534,7 +545,7 @@ impl Esc {
         let publication = self.publications.remove(etag)?;
         self.timers
             .remove(&(publication.expires_at, publication.etag.clone()));
-        self.changed.insert(publication.etag.clone());
+        self.changed.insert(publication.id.clone(), None);
         Some(publication)
     }
 
@@ -553,6 +564,7 @@ impl Esc {
 
 fn record(p: &Publication, now: Instant, now_unix: u64) -> PublicationRecord {
     PublicationRecord {
+        id: p.id.clone(),
         etag: p.etag.clone(),
         event: p.event.clone(),
         aor: p.aor.clone(),

@@ -473,3 +473,58 @@ fn export_and_import_survive_a_restart() {
     let out = e2.on_publish(&with_etag(3, &a, 600, None), AOR, restart);
     assert_eq!(out.status, 200);
 }
+
+#[test]
+fn changes_name_each_publication_by_its_first_entity_tag_however_often_it_is_modified() {
+    let mut e = esc();
+    let now = Instant::now();
+    let first = etag_of(&e.on_publish(&initial(1, "<a/>"), AOR, now));
+    let other = etag_of(&e.on_publish(&initial(2, "<b/>"), AOR, now));
+    let (records, removed) = e.take_changes(now, 1_000_000);
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&first.as_str()) && ids.contains(&other.as_str()));
+    assert!(removed.is_empty());
+
+    // A modify and a refresh change the tag, not the record the change is reported under.
+    let modified = etag_of(&e.on_publish(&with_etag(3, &first, 600, Some("<c/>")), AOR, now));
+    let refreshed = etag_of(&e.on_publish(&with_etag(4, &modified, 600, None), AOR, now));
+    assert_ne!(refreshed, first);
+    let (records, removed) = e.take_changes(now, 1_000_000);
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].id.as_str(), records[0].etag.as_str()),
+        (first.as_str(), refreshed.as_str())
+    );
+    assert_eq!(records[0].body, Bytes::from("<c/>"));
+    assert!(
+        removed.is_empty(),
+        "no tag but the first ever names a record"
+    );
+
+    // Removal reports the first tag; nothing is left to report afterwards.
+    let out = e.on_publish(&with_etag(5, &refreshed, 0, None), AOR, now);
+    assert_eq!(out.status, 200);
+    assert_eq!(
+        e.take_changes(now, 1_000_000),
+        (Vec::new(), vec![first.clone()])
+    );
+    assert_eq!(e.take_changes(now, 1_000_000), (Vec::new(), Vec::new()));
+
+    // Records read back on start: touched, then imported under the same id; an id the
+    // import does not bring back is reported removed.
+    let mut restarted = esc();
+    let mut kept = e.export(now, 1_000_000);
+    assert_eq!(kept.len(), 1);
+    kept[0].id = "saved-id".to_owned();
+    restarted.touch("saved-id");
+    restarted.touch("expired-id");
+    restarted.import(kept, now, 1_000_000);
+    let (records, removed) = restarted.take_changes(now, 1_000_000);
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].id.as_str(), records[0].etag.as_str()),
+        ("saved-id", other.as_str())
+    );
+    assert_eq!(removed, vec!["expired-id".to_owned()]);
+}
