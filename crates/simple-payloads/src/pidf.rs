@@ -20,11 +20,10 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use roxmltree::{Document, Node, ParsingOptions};
-
 use crate::uri::decode_any_uri;
 use crate::xcap_error::escape_into;
 
+mod reader;
 mod transform;
 
 pub use transform::transform;
@@ -142,38 +141,40 @@ impl PidfDocument {
         if text.len() > MAX_DOCUMENT_BYTES {
             return Err(PidfError::TooLarge);
         }
-        let options = ParsingOptions {
-            allow_dtd: false,
-            nodes_limit: MAX_NODES,
-            ..ParsingOptions::default()
-        };
-        let doc = Document::parse_with_options(text, options)
-            .map_err(|e| PidfError::NotWellFormed(e.to_string()))?;
-        let root = doc.root_element();
-        if root.tag_name().namespace() != Some(PIDF_NS) || root.tag_name().name() != "presence" {
+        let scanned =
+            reader::read(text, MAX_NODES).map_err(|e| PidfError::NotWellFormed(e.to_string()))?;
+        if !scanned.root_is_presence {
             return Err(PidfError::NotPresence);
         }
-        let entity = root
-            .attributes()
-            .find(|a| a.name() == "entity" && a.namespace().is_none())
-            .ok_or(PidfError::MissingEntity)?;
-        let entity = decode_any_uri(entity.value().trim()).into_owned();
-        let namespaces = root
-            .namespaces()
-            .filter(|ns| ns.name() != Some("xml"))
-            .map(|ns| Namespace {
-                prefix: ns.name().map(str::to_owned),
-                uri: ns.uri().to_owned(),
-            })
+        let entity = scanned.entity.ok_or(PidfError::MissingEntity)?;
+        let entity = decode_any_uri(entity.trim()).into_owned();
+        let namespaces = scanned
+            .namespaces
+            .into_iter()
+            .map(|(prefix, uri)| Namespace { prefix, uri })
             .collect();
         let mut items = Vec::new();
-        for child in root.children().filter(Node::is_element) {
+        for child in scanned.children {
             if items.len() == MAX_ELEMENTS {
                 return Err(PidfError::TooManyElements);
             }
-            if let Some(item) = read_item(text, child)? {
-                items.push(item);
+            let Some(kind) = child.kind else { continue };
+            if child.id.is_none() {
+                match kind {
+                    ElementKind::Tuple => return Err(PidfError::MissingId("tuple")),
+                    ElementKind::Person => return Err(PidfError::MissingId("dm:person")),
+                    ElementKind::Device => return Err(PidfError::MissingId("dm:device")),
+                    ElementKind::Note | ElementKind::Extension => {}
+                }
             }
+            items.push(Item {
+                kind,
+                range: child.range,
+                name_end: child.name_end,
+                id: child.id,
+                inner_ids: child.inner_ids,
+                declared: child.declared,
+            });
         }
         Ok(PidfDocument {
             source: text.into(),
@@ -234,107 +235,6 @@ impl PidfDocument {
             .find(|ns| ns.prefix.is_none())
             .map_or("", |ns| &ns.uri)
     }
-}
-
-fn read_item(text: &str, node: Node<'_, '_>) -> Result<Option<Item>, PidfError> {
-    let name = node.tag_name();
-    let kind = match (name.namespace(), name.name()) {
-        (Some(PIDF_NS), "tuple") => ElementKind::Tuple,
-        (Some(PIDF_NS), "note") => ElementKind::Note,
-        (Some(PIDF_NS), _) => return Ok(None),
-        (Some(DATA_MODEL_NS), "person") => ElementKind::Person,
-        (Some(DATA_MODEL_NS), "device") => ElementKind::Device,
-        _ => ElementKind::Extension,
-    };
-    let id = id_attr(node);
-    if id.is_none() {
-        match kind {
-            ElementKind::Tuple => return Err(PidfError::MissingId("tuple")),
-            ElementKind::Person => return Err(PidfError::MissingId("dm:person")),
-            ElementKind::Device => return Err(PidfError::MissingId("dm:device")),
-            ElementKind::Note | ElementKind::Extension => {}
-        }
-    }
-    let inner_ids = node
-        .descendants()
-        .skip(1)
-        .filter(Node::is_element)
-        .filter_map(id_attr)
-        .collect();
-    let range = node.range();
-    let (name_end, declared) = scan_start_tag(text, range.start);
-    Ok(Some(Item {
-        kind,
-        range,
-        name_end,
-        id,
-        inner_ids,
-        declared,
-    }))
-}
-
-/// The `id` attribute of an element whose schema types it `xs:ID`: PIDF tuples, data-model
-/// persons and devices, and RPID elements (RFC 4480 §2). Elements of namespaces without a
-/// schema are processed laxly by validators, so their `id`s are plain strings.
-fn id_attr(node: Node<'_, '_>) -> Option<IdAttr> {
-    let name = node.tag_name();
-    let typed = match name.namespace() {
-        Some(PIDF_NS) => name.name() == "tuple",
-        Some(DATA_MODEL_NS) => matches!(name.name(), "person" | "device"),
-        Some(RPID_NS) => true,
-        _ => false,
-    };
-    if !typed {
-        return None;
-    }
-    let attr = node
-        .attributes()
-        .find(|a| a.name() == "id" && a.namespace().is_none())?;
-    Some(IdAttr {
-        value: attr.value().trim().into(),
-        range: attr.range_value(),
-    })
-}
-
-/// Lexes a start tag that roxmltree has already accepted: returns the offset after its qualified
-/// name and the prefixes its own `xmlns` attributes declare.
-fn scan_start_tag(text: &str, start: usize) -> (usize, Vec<Option<Box<str>>>) {
-    let bytes = text.as_bytes();
-    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    let mut pos = start + 1;
-    while pos < bytes.len() && !is_space(bytes[pos]) && !matches!(bytes[pos], b'/' | b'>') {
-        pos += 1;
-    }
-    let name_end = pos;
-    let mut declared = Vec::new();
-    loop {
-        while pos < bytes.len() && is_space(bytes[pos]) {
-            pos += 1;
-        }
-        if pos >= bytes.len() || matches!(bytes[pos], b'/' | b'>') {
-            break;
-        }
-        let attr_start = pos;
-        while pos < bytes.len() && !is_space(bytes[pos]) && bytes[pos] != b'=' {
-            pos += 1;
-        }
-        let attr_name = &text[attr_start..pos];
-        while pos < bytes.len() && bytes[pos] != b'\'' && bytes[pos] != b'"' {
-            pos += 1;
-        }
-        let Some(&quote) = bytes.get(pos) else { break };
-        pos += 1;
-        while pos < bytes.len() && bytes[pos] != quote {
-            pos += 1;
-        }
-        pos += 1;
-        if attr_name == "xmlns" {
-            declared.push(None);
-        } else if let Some(prefix) = attr_name.strip_prefix("xmlns:") {
-            declared.push(Some(prefix.into()));
-        }
-    }
-    (name_end, declared)
 }
 
 /// One live publication handed to [`compose`].
