@@ -80,6 +80,32 @@ pub enum ElementKind {
     Extension,
 }
 
+/// What a child of `<presence>` with this expanded name is; `None` for elements of the PIDF
+/// namespace other than `tuple` and `note`, which the schema does not allow there.
+pub fn element_kind(namespace: Option<&str>, local: &str) -> Option<ElementKind> {
+    Some(match (namespace, local) {
+        (Some(PIDF_NS), "tuple") => ElementKind::Tuple,
+        (Some(PIDF_NS), "note") => ElementKind::Note,
+        (Some(PIDF_NS), _) => return None,
+        (Some(DATA_MODEL_NS), "person") => ElementKind::Person,
+        (Some(DATA_MODEL_NS), "device") => ElementKind::Device,
+        _ => ElementKind::Extension,
+    })
+}
+
+/// Whether the schema types the `id` of an element with this expanded name `xs:ID`: PIDF
+/// tuples, data-model persons and devices, and RPID elements (RFC 4480 §2). Elements of
+/// namespaces without a schema are processed laxly by validators, so their `id`s are plain
+/// strings.
+pub fn has_typed_id(namespace: Option<&str>, local: &str) -> bool {
+    match namespace {
+        Some(PIDF_NS) => local == "tuple",
+        Some(DATA_MODEL_NS) => matches!(local, "person" | "device"),
+        Some(RPID_NS) => true,
+        _ => false,
+    }
+}
+
 /// A namespace declaration of the `<presence>` element; `prefix` `None` is the default namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {

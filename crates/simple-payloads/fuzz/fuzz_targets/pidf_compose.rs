@@ -15,8 +15,7 @@ use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
 use simple_payloads::pidf::{
-    closed_document, compose, DuplicateIds, PidfDocument, Publication, DATA_MODEL_NS, PIDF_NS,
-    RPID_NS,
+    closed_document, compose, has_typed_id, DuplicateIds, PidfDocument, Publication, PIDF_NS,
 };
 use simple_payloads::{validate, Usage};
 
@@ -93,12 +92,7 @@ fn check(composed: &str, sources: &[Input], mode: DuplicateIds) {
     let mut ids = HashSet::new();
     for node in doc.descendants().filter(|n| n.is_element()) {
         let name = node.tag_name();
-        let typed = match name.namespace() {
-            Some(PIDF_NS) => name.name() == "tuple",
-            Some(DATA_MODEL_NS) => matches!(name.name(), "person" | "device"),
-            Some(RPID_NS) => true,
-            _ => false,
-        };
+        let typed = has_typed_id(name.namespace(), name.name());
         if let Some(id) = node.attribute("id").filter(|_| typed) {
             assert!(ids.insert(id.trim()), "duplicate id {id:?}:\n{composed}");
         }

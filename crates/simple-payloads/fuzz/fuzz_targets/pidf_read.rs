@@ -7,32 +7,12 @@
 
 use libfuzzer_sys::fuzz_target;
 use roxmltree::{Document, Node, ParsingOptions};
-use simple_payloads::pidf::{ElementKind, PidfDocument, DATA_MODEL_NS, PIDF_NS, RPID_NS};
-
-/// A top-level element's kind as `PidfDocument` defines it; `None` for the PIDF elements it
-/// does not keep.
-fn kind(node: Node<'_, '_>) -> Option<ElementKind> {
-    let name = node.tag_name();
-    Some(match (name.namespace().filter(|ns| !ns.is_empty()), name.name()) {
-        (Some(PIDF_NS), "tuple") => ElementKind::Tuple,
-        (Some(PIDF_NS), "note") => ElementKind::Note,
-        (Some(PIDF_NS), _) => return None,
-        (Some(DATA_MODEL_NS), "person") => ElementKind::Person,
-        (Some(DATA_MODEL_NS), "device") => ElementKind::Device,
-        _ => ElementKind::Extension,
-    })
-}
+use simple_payloads::pidf::{element_kind, has_typed_id, ElementKind, PidfDocument, PIDF_NS};
 
 /// The `id` of an element whose name types it `xs:ID`, trimmed.
 fn typed_id<'a>(node: Node<'a, '_>) -> Option<&'a str> {
     let name = node.tag_name();
-    let typed = match name.namespace() {
-        Some(PIDF_NS) => name.name() == "tuple",
-        Some(DATA_MODEL_NS) => matches!(name.name(), "person" | "device"),
-        Some(RPID_NS) => true,
-        _ => false,
-    };
-    if !typed {
+    if !has_typed_id(name.namespace(), name.name()) {
         return None;
     }
     node.attributes()
@@ -41,8 +21,12 @@ fn typed_id<'a>(node: Node<'a, '_>) -> Option<&'a str> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(ours) = PidfDocument::parse(text) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(ours) = PidfDocument::parse(text) else {
+        return;
+    };
     let options = ParsingOptions {
         allow_dtd: false,
         nodes_limit: 100_000,
@@ -69,7 +53,12 @@ fuzz_target!(|data: &[u8]| {
     let expected: Vec<(ElementKind, Option<&str>, &str)> = root
         .children()
         .filter(Node::is_element)
-        .filter_map(|child| Some((kind(child)?, typed_id(child), &text[child.range()])))
+        .filter_map(|child| {
+            let name = child.tag_name();
+            let namespace = name.namespace().filter(|ns| !ns.is_empty());
+            let kind = element_kind(namespace, name.name())?;
+            Some((kind, typed_id(child), &text[child.range()]))
+        })
         .collect();
     let got: Vec<(ElementKind, Option<&str>, &str)> =
         ours.elements().map(|e| (e.kind, e.id, e.source)).collect();

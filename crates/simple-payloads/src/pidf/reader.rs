@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use memchr::{memchr, memchr2};
 
-use super::{ElementKind, IdAttr, DATA_MODEL_NS, PIDF_NS, RPID_NS};
+use super::{ElementKind, IdAttr, PIDF_NS};
 
 #[cfg(test)]
 mod tests;
@@ -48,36 +48,19 @@ struct Name<'a> {
 }
 
 impl Name<'_> {
-    /// What a child of `<presence>` with this name is; `None` for elements of the PIDF
-    /// namespace other than `tuple` and `note`, which the schema does not allow there.
     fn kind(self) -> Option<ElementKind> {
-        Some(match (self.namespace, self.local) {
-            (Some(PIDF_NS), "tuple") => ElementKind::Tuple,
-            (Some(PIDF_NS), "note") => ElementKind::Note,
-            (Some(PIDF_NS), _) => return None,
-            (Some(DATA_MODEL_NS), "person") => ElementKind::Person,
-            (Some(DATA_MODEL_NS), "device") => ElementKind::Device,
-            _ => ElementKind::Extension,
-        })
+        super::element_kind(self.namespace, self.local)
     }
 
-    /// Whether the schema types the element's `id` `xs:ID`: PIDF tuples, data-model persons
-    /// and devices, and RPID elements (RFC 4480 §2). Elements of namespaces without a schema
-    /// are processed laxly by validators, so their `id`s are plain strings.
     fn has_typed_id(self) -> bool {
-        match self.namespace {
-            Some(PIDF_NS) => self.local == "tuple",
-            Some(DATA_MODEL_NS) => matches!(self.local, "person" | "device"),
-            Some(RPID_NS) => true,
-            _ => false,
-        }
+        super::has_typed_id(self.namespace, self.local)
     }
 }
 
 /// A child element of the root.
 #[derive(Debug, Clone)]
 pub(super) struct TopElement {
-    /// See [`Name::kind`].
+    /// See [`super::element_kind`].
     pub kind: Option<ElementKind>,
     /// `<` to the end of the end tag (or of `/>`).
     pub range: Range<usize>,
