@@ -10,7 +10,7 @@
 //! included. It follows roxmltree where that is lenient but the document still reads one way
 //! (`xmlns:p=""`, a processing instruction named `xml`), and refuses what roxmltree accepts
 //! although it is not well-formed: two default namespace declarations on one tag, `p:xmlns`
-//! taken for a declaration, a name `:a` read as `a`.
+//! taken for a declaration, a name `:a` read as `a`, a reference in the XML declaration.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -471,6 +471,21 @@ impl<'a> Reader<'a> {
         Err(NotWellFormed { reason, at })
     }
 
+    /// `Attribute` (XML 1.0 §3.1): a qualified name, `=` and a value.
+    fn attribute(&mut self) -> Result<Attribute, NotWellFormed> {
+        let (prefix, local) = self.qname()?;
+        self.skip_spaces();
+        self.expect(b"=", "expected '='")?;
+        self.skip_spaces();
+        let (value, special) = self.attribute_value()?;
+        Ok(Attribute {
+            prefix,
+            local,
+            value,
+            special,
+        })
+    }
+
     /// An attribute value from its opening quote up to and past the closing one; whether it
     /// holds anything [`normalized`] replaces.
     fn attribute_value(&mut self) -> Result<(Range<usize>, bool), NotWellFormed> {
@@ -528,14 +543,16 @@ impl<'a> Reader<'a> {
         if !self.starts_with(b"version") {
             return self.fail("the XML declaration lacks its version");
         }
-        self.declaration_attribute()?;
+        // Read as attributes: stricter than roxmltree, which checks no references there
+        // (no declaration has any).
+        self.attribute()?;
         self.declaration_space()?;
         if self.starts_with(b"encoding") {
-            self.declaration_attribute()?;
+            self.attribute()?;
             self.declaration_space()?;
         }
         if self.starts_with(b"standalone") {
-            self.declaration_attribute()?;
+            self.attribute()?;
         }
         self.skip_spaces();
         self.expect(b"?>", "unterminated XML declaration")
@@ -548,24 +565,6 @@ impl<'a> Reader<'a> {
             return self.fail("expected a space");
         }
         Ok(())
-    }
-
-    fn declaration_attribute(&mut self) -> Result<(), NotWellFormed> {
-        self.qname()?;
-        self.skip_spaces();
-        self.expect(b"=", "expected '='")?;
-        self.skip_spaces();
-        let quote = match self.peek() {
-            Some(q @ (b'"' | b'\'')) => q,
-            _ => return self.fail("expected a quote"),
-        };
-        self.pos += 1;
-        let start = self.pos;
-        while self.peek().is_some_and(|b| b != quote && b != b'<') {
-            self.pos += 1;
-        }
-        self.check_chars(start, self.pos)?;
-        self.expect(&[quote], "unterminated value")
     }
 
     /// `Misc*` (XML 1.0 §2.8): spaces, comments and processing instructions.
@@ -715,26 +714,17 @@ impl<'a> Reader<'a> {
                 }
                 Some(_) if !had_space => return self.fail("expected a space"),
                 Some(_) => {
-                    let (attr_prefix, attr_local) = self.qname()?;
-                    self.skip_spaces();
-                    self.expect(b"=", "expected '='")?;
-                    self.skip_spaces();
-                    let (value, special) = self.attribute_value()?;
-                    let attr_prefix_text = self.slice(attr_prefix.clone());
-                    if attr_prefix_text == "xmlns"
-                        || (attr_prefix.is_empty() && self.slice(attr_local.clone()) == "xmlns")
+                    let attribute = self.attribute()?;
+                    if self.slice(attribute.prefix.clone()) == "xmlns"
+                        || (attribute.prefix.is_empty()
+                            && self.slice(attribute.local.clone()) == "xmlns")
                     {
                         declares = true;
                     } else {
                         regular += 1;
-                        prefixed |= !attr_prefix.is_empty();
+                        prefixed |= !attribute.prefix.is_empty();
                     }
-                    self.attributes.push(Attribute {
-                        prefix: attr_prefix,
-                        local: attr_local,
-                        value,
-                        special,
-                    });
+                    self.attributes.push(attribute);
                 }
             }
         };

@@ -160,9 +160,16 @@ fn oracle(text: &str, max_nodes: u32) -> Option<Seen> {
 }
 
 /// Malformed XML roxmltree accepts: a start tag with two default namespace declarations,
-/// `p:xmlns` taken for a declaration, or a name `:a` read as `a`. The reader refuses these.
+/// `p:xmlns` taken for a declaration, a name `:a` read as `a`, or a reference in the XML
+/// declaration. The reader refuses these.
 fn roxmltree_is_lenient(doc: &Document<'_>) -> bool {
-    doc.input_text().contains("</:")
+    let text = doc.input_text();
+    let declaration = text
+        .trim_start_matches('\u{FEFF}')
+        .strip_prefix("<?xml ")
+        .and_then(|rest| rest.split("?>").next());
+    declaration.is_some_and(|d| d.contains('&'))
+        || text.contains("</:")
         || doc.descendants().filter(Node::is_element).any(|e| {
             let (_, declared) = lex_start_tag(doc.input_text(), e.range().start);
             let defaults = declared.iter().filter(|d| d.is_none()).count();
