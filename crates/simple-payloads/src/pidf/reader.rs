@@ -148,13 +148,23 @@ fn is_space(b: u8) -> bool {
 
 const NAME_START: u8 = 1;
 const NAME: u8 = 2;
+/// A control character other than tab, LF and CR (XML 1.0 §2.2 forbids them), or 0xEF, the
+/// lead byte of U+FFFE and U+FFFF, which it forbids too; other non-ASCII text is valid UTF-8
+/// already.
+const SUSPECT: u8 = 4;
+/// `&`: a reference to check, and to replace in an attribute value.
+const AMPERSAND: u8 = 8;
+/// Tab, LF or CR: an attribute value with one is normalized (XML 1.0 §3.3.3).
+const BREAK: u8 = 16;
+/// `>`: text with one may hold the forbidden `]]>`.
+const CLOSE: u8 = 32;
 
-/// [`NAME_START`] and [`NAME`] per byte; bytes of non-ASCII characters have neither and take
-/// the slow path. Names are ASCII in practice, and a table lookup per byte keeps them cheap.
-static NAME_CLASS: [u8; 256] = {
+/// The classes above per byte. Names are ASCII in practice and text is mostly plain, so one
+/// table lookup per byte, OR-ed over a run, decides whether anything slower is needed.
+static CLASS: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
-    while b < 128 {
+    while b < 256 {
         let c = b as u8;
         let start = c.is_ascii_alphabetic() || c == b':' || c == b'_';
         let name = start || c.is_ascii_digit() || c == b'-' || c == b'.';
@@ -163,16 +173,30 @@ static NAME_CLASS: [u8; 256] = {
         } else if name {
             NAME
         } else {
-            0
+            match c {
+                b'\t' | b'\n' | b'\r' => BREAK,
+                b'&' => AMPERSAND,
+                b'>' => CLOSE,
+                0xEF => SUSPECT,
+                c if c < 0x20 => SUSPECT,
+                _ => 0,
+            }
         };
         b += 1;
     }
     table
 };
 
+/// The classes of `bytes`, OR-ed.
+fn classes(bytes: &[u8]) -> u8 {
+    bytes
+        .iter()
+        .fold(0, |found, &b| found | CLASS[usize::from(b)])
+}
+
 fn is_name_start_char(c: char) -> bool {
     match u8::try_from(c) {
-        Ok(b) if b < 0x80 => NAME_CLASS[usize::from(b)] & NAME_START != 0,
+        Ok(b) if b < 0x80 => CLASS[usize::from(b)] & NAME_START != 0,
         _ => matches!(c as u32,
             0xC0..=0xD6 | 0xD8..=0xF6 | 0xF8..=0x2FF | 0x370..=0x37D | 0x37F..=0x1FFF
             | 0x200C..=0x200D | 0x2070..=0x218F | 0x2C00..=0x2FEF | 0x3001..=0xD7FF
@@ -182,7 +206,7 @@ fn is_name_start_char(c: char) -> bool {
 
 fn is_name_char(c: char) -> bool {
     match u8::try_from(c) {
-        Ok(b) if b < 0x80 => NAME_CLASS[usize::from(b)] & NAME != 0,
+        Ok(b) if b < 0x80 => CLASS[usize::from(b)] & NAME != 0,
         _ => is_name_start_char(c) || matches!(c as u32, 0xB7 | 0x300..=0x36F | 0x203F..=0x2040),
     }
 }
@@ -194,7 +218,7 @@ fn name_chars_end(text: &str, mut pos: usize) -> usize {
         let rest = bytes.get(pos..).unwrap_or_default();
         pos += rest
             .iter()
-            .position(|&b| NAME_CLASS[usize::from(b)] & NAME == 0)
+            .position(|&b| CLASS[usize::from(b)] & NAME == 0)
             .unwrap_or(rest.len());
         match text.get(pos..).and_then(|rest| rest.chars().next()) {
             Some(c) if !c.is_ascii() && is_name_char(c) => pos += c.len_utf8(),
@@ -218,15 +242,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         from = end + 1;
     }
     None
-}
-
-/// Whether `bytes` may hold a character XML 1.0 §2.2 forbids: a control character other
-/// than tab, LF and CR, or the lead byte of U+FFFE / U+FFFF (EF BF BE, EF BF BF); non-ASCII
-/// text is valid UTF-8 already. Written without early exit so it runs as vector code.
-fn may_hold_forbidden(bytes: &[u8]) -> bool {
-    bytes.iter().fold(false, |found, &b| {
-        found | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')) | (b == 0xEF)
-    })
 }
 
 /// XML 1.0 `Char` for a character decoded from a reference (U+FFFD stands for what is no
@@ -372,10 +387,21 @@ impl<'a> Reader<'a> {
 
     /// The bytes from `from` up to `end` are XML characters (XML 1.0 §2.2).
     fn check_chars(&self, from: usize, end: usize) -> Result<(), NotWellFormed> {
-        let slice = self.bytes.get(from..end).unwrap_or_default();
-        if !may_hold_forbidden(slice) {
+        let found = classes(self.bytes.get(from..end).unwrap_or_default());
+        self.check_classified_chars(from, end, found)
+    }
+
+    /// [`Self::check_chars`] for bytes whose [`classes`] are `found`.
+    fn check_classified_chars(
+        &self,
+        from: usize,
+        end: usize,
+        found: u8,
+    ) -> Result<(), NotWellFormed> {
+        if found & SUSPECT == 0 {
             return Ok(());
         }
+        let slice = self.bytes.get(from..end).unwrap_or_default();
         for (i, &b) in slice.iter().enumerate() {
             let bad = (b < 0x20 && !is_space(b))
                 || (b == 0xEF
@@ -420,7 +446,7 @@ impl<'a> Reader<'a> {
         let mut end = start;
         let mut colon = None;
         while let Some(&b) = bytes.get(end) {
-            if NAME_CLASS[usize::from(b)] & NAME != 0 {
+            if CLASS[usize::from(b)] & NAME != 0 {
                 if b == b':' {
                     if colon.is_some() {
                         return self.fail("invalid name");
@@ -438,7 +464,7 @@ impl<'a> Reader<'a> {
             }
         }
         let starts_name = |at: usize| match bytes.get(at) {
-            Some(&b) if b < 0x80 => b != b':' && NAME_CLASS[usize::from(b)] & NAME_START != 0,
+            Some(&b) if b < 0x80 => b != b':' && CLASS[usize::from(b)] & NAME_START != 0,
             Some(_) => at < end && self.char_at(at).is_some_and(is_name_start_char),
             None => false,
         };
@@ -501,16 +527,13 @@ impl<'a> Reader<'a> {
         if self.bytes.get(end) == Some(&b'<') {
             return self.at_fail(end, "'<' in attribute value");
         }
-        let value = self.bytes.get(start..end).unwrap_or_default();
-        let special = value.iter().fold(false, |found, &b| {
-            found | (b == b'&') | (b == b'\t') | (b == b'\n') | (b == b'\r')
-        });
-        self.check_chars(start, end)?;
-        if special {
+        let found = classes(self.bytes.get(start..end).unwrap_or_default());
+        self.check_classified_chars(start, end, found)?;
+        if found & AMPERSAND != 0 {
             self.check_references(start, end)?;
         }
         self.pos = end + 1;
-        Ok((start..end, special))
+        Ok((start..end, found & (AMPERSAND | BREAK) != 0))
     }
 
     fn document(&mut self) -> Result<(), NotWellFormed> {
@@ -672,12 +695,23 @@ impl<'a> Reader<'a> {
     /// Character data up to the next `<` (XML 1.0 §2.4): characters, references, no `]]>`.
     fn text(&mut self) -> Result<(), NotWellFormed> {
         let start = self.pos;
-        let end = memchr(b'<', self.bytes.get(start..).unwrap_or_default())
-            .map_or(self.bytes.len(), |i| start + i);
-        self.check_chars(start, end)?;
-        self.check_references(start, end)?;
-        if let Some(i) = find(self.bytes.get(start..end).unwrap_or_default(), b"]]>") {
-            return self.at_fail(start + i, "']]>' in text");
+        // Most runs are the indentation between tags: nothing in them to check.
+        let rest = self.bytes.get(start..).unwrap_or_default();
+        let blank = rest.iter().take_while(|&&b| is_space(b)).count();
+        if matches!(rest.get(blank), None | Some(b'<')) {
+            self.pos = start + blank;
+            return Ok(());
+        }
+        let end = memchr(b'<', rest).map_or(self.bytes.len(), |i| start + i);
+        let found = classes(self.bytes.get(start..end).unwrap_or_default());
+        self.check_classified_chars(start, end, found)?;
+        if found & AMPERSAND != 0 {
+            self.check_references(start, end)?;
+        }
+        if found & CLOSE != 0 {
+            if let Some(i) = find(self.bytes.get(start..end).unwrap_or_default(), b"]]>") {
+                return self.at_fail(start + i, "']]>' in text");
+            }
         }
         self.pos = end;
         Ok(())
