@@ -124,6 +124,8 @@ struct OpenElement {
 struct Attribute {
     prefix: Range<usize>,
     local: Range<usize>,
+    /// `xmlns` or `xmlns:p`: a namespace declaration (Namespaces §3), not an attribute.
+    declaration: bool,
     value: Range<usize>,
     /// The value holds a reference or a tab, CR or LF, so reading it means normalizing it.
     special: bool,
@@ -500,6 +502,11 @@ impl<'a> Reader<'a> {
     /// `Attribute` (XML 1.0 §3.1): a qualified name, `=` and a value.
     fn attribute(&mut self) -> Result<Attribute, NotWellFormed> {
         let (prefix, local) = self.qname()?;
+        let declaration = match self.slice(prefix.clone()) {
+            "xmlns" => true,
+            "" => self.slice(local.clone()) == "xmlns",
+            _ => false,
+        };
         self.skip_spaces();
         self.expect(b"=", "expected '='")?;
         self.skip_spaces();
@@ -507,6 +514,7 @@ impl<'a> Reader<'a> {
         Ok(Attribute {
             prefix,
             local,
+            declaration,
             value,
             special,
         })
@@ -604,19 +612,30 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Characters from `pos` up to `terminator`, and past it: the content of a comment,
+    /// processing instruction or CDATA section.
+    fn delimited(
+        &mut self,
+        terminator: &[u8],
+        unterminated: &'static str,
+    ) -> Result<Range<usize>, NotWellFormed> {
+        let start = self.pos;
+        let Some(len) = find(self.bytes.get(start..).unwrap_or_default(), terminator) else {
+            return self.fail(unterminated);
+        };
+        self.check_chars(start, start + len)?;
+        self.pos = start + len + terminator.len();
+        Ok(start..start + len)
+    }
+
     /// `Comment` (XML 1.0 §2.5): no `--` inside, and not ending in `-`.
     fn comment(&mut self) -> Result<(), NotWellFormed> {
         self.pos += 4;
-        let start = self.pos;
-        let Some(len) = find(self.bytes.get(start..).unwrap_or_default(), b"-->") else {
-            return self.fail("unterminated comment");
-        };
-        self.check_chars(start, start + len)?;
-        let body = self.slice(start..start + len);
-        if body.contains("--") || body.ends_with('-') {
-            return self.fail("'--' in a comment");
+        let body = self.delimited(b"-->", "unterminated comment")?;
+        let text = self.slice(body.clone());
+        if text.contains("--") || text.ends_with('-') {
+            return self.at_fail(body.start, "'--' in a comment");
         }
-        self.pos = start + len + 3;
         self.count_node()
     }
 
@@ -628,12 +647,7 @@ impl<'a> Reader<'a> {
         self.pos += 2;
         self.name()?;
         self.skip_spaces();
-        let start = self.pos;
-        let Some(len) = find(self.bytes.get(start..).unwrap_or_default(), b"?>") else {
-            return self.fail("unterminated processing instruction");
-        };
-        self.check_chars(start, start + len)?;
-        self.pos = start + len + 2;
+        self.delimited(b"?>", "unterminated processing instruction")?;
         self.count_node()
     }
 
@@ -658,13 +672,7 @@ impl<'a> Reader<'a> {
                     }
                     Some(b'!') if self.starts_with(b"<![CDATA[") => {
                         self.pos += 9;
-                        let start = self.pos;
-                        let Some(len) = find(self.bytes.get(start..).unwrap_or_default(), b"]]>")
-                        else {
-                            return self.fail("unterminated CDATA section");
-                        };
-                        self.check_chars(start, start + len)?;
-                        self.pos = start + len + 3;
+                        self.delimited(b"]]>", "unterminated CDATA section")?;
                         if !in_text {
                             self.count_node()?;
                             in_text = true;
@@ -749,10 +757,7 @@ impl<'a> Reader<'a> {
                 Some(_) if !had_space => return self.fail("expected a space"),
                 Some(_) => {
                     let attribute = self.attribute()?;
-                    if self.slice(attribute.prefix.clone()) == "xmlns"
-                        || (attribute.prefix.is_empty()
-                            && self.slice(attribute.local.clone()) == "xmlns")
-                    {
+                    if attribute.declaration {
                         declares = true;
                     } else {
                         regular += 1;
@@ -796,7 +801,9 @@ impl<'a> Reader<'a> {
             0 => {
                 self.scanned.root_is_presence =
                     name.namespace == Some(PIDF_NS) && local_name == "presence";
-                self.scanned.entity = self.unprefixed("entity").map(Cow::into_owned);
+                self.scanned.entity = self
+                    .unprefixed("entity")
+                    .map(|a| self.value_of(a).into_owned());
             }
             1 => self.scanned.children.push(TopElement {
                 kind: name.kind(),
@@ -833,18 +840,14 @@ impl<'a> Reader<'a> {
         let mut declared = Vec::new();
         for i in 0..self.attributes.len() {
             let attribute = &self.attributes[i];
-            let (prefix, local) = (
-                self.slice(attribute.prefix.clone()),
-                self.slice(attribute.local.clone()),
-            );
+            if !attribute.declaration {
+                continue;
+            }
             let at = attribute.prefix.start;
-            let binding = match (prefix, local) {
-                ("xmlns", _) => Some(local),
-                ("", "xmlns") => None,
-                _ => continue,
-            };
+            let binding =
+                (!attribute.prefix.is_empty()).then(|| self.slice(attribute.local.clone()));
             declared.push(binding.map(Box::from));
-            let uri = normalized(self.text, attribute.value.clone(), attribute.special);
+            let uri = self.value_of(attribute);
             if uri == XMLNS_URI {
                 return self.at_fail(at, "the xmlns namespace cannot be declared");
             }
@@ -884,12 +887,10 @@ impl<'a> Reader<'a> {
         let mut few: [(Option<&str>, &str); FEW] = [(None, ""); FEW];
         let mut count = 0;
         let mut many: HashSet<(Option<&str>, &str)> = HashSet::new();
-        for attribute in &self.attributes {
+        for attribute in self.attributes.iter().filter(|a| !a.declaration) {
             let prefix = self.slice(attribute.prefix.clone());
             let local = self.slice(attribute.local.clone());
             let namespace = match prefix {
-                "xmlns" => continue,
-                "" if local == "xmlns" => continue,
                 "" => None,
                 "xml" => Some(XML_URI),
                 _ => match lookup(&self.bindings, Some(prefix)) {
@@ -916,21 +917,21 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn unprefixed(&self, name: &str) -> Option<Cow<'a, str>> {
+    /// The current start tag's attribute `name` without a prefix.
+    fn unprefixed(&self, name: &str) -> Option<&Attribute> {
         self.attributes
             .iter()
             .find(|a| a.prefix.is_empty() && self.slice(a.local.clone()) == name)
-            .map(|a| normalized(self.text, a.value.clone(), a.special))
+    }
+
+    fn value_of(&self, attribute: &Attribute) -> Cow<'a, str> {
+        normalized(self.text, attribute.value.clone(), attribute.special)
     }
 
     fn id_attribute(&self) -> Option<IdAttr> {
-        let attribute = self
-            .attributes
-            .iter()
-            .find(|a| a.prefix.is_empty() && self.slice(a.local.clone()) == "id")?;
-        let value = normalized(self.text, attribute.value.clone(), attribute.special);
+        let attribute = self.unprefixed("id")?;
         Some(IdAttr {
-            value: value.trim().into(),
+            value: self.value_of(attribute).trim().into(),
             range: attribute.value.clone(),
         })
     }
