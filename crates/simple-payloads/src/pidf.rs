@@ -184,23 +184,16 @@ impl PidfDocument {
             if items.len() == MAX_ELEMENTS {
                 return Err(PidfError::TooManyElements);
             }
-            let Some(kind) = child.kind else { continue };
-            if child.id.is_none() {
-                match kind {
+            let Some(item) = child else { continue };
+            if item.id.is_none() {
+                match item.kind {
                     ElementKind::Tuple => return Err(PidfError::MissingId("tuple")),
                     ElementKind::Person => return Err(PidfError::MissingId("dm:person")),
                     ElementKind::Device => return Err(PidfError::MissingId("dm:device")),
                     ElementKind::Note | ElementKind::Extension => {}
                 }
             }
-            items.push(Item {
-                kind,
-                range: child.range,
-                name_end: child.name_end,
-                id: child.id,
-                inner_ids: child.inner_ids,
-                declared: child.declared,
-            });
+            items.push(item);
         }
         Ok(PidfDocument {
             source: text.into(),

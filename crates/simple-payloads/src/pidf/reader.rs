@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use memchr::{memchr, memchr2};
 
-use super::{ElementKind, IdAttr, PIDF_NS};
+use super::{ElementKind, IdAttr, Item, PIDF_NS};
 
 #[cfg(test)]
 mod tests;
@@ -57,23 +57,6 @@ impl Name<'_> {
     }
 }
 
-/// A child element of the root.
-#[derive(Debug, Clone)]
-pub(super) struct TopElement {
-    /// See [`super::element_kind`].
-    pub kind: Option<ElementKind>,
-    /// `<` to the end of the end tag (or of `/>`).
-    pub range: Range<usize>,
-    /// Just after the start tag's qualified name.
-    pub name_end: usize,
-    /// The element's own unprefixed `id`, when its name types it `xs:ID`.
-    pub id: Option<IdAttr>,
-    /// Unprefixed `id`s of descendants whose names type them `xs:ID`, in document order.
-    pub inner_ids: Vec<IdAttr>,
-    /// Prefixes the start tag itself declares (`None` for `xmlns`), every one as written.
-    pub declared: Vec<Option<Box<str>>>,
-}
-
 /// What one pass found in a well-formed document.
 #[derive(Debug, Clone)]
 pub(super) struct Scanned {
@@ -83,7 +66,9 @@ pub(super) struct Scanned {
     pub entity: Option<String>,
     /// Namespaces the root declares, in order, the `xml` one excepted: (prefix, URI).
     pub namespaces: Vec<(Option<String>, String)>,
-    pub children: Vec<TopElement>,
+    /// The root's child elements in order; `None` for the PIDF elements
+    /// [`super::element_kind`] does not keep.
+    pub children: Vec<Option<Item>>,
 }
 
 /// Reads `text`: at most `max_nodes` nodes (elements, text runs, comments and processing
@@ -805,16 +790,16 @@ impl<'a> Reader<'a> {
                     .unprefixed("entity")
                     .map(|a| self.value_of(a).into_owned());
             }
-            1 => self.scanned.children.push(TopElement {
-                kind: name.kind(),
+            1 => self.scanned.children.push(name.kind().map(|kind| Item {
+                kind,
                 range: tag_start..self.pos,
                 name_end,
                 id,
                 inner_ids: Vec::new(),
                 declared,
-            }),
+            })),
             _ => {
-                if let (Some(id), Some(child)) = (id, self.scanned.children.last_mut()) {
+                if let (Some(id), Some(Some(child))) = (id, self.scanned.children.last_mut()) {
                     child.inner_ids.push(id);
                 }
             }
@@ -831,7 +816,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The start tag's namespace declarations (Namespaces §3), bound in attribute order;
-    /// the prefixes each declares, for [`TopElement::declared`].
+    /// the prefixes each declares, for [`Item::declared`].
     fn declare(
         &mut self,
         scope: usize,
@@ -952,7 +937,7 @@ impl<'a> Reader<'a> {
         }
         self.bindings.truncate(open.scope);
         if self.open.len() == 1 {
-            if let Some(child) = self.scanned.children.last_mut() {
+            if let Some(Some(child)) = self.scanned.children.last_mut() {
                 child.range.end = self.pos;
             }
         }

@@ -14,12 +14,12 @@ struct Seen {
     root_is_presence: bool,
     entity: Option<String>,
     namespaces: Vec<(Option<String>, String)>,
-    children: Vec<SeenChild>,
+    children: Vec<Option<SeenChild>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 struct SeenChild {
-    kind: Option<ElementKind>,
+    kind: ElementKind,
     range: Range<usize>,
     name_end: usize,
     id: Option<Id>,
@@ -40,17 +40,19 @@ fn ours(text: &str, max_nodes: u32) -> Result<Seen, NotWellFormed> {
         children: scanned
             .children
             .iter()
-            .map(|c| SeenChild {
-                kind: c.kind,
-                range: c.range.clone(),
-                name_end: c.name_end,
-                id: c.id.as_ref().map(id_of),
-                inner_ids: c.inner_ids.iter().map(id_of).collect(),
-                declared: c
-                    .declared
-                    .iter()
-                    .map(|d| d.as_deref().map(str::to_owned))
-                    .collect(),
+            .map(|c| {
+                c.as_ref().map(|c| SeenChild {
+                    kind: c.kind,
+                    range: c.range.clone(),
+                    name_end: c.name_end,
+                    id: c.id.as_ref().map(id_of),
+                    inner_ids: c.inner_ids.iter().map(id_of).collect(),
+                    declared: c
+                        .declared
+                        .iter()
+                        .map(|d| d.as_deref().map(str::to_owned))
+                        .collect(),
+                })
             })
             .collect(),
     })
@@ -128,9 +130,10 @@ fn oracle(text: &str, max_nodes: u32) -> Option<Seen> {
         .children()
         .filter(Node::is_element)
         .map(|child| {
+            let kind = name_of(child).kind()?;
             let (name_end, declared) = lex_start_tag(text, child.range().start);
-            SeenChild {
-                kind: name_of(child).kind(),
+            Some(SeenChild {
+                kind,
                 range: child.range(),
                 name_end,
                 id: oracle_id(child),
@@ -141,7 +144,7 @@ fn oracle(text: &str, max_nodes: u32) -> Option<Seen> {
                     .filter_map(oracle_id)
                     .collect(),
                 declared,
-            }
+            })
         })
         .collect();
     Some(Seen {
