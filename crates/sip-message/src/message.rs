@@ -509,6 +509,23 @@ fn trim_wsp_end(b: &[u8], start: usize, mut end: usize) -> usize {
     end
 }
 
+/// A `branch=` token that is the first of `params` and ends them or is followed by `;`,
+/// read without the general parameter walk, which costs a few hundred instructions; anything
+/// else (spacing, another parameter first) is left to that walk.
+fn leading_branch(params: &str) -> Option<&str> {
+    let value = params
+        .get(..7)
+        .filter(|name| name.eq_ignore_ascii_case("branch="))
+        .and_then(|_| params.get(7..))?;
+    let end = value
+        .bytes()
+        .position(|b| !is_token_byte(b))
+        .unwrap_or(value.len());
+    (end > 0 && matches!(value.as_bytes().get(end), None | Some(b';')))
+        .then(|| value.get(..end))
+        .flatten()
+}
+
 /// Replaces every fold (CR LF or LF followed by SP/HT) inside `[from, to)` with spaces,
 /// which RFC 3261 §7.3.1 makes equivalent, in a copy of the buffer (folds are rare).
 fn unfold(buf: &Bytes, from: usize, to: usize) -> Bytes {
@@ -1207,25 +1224,26 @@ impl Message {
     /// [`Message::parse`] had every Via checked in full already; a response's Via was not, and
     /// a malformed one gives a branch no transaction has, or none.
     pub fn top_via_branch(&self) -> Option<&str> {
-        let via = self.header_values(&HeaderName::Via).next()?;
-        let (_, params) = split_at_byte(via, b';')?;
-        // Every answer to our own requests carries our branch first and bare: read it off
-        // directly, where the general parameter walk costs a few hundred instructions on
-        // every response. Anything else (spacing, another parameter first) takes the walk.
-        if let Some(value) = params
-            .get(..7)
-            .filter(|name| name.eq_ignore_ascii_case("branch="))
-            .and_then(|_| params.get(7..))
-        {
-            let end = value
-                .bytes()
-                .position(|b| !is_token_byte(b))
-                .unwrap_or(value.len());
-            if end > 0 && matches!(value.as_bytes().get(end), None | Some(b';')) {
-                return value.get(..end);
+        // Every answer to our own requests carries our branch first and bare. When the first
+        // Via field's first `;` comes before any `,`, it starts the top value's parameters,
+        // and a bare branch there is read off the field as it is: splitting the field into
+        // its values first cost more than everything else here, on every response.
+        let first_field = self
+            .fields
+            .iter()
+            .find(|f| f.name == HeaderName::Via)
+            .map(|f| self.text(f.value))?;
+        if let Some(at) = memchr::memchr2(b';', b',', first_field.as_bytes()) {
+            let params = first_field
+                .get(at + 1..)
+                .filter(|_| first_field.as_bytes().get(at) == Some(&b';'));
+            if let Some(branch) = params.and_then(leading_branch) {
+                return Some(branch);
             }
         }
-        crate::Params { raw: params }.get("branch").flatten()
+        let via = self.header_values(&HeaderName::Via).next()?;
+        let (_, params) = split_at_byte(via, b';')?;
+        leading_branch(params).or_else(|| crate::Params { raw: params }.get("branch").flatten())
     }
     /// All Via values, topmost first.
     pub fn vias(&self) -> Result<Vec<crate::Via<'_>>, crate::HeaderError> {
@@ -1941,6 +1959,10 @@ mod tests {
             "Via: SIP/2.0/UDP h.example.com;Branch=z9hG4bKe1",
             "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bKf1 ;rport",
             "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bKh1, SIP/2.0/UDP h2;branch=h2",
+            "Via: ,SIP/2.0/UDP h.example.com;branch=z9hG4bKi1",
+            "Via: SIP/2.0/UDP h.example.com, SIP/2.0/UDP h2;branch=z9hG4bKj1",
+            "Via: SIP/2.0/UDP h.example.com\r\nVia: SIP/2.0/UDP h2;branch=z9hG4bKk1",
+            "Via: SIP/2.0/UDP h.example.com;branch=z9hG4bKl1;rport, SIP/2.0/UDP h2",
         ] {
             let m = parse(&format!(
                 "SIP/2.0 200 OK\r\n{via}\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\n\
