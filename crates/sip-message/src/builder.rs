@@ -31,7 +31,8 @@ impl MessageWriter {
     }
     /// `SIP/2.0 code reason`
     pub fn response(code: u16, reason: &str) -> MessageWriter {
-        let code = code.to_string();
+        let mut code_digits = itoa::Buffer::new();
+        let code = code_digits.format(code);
         MessageWriter::with_line(&[b"SIP/2.0 ", code.as_bytes(), b" ", reason.as_bytes()])
     }
     /// Append `name: value`. The caller guarantees `value` has no CR or LF.
@@ -57,7 +58,7 @@ impl MessageWriter {
         message: &crate::Message,
         name: &crate::HeaderName,
     ) -> &mut MessageWriter {
-        for h in message.headers().filter(|h| h.name == name) {
+        for h in message.headers_named(name) {
             self.header(h.name_as_written, h.value);
         }
         self
@@ -86,7 +87,7 @@ pub fn response_to(
     use crate::HeaderName as H;
     let mut w = MessageWriter::response(code, reason);
     // Via: RFC 3261 §18.2.1 — the topmost one annotated with where the request came from.
-    let mut vias = request.headers().filter(|h| *h.name == H::Via);
+    let mut vias = request.headers_named(&H::Via);
     match (vias.next(), request.source()) {
         (Some(top), Some(source)) => {
             // Only the topmost value of a comma-joined Via field is ours to annotate.
@@ -106,7 +107,7 @@ pub fn response_to(
         w.header(via.name_as_written, via.value);
     }
     w.copy_headers(request, &H::From);
-    for (index, h) in request.headers().filter(|h| *h.name == H::To).enumerate() {
+    for (index, h) in request.headers_named(&H::To).enumerate() {
         // The first is the To that `to_header` reads, kept from parsing a request.
         let address = match index {
             0 => request.to_header(),

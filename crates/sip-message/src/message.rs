@@ -1128,11 +1128,25 @@ impl Message {
     }
     /// All header fields in order.
     pub fn headers(&self) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
-        self.fields.iter().map(|f| HeaderRef {
-            name: &f.name,
-            name_as_written: self.text(f.name_span),
-            value: self.text(f.value),
-        })
+        self.fields.iter().map(|f| self.header_ref(f))
+    }
+    fn header_ref<'a>(&'a self, field: &'a Field) -> HeaderRef<'a> {
+        HeaderRef {
+            name: &field.name,
+            name_as_written: self.text(field.name_span),
+            value: self.text(field.value),
+        }
+    }
+    /// The fields with that name, in order (matched before anything is sliced, so a
+    /// response built from a request does not slice every field of it once per header copied).
+    pub fn headers_named<'a>(
+        &'a self,
+        name: &'a HeaderName,
+    ) -> impl Iterator<Item = HeaderRef<'a>> + 'a {
+        self.fields
+            .iter()
+            .filter(move |f| f.name == *name)
+            .map(|f| self.header_ref(f))
     }
     /// Value of the first field with that name.
     pub fn header(&self, name: &HeaderName) -> Option<&str> {
