@@ -543,13 +543,9 @@ impl SipCore {
                 notify.reliable,
                 now,
             ) {
-                Ok((tx, actions)) => {
+                Ok((tx, send)) => {
                     self.notify_txs.insert(tx, (notifier, notify.id));
-                    let mut more = Vec::new();
-                    for action in actions {
-                        more.extend(self.execute_one(action, now).await);
-                    }
-                    more
+                    self.execute_one(send, now).await
                 }
                 Err(error) => {
                     warn!(?error, "NOTIFY not sent");

@@ -65,7 +65,7 @@ impl Load {
         let (branch, ok) = &self.exchanges[self.next % BRANCHES];
         self.next += 1;
         let request = Bytes::from_static(NOTIFY);
-        let (_, actions) = self
+        let (_, send) = self
             .layer
             .send_built(
                 Method::Notify,
@@ -76,7 +76,7 @@ impl Load {
                 self.now,
             )
             .expect("transaction starts");
-        black_box(actions);
+        black_box(send);
         let answered = self.layer.on_response(ok.clone(), self.now);
         assert!(matches!(answered, ClientEvent::Response { .. }));
         self.now += Duration::from_secs(1) / NOTIFY_RATE;

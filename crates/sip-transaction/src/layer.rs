@@ -430,14 +430,15 @@ impl<D: Clone> TransactionLayer<D> {
         let invite = method == Method::Invite;
         let data = request.as_bytes().clone();
         let stored = invite.then_some(request);
-        self.start_client(
+        let (id, send) = self.start_client(
             ClientKey { branch, method },
             data,
             stored,
             dest,
             reliable,
             now,
-        )
+        )?;
+        Ok((id, vec![send]))
     }
 
     /// Start a non-INVITE client transaction for a request the TU wrote itself and knows to
@@ -445,6 +446,8 @@ impl<D: Clone> TransactionLayer<D> {
     /// client transaction needs (§17.1.3 matches responses by branch and method), so the
     /// request is never parsed. The NOTIFY fan-out goes this way. INVITE needs the parsed
     /// request (for CANCEL and the ACK of a failure) and goes through [`Self::send_request`].
+    /// Returns the one action starting a transaction takes, the [`Action::Send`] of the
+    /// request: a fan-out starts one per NOTIFY, and a vector for it cost an allocation each.
     pub fn send_built(
         &mut self,
         method: Method,
@@ -453,7 +456,7 @@ impl<D: Clone> TransactionLayer<D> {
         dest: D,
         reliable: bool,
         now: Instant,
-    ) -> Result<(ClientTxId, Vec<Action<D>>), SendError> {
+    ) -> Result<(ClientTxId, Action<D>), SendError> {
         match method {
             Method::Ack => return Err(SendError::AckWithoutTransaction),
             Method::Invite => return Err(SendError::InviteNeedsMessage),
@@ -474,7 +477,7 @@ impl<D: Clone> TransactionLayer<D> {
         dest: D,
         reliable: bool,
         now: Instant,
-    ) -> Result<(ClientTxId, Vec<Action<D>>), SendError> {
+    ) -> Result<(ClientTxId, Action<D>), SendError> {
         if self.clients.len() >= self.config.max_client_transactions {
             return Err(SendError::Overloaded);
         }
@@ -482,10 +485,10 @@ impl<D: Clone> TransactionLayer<D> {
             return Err(SendError::DuplicateBranch);
         };
         let invite = key.method == Method::Invite;
-        let actions = vec![Action::Send {
+        let send = Action::Send {
             dest: dest.clone(),
             data: data.clone(),
-        }];
+        };
         let (queue, config) = (&mut self.queue, &self.config);
         let id = ClientTxId(self.clients.insert_with(|handle| {
             let tid = TxId::Client(ClientTxId(handle));
@@ -515,7 +518,7 @@ impl<D: Clone> TransactionLayer<D> {
             }
         }));
         index_entry.insert(id);
-        Ok((id, actions))
+        Ok((id, send))
     }
 
     /// The live client transaction that sent a request with this top-Via `branch` and

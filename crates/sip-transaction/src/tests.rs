@@ -100,7 +100,7 @@ fn new_client(
     now: Instant,
 ) -> ClientTxId {
     let data = Bytes::from_static(b"REQUEST");
-    let (id, actions) = l
+    let (id, action) = l
         .start_client(
             client_key(method, branch),
             data.clone(),
@@ -110,7 +110,7 @@ fn new_client(
             now,
         )
         .unwrap();
-    assert_eq!(actions, vec![send(&data)]);
+    assert_eq!(action, send(&data));
     id
 }
 
