@@ -51,10 +51,13 @@ impl Absorbing {
             .back()
             .is_none_or(|table| until >= table.opened + TABLE_SPAN)
         {
+            // Sized like the table before it: a steady load fills each table about as full,
+            // and growing one from empty rehashed it a dozen times.
+            let expected = self.tables.back().map_or(0, |table| table.keys.len());
             self.tables.push_back(Table {
                 opened: until,
                 until,
-                keys: HashMap::default(),
+                keys: HashMap::with_capacity_and_hasher(expected, Default::default()),
             });
         }
         if let Some(table) = self.tables.back_mut() {
