@@ -222,15 +222,34 @@ pub(crate) fn branch(rng: &mut impl RngCore) -> String {
 }
 
 fn push_token(rng: &mut impl RngCore, len: usize, out: &mut String) {
-    let end = out.len() + len;
-    while out.len() < end {
-        let word = rng.next_u64();
-        for i in 0..16 {
-            if out.len() == end {
-                break;
-            }
-            let nibble = ((word >> (i * 4)) & 0xf) as u32;
-            out.push(char::from_digit(nibble, 16).unwrap_or('0'));
-        }
+    let mut left = len;
+    while left > 0 {
+        let digits = hex_digits(rng.next_u64());
+        let take = left.min(digits.len());
+        // ASCII digits: the check is a few word compares, a `char` push per digit is not.
+        let text = std::str::from_utf8(digits.get(..take).unwrap_or_default());
+        out.push_str(text.unwrap_or_default());
+        left -= take;
     }
 }
+
+/// The 16 lowercase hex digits of `word`, two per byte of it.
+fn hex_digits(word: u64) -> [u8; 16] {
+    let mut digits = [0; 16];
+    for (pair, byte) in digits.chunks_exact_mut(2).zip(word.to_le_bytes()) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+    }
+    digits
+}
+
+/// The two hex digits of every byte value.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};

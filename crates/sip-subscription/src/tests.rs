@@ -263,6 +263,7 @@ fn accepted_subscribe_gets_200_with_contact_and_an_immediate_notify() {
     let ok = response(&decided.response);
     let tag = to_tag(&ok);
     assert_eq!(tag.len(), 10);
+    assert!(tag.bytes().all(|c| c.is_ascii_hexdigit()), "{tag}");
     assert_eq!(ok.status(), Some(200));
     expect_headers(
         &ok,
@@ -290,6 +291,7 @@ fn accepted_subscribe_gets_200_with_contact_and_an_immediate_notify() {
     );
     let b = branch(&n.request);
     assert!(b.starts_with("z9hG4bK") && b.len() == 23, "{b}");
+    assert!(b[7..].bytes().all(|c| c.is_ascii_hexdigit()), "{b}");
     let body = "<presence entity=\"sip:bob@example.com\">1</presence>";
     expect_headers(
         &n.request,
