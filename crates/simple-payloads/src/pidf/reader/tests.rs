@@ -77,8 +77,8 @@ fn oracle_id(node: Node<'_, '_>) -> Option<Id> {
 }
 
 /// The start tag at `start` lexed plainly (roxmltree accepted it): where its name ends and
-/// which prefixes its `xmlns` attributes declare.
-fn lex_start_tag(text: &str, start: usize) -> (usize, Vec<Option<String>>) {
+/// its attribute names, in order.
+fn lex_start_tag(text: &str, start: usize) -> (usize, Vec<&str>) {
     let bytes = text.as_bytes();
     let stop = |b: u8| b.is_ascii_whitespace() || b == b'/' || b == b'>';
     let mut pos = start + 1;
@@ -86,7 +86,7 @@ fn lex_start_tag(text: &str, start: usize) -> (usize, Vec<Option<String>>) {
         pos += 1;
     }
     let name_end = pos;
-    let mut declared = Vec::new();
+    let mut names = Vec::new();
     loop {
         while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
             pos += 1;
@@ -98,7 +98,7 @@ fn lex_start_tag(text: &str, start: usize) -> (usize, Vec<Option<String>>) {
         while pos < bytes.len() && !bytes[pos].is_ascii_whitespace() && bytes[pos] != b'=' {
             pos += 1;
         }
-        let name = &text[name_start..pos];
+        names.push(&text[name_start..pos]);
         while bytes[pos] != b'"' && bytes[pos] != b'\'' {
             pos += 1;
         }
@@ -108,13 +108,19 @@ fn lex_start_tag(text: &str, start: usize) -> (usize, Vec<Option<String>>) {
             pos += 1;
         }
         pos += 1;
-        if name == "xmlns" {
-            declared.push(None);
-        } else if let Some(prefix) = name.strip_prefix("xmlns:") {
-            declared.push(Some(prefix.to_owned()));
-        }
     }
-    (name_end, declared)
+    (name_end, names)
+}
+
+/// The prefixes the `xmlns` attributes among `names` declare (None: the default namespace).
+fn declarations(names: &[&str]) -> Vec<Option<String>> {
+    names
+        .iter()
+        .filter_map(|name| match *name {
+            "xmlns" => Some(None),
+            name => name.strip_prefix("xmlns:").map(|prefix| Some(prefix.to_owned())),
+        })
+        .collect()
 }
 
 fn oracle(text: &str, max_nodes: u32) -> Option<Seen> {
@@ -131,7 +137,7 @@ fn oracle(text: &str, max_nodes: u32) -> Option<Seen> {
         .filter(Node::is_element)
         .map(|child| {
             let kind = name_of(child).kind()?;
-            let (name_end, declared) = lex_start_tag(text, child.range().start);
+            let (name_end, names) = lex_start_tag(text, child.range().start);
             Some(SeenChild {
                 kind,
                 range: child.range(),
@@ -143,7 +149,7 @@ fn oracle(text: &str, max_nodes: u32) -> Option<Seen> {
                     .filter(Node::is_element)
                     .filter_map(oracle_id)
                     .collect(),
-                declared,
+                declared: declarations(&names),
             })
         })
         .collect();
@@ -174,15 +180,15 @@ fn roxmltree_is_lenient(doc: &Document<'_>) -> bool {
     declaration.is_some_and(|d| d.contains('&'))
         || text.contains("</:")
         || doc.descendants().filter(Node::is_element).any(|e| {
-            let (_, declared) = lex_start_tag(doc.input_text(), e.range().start);
-            let defaults = declared.iter().filter(|d| d.is_none()).count();
-            let tag = &doc.input_text()[e.range()];
-            let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+            // The names as written: a tag cut at its first `>` would miss those after an
+            // attribute value containing one.
+            let (name_end, names) = lex_start_tag(text, e.range().start);
+            let defaults = names.iter().filter(|name| **name == "xmlns").count();
             defaults > 1
-                || tag.contains(":xmlns=")
-                || tag.contains(":xmlns =")
-                || tag.starts_with("<:")
-                || [" :", "\t:", "\n:", "\r:"].iter().any(|s| tag.contains(s))
+                || text[e.range().start + 1..name_end].starts_with(':')
+                || names
+                    .iter()
+                    .any(|name| name.starts_with(':') || name.ends_with(":xmlns"))
         })
 }
 
