@@ -227,6 +227,10 @@ impl Presence {
     }
 
     /// Back-end watch states changed since the last call; taking them changes nothing saved.
+    pub fn has_watch_updates(&self) -> bool {
+        self.agent.has_watch_updates()
+    }
+
     pub fn take_watch_updates(&mut self) -> Vec<presence::WatchUpdate> {
         self.agent.take_watch_updates()
     }

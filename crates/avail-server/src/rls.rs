@@ -309,6 +309,10 @@ impl ListServer {
         self.backlog.commands.extend(output.commands);
     }
 
+    pub fn has_backlog(&self) -> bool {
+        !self.backlog.notifies.is_empty() || !self.backlog.commands.is_empty()
+    }
+
     pub fn take_backlog(&mut self) -> (Vec<Notify<Target>>, Vec<Command>) {
         let backlog = std::mem::take(&mut self.backlog);
         (backlog.notifies, backlog.commands)

@@ -113,6 +113,11 @@ impl<D: Clone> PresenceAgent<D> {
         out
     }
 
+    /// Whether [`Self::take_watch_updates`] has anything to hand over.
+    pub fn has_watch_updates(&self) -> bool {
+        !self.watch_updates.is_empty()
+    }
+
     /// The watch states that changed since the last call, oldest first.
     pub fn take_watch_updates(&mut self) -> Vec<WatchUpdate> {
         std::mem::take(&mut self.watch_updates)
