@@ -118,7 +118,9 @@ fn declarations(names: &[&str]) -> Vec<Option<String>> {
         .iter()
         .filter_map(|name| match *name {
             "xmlns" => Some(None),
-            name => name.strip_prefix("xmlns:").map(|prefix| Some(prefix.to_owned())),
+            name => name
+                .strip_prefix("xmlns:")
+                .map(|prefix| Some(prefix.to_owned())),
         })
         .collect()
 }
