@@ -180,10 +180,33 @@ struct Presentity {
     document: Option<Body>,
     /// `document` filtered for the permission sets of `allow` watchers with transformations.
     views: FilteredViews,
-    watchers: BTreeSet<SubId>,
+    /// Each watcher with what its last decision shows it, kept here so that a fan-out needs
+    /// no visit to the subscription of every watcher shown the whole document: that visit
+    /// was a cache miss per NOTIFY.
+    watchers: BTreeMap<SubId, Shown>,
     winfo: BTreeSet<SubId>,
     /// Back-end watches (the RLS's list members) by watcher AOR.
     backend: BTreeMap<String, watch::BackendWatch>,
+}
+
+/// What a watcher's decision shows it of the composed document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Whole,
+    /// A view filtered by the decision's transformations.
+    Filtered,
+    /// Nothing that changes with the publications (pending, polite-block, block).
+    Unchanging,
+}
+
+impl Shown {
+    fn of(decision: &Decision) -> Shown {
+        match (decision.handling, hiding(decision)) {
+            (SubHandling::Allow, None) => Shown::Whole,
+            (SubHandling::Allow, Some(_)) => Shown::Filtered,
+            _ => Shown::Unchanging,
+        }
+    }
 }
 
 pub struct PresenceAgent<D> {
@@ -274,7 +297,7 @@ impl<D: Clone> PresenceAgent<D> {
         let watchers: Vec<SubId> = self
             .presentities
             .get(presentity)
-            .map(|p| p.watchers.iter().copied().collect())
+            .map(|p| p.watchers.keys().copied().collect())
             .unwrap_or_default();
         let mut out = Vec::new();
         let mut actions = Vec::new();
@@ -304,6 +327,13 @@ impl<D: Clone> PresenceAgent<D> {
                 Transition::Suspend => Some(WatcherEvent::Subscribe),
                 _ => None,
             };
+            if let Some(shown) = self
+                .presentities
+                .get_mut(presentity)
+                .and_then(|p| p.watchers.get_mut(&id))
+            {
+                *shown = Shown::of(&next);
+            }
             if let Some(Kind::Presence {
                 decision,
                 event: last,
@@ -561,9 +591,13 @@ impl<D: Clone> PresenceAgent<D> {
         } else if let (Some(id), Some(kind)) = (decided.id, kind) {
             let entry = self.presentities.entry(resource.clone()).or_default();
             match &kind {
-                Kind::Presence { .. } => entry.watchers.insert(id),
-                Kind::Winfo { .. } => entry.winfo.insert(id),
-                Kind::XcapDiff { .. } => false,
+                Kind::Presence { decision, .. } => {
+                    entry.watchers.insert(id, Shown::of(decision));
+                }
+                Kind::Winfo { .. } => {
+                    entry.winfo.insert(id);
+                }
+                Kind::XcapDiff { .. } => {}
             };
             let is_watcher = matches!(kind, Kind::Presence { .. });
             self.subs.insert(id, kind);
@@ -771,13 +805,13 @@ impl<D: Clone> PresenceAgent<D> {
             .get(presentity)
             .into_iter()
             .flat_map(|p| p.watchers.iter())
-            .filter_map(|id| match self.subs.get(id) {
-                Some(Kind::Presence { decision, .. })
-                    if decision.handling == SubHandling::Allow =>
-                {
-                    Some((*id, hiding(decision).map(|_| decision.clone())))
-                }
-                _ => None,
+            .filter_map(|(id, shown)| match shown {
+                Shown::Whole => Some((*id, None)),
+                Shown::Filtered => match self.subs.get(id) {
+                    Some(Kind::Presence { decision, .. }) => Some((*id, Some(decision.clone()))),
+                    _ => None,
+                },
+                Shown::Unchanging => None,
             })
             .collect();
         // One NOTIFY per watcher, mostly: sized once instead of regrown (a realloc each
@@ -975,7 +1009,7 @@ impl<D: Clone> PresenceAgent<D> {
             .presentities
             .get(owner)
             .into_iter()
-            .flat_map(|p| p.watchers.iter())
+            .flat_map(|p| p.watchers.keys())
             .filter_map(|id| self.watcher(*id))
             .chain(self.backend_watchers(owner))
             .collect();

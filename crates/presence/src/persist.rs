@@ -17,7 +17,7 @@ use simple_payloads::watcherinfo::WatcherEvent;
 use sip_subscription::{Flow, StoredDialog, SubId, SubscriptionRecord};
 
 use crate::xcap_diff::Watch;
-use crate::{Kind, Notify, PresenceAgent, Published, PRESENCE};
+use crate::{Kind, Notify, PresenceAgent, Published, Shown, PRESENCE};
 
 /// CSeq numbers skipped on import: NOTIFYs sent after the last save used numbers the record
 /// does not know, and RFC 3261 §12.2.1.1 wants them to keep increasing. A dialog's CSeq is
@@ -399,8 +399,8 @@ impl<D: Clone> PresenceAgent<D> {
                     owner: presentity, ..
                 } => {
                     let entry = self.presentities.entry(presentity.clone()).or_default();
-                    if matches!(kind, Kind::Presence { .. }) {
-                        entry.watchers.insert(id);
+                    if let Kind::Presence { decision, .. } = &kind {
+                        entry.watchers.insert(id, Shown::of(decision));
                     } else {
                         entry.winfo.insert(id);
                     }
