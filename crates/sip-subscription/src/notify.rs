@@ -233,23 +233,10 @@ fn push_token(rng: &mut impl RngCore, len: usize, out: &mut String) {
     }
 }
 
-/// The 16 lowercase hex digits of `word`, two per byte of it.
+/// The 16 lowercase hex digits of `word`'s bytes, without a `String` of their own.
 fn hex_digits(word: u64) -> [u8; 16] {
     let mut digits = [0; 16];
-    for (pair, byte) in digits.chunks_exact_mut(2).zip(word.to_le_bytes()) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
-    }
+    // 8 bytes always fit 16 digits.
+    let _ = hex::encode_to_slice(word.to_le_bytes(), &mut digits);
     digits
 }
-
-/// The two hex digits of every byte value.
-static HEX_PAIRS: [[u8; 2]; 256] = {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut pairs = [[0; 2]; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
-        byte += 1;
-    }
-    pairs
-};
