@@ -226,11 +226,12 @@ impl Presence {
         }
     }
 
-    /// Back-end watch states changed since the last call; taking them changes nothing saved.
+    /// Whether back-end watch states changed since the last take.
     pub fn has_watch_updates(&self) -> bool {
         self.agent.has_watch_updates()
     }
 
+    /// Back-end watch states changed since the last call; taking them changes nothing saved.
     pub fn take_watch_updates(&mut self) -> Vec<presence::WatchUpdate> {
         self.agent.take_watch_updates()
     }
