@@ -349,10 +349,11 @@ pub struct Message {
     /// The received bytes; when the header block contained folded lines, a copy in which
     /// each fold's CR LF became spaces (same length, so every offset stays valid).
     buf: Bytes,
-    /// `buf` up to the body, checked as UTF-8 once: header values are read many times (every
-    /// view, every response built from the message), and checking each value again on every
-    /// read cost more than this copy.
-    text: Box<str>,
+    /// The length of `buf`'s header block (start line and headers, up to the body), which
+    /// [`Message::split`] checked as UTF-8 once: header values are read many times (every
+    /// view, every response built from the message), and checking each value on every read
+    /// cost more than a copy of the block, which in turn cost an allocation per message.
+    head_len: u32,
     start: StartLine,
     /// The whole start line, without its CRLF.
     line: Span,
@@ -771,12 +772,13 @@ impl Message {
         let Ok(text) = std::str::from_utf8(buf.get(..body_start).unwrap_or_default()) else {
             return Err(drop("Invalid UTF-8 in header", 400));
         };
+        let head_len = text.len() as u32;
         let Some(head) = text.get(line_start..line_end) else {
             return Err(drop("Missing start line", 400));
         };
         let (start, line_part, version) = parse_start_line(head, line_start)?;
         let msg = Message {
-            text: text.into(),
+            head_len,
             start,
             line: Span::new(line_start, line_end),
             line_part,
@@ -954,8 +956,9 @@ impl Message {
     /// Where `part`, a slice of the header text, lies in it (an empty part that is not
     /// such a slice, like parameters that are absent, gives an empty span).
     fn span_of(&self, part: &str) -> Span {
-        let start = (part.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
-        if part.is_empty() || start > self.text.len() {
+        let text = self.head();
+        let start = (part.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+        if part.is_empty() || start > text.len() {
             return Span::new(0, 0);
         }
         Span::new(start, start + part.len())
@@ -1076,7 +1079,15 @@ impl Message {
     /// Header-block text of a span; the block was validated as UTF-8 and spans end at ASCII
     /// delimiters, so this never falls back to "" for a parsed message.
     fn text(&self, span: Span) -> &str {
-        self.text.get(span.range()).unwrap_or_default()
+        self.head().get(span.range()).unwrap_or_default()
+    }
+
+    /// The header block as text.
+    fn head(&self) -> &str {
+        let block = self.buf.get(..self.head_len as usize).unwrap_or_default();
+        // SAFETY: `split` checked exactly these bytes as UTF-8 and set `head_len` from them;
+        // `buf` is immutable `Bytes` and never replaced after that check.
+        unsafe { std::str::from_utf8_unchecked(block) }
     }
 
     fn fields_named(&self, name: HeaderName) -> impl Iterator<Item = &str> + '_ {
