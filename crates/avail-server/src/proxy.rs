@@ -203,12 +203,11 @@ impl ProxyService {
     /// The transaction layer's actions minus those about the proxy's own transactions. A
     /// request whose server transaction ended while its next hop was being located is
     /// forgotten: nothing may be sent for it any more.
-    pub fn absorb(
-        &mut self,
-        layer: &mut TransactionLayer<Target>,
-        actions: Vec<Action<Target>>,
-        now: Instant,
-    ) -> Vec<Action<Target>> {
+    pub fn absorb<C>(&mut self, layer: &mut TransactionLayer<Target>, actions: C, now: Instant) -> C
+    where
+        C: IntoIterator<Item = Action<Target>> + FromIterator<Action<Target>>,
+        for<'a> &'a C: IntoIterator<Item = &'a Action<Target>>,
+    {
         let actions = self.core.absorb(layer, actions, now);
         if !self.locating.is_empty() {
             for action in &actions {

@@ -613,7 +613,11 @@ impl SipCore {
         }
     }
 
-    async fn execute(&mut self, actions: Vec<Action<Target>>, now: Instant) {
+    async fn execute<C>(&mut self, actions: C, now: Instant)
+    where
+        C: IntoIterator<Item = Action<Target>> + FromIterator<Action<Target>>,
+        for<'a> &'a C: IntoIterator<Item = &'a Action<Target>>,
+    {
         let actions = self.proxy.absorb(&mut self.transactions, actions, now);
         let mut notifies = Vec::new();
         for action in actions {

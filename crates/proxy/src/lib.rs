@@ -320,19 +320,18 @@ impl<D: Clone> Proxy<D> {
 
     /// Keeps the actions that concern the proxy's own transactions (timeouts and transport
     /// errors are a 408 for their branch, §16.7 item 2; terminations end its bookkeeping)
-    /// and returns every other action for the caller to carry out.
-    pub fn absorb(
-        &mut self,
-        layer: &mut TransactionLayer<D>,
-        actions: Vec<Action<D>>,
-        now: Instant,
-    ) -> Vec<Action<D>> {
+    /// and returns every other action for the caller to carry out, in the collection the
+    /// actions came in (a response's inline one, or a vector).
+    pub fn absorb<C>(&mut self, layer: &mut TransactionLayer<D>, actions: C, now: Instant) -> C
+    where
+        C: IntoIterator<Item = Action<D>> + FromIterator<Action<D>>,
+    {
         if self.branches.is_empty() && self.cancels.is_empty() && self.contexts.is_empty() {
             // Nothing is being proxied, so none of the actions can be ours: the common case
             // for a presence server, and every message passes here.
             return actions;
         }
-        let mut queue = std::collections::VecDeque::from(actions);
+        let mut queue: std::collections::VecDeque<_> = actions.into_iter().collect();
         let mut rest = Vec::new();
         while let Some(action) = queue.pop_front() {
             let mut more = Vec::new();
@@ -375,7 +374,7 @@ impl<D: Clone> Proxy<D> {
             }
             queue.extend(more);
         }
-        rest
+        rest.into_iter().collect()
     }
 
     /// When [`Proxy::on_timer`] should next run; None when no branch timer is armed.

@@ -184,7 +184,7 @@ impl Sent {
     }
 }
 
-fn sent(actions: Vec<Action<Flow>>) -> Sent {
+fn sent(actions: impl IntoIterator<Item = Action<Flow>>) -> Sent {
     let mut out = Sent::default();
     for action in actions {
         if let Action::Send { dest, data } = action {

@@ -17,8 +17,8 @@ use crate::key::{response_to_tag, ClientKey, ClientKeyView, RequestInfo, Respons
 use crate::table::Table;
 use crate::timer::{TimerKind, TimerQueue, TxTimers};
 use crate::{
-    Action, CancelTarget, ClientEvent, ClientTxId, Config, RespondError, SendError, ServerEvent,
-    ServerTxId, TxId,
+    Action, CancelTarget, ClientEvent, ClientTxId, Config, RespondError, ResponseActions,
+    SendError, ServerEvent, ServerTxId, TxId,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +88,8 @@ pub(crate) enum RoutedRequest<D> {
 
 /// How a response was routed, before the message is attached to the event.
 pub(crate) enum RoutedResponse<D> {
-    Deliver(ClientTxId, Vec<Action<D>>),
-    Absorbed(Vec<Action<D>>),
+    Deliver(ClientTxId, ResponseActions<D>),
+    Absorbed(ResponseActions<D>),
     Stray,
 }
 
@@ -558,7 +558,7 @@ impl<D: Clone> TransactionLayer<D> {
                 .absorbing
                 .absorbs(absorb_hash(&self.client_index, key), now)
             {
-                RoutedResponse::Absorbed(Vec::new())
+                RoutedResponse::Absorbed(ResponseActions::new())
             } else {
                 RoutedResponse::Stray
             };
@@ -567,7 +567,7 @@ impl<D: Clone> TransactionLayer<D> {
             return RoutedResponse::Stray;
         };
         let tid = TxId::Client(id);
-        let mut actions = Vec::new();
+        let mut actions = ResponseActions::new();
         let linger = match (tx.invite, tx.state) {
             (true, ClientState::Calling | ClientState::Proceeding) => {
                 // Any response stops Timers A and B (§17.1.1.2).
@@ -651,14 +651,14 @@ impl<D: Clone> TransactionLayer<D> {
         RoutedResponse::Deliver(id, actions)
     }
 
-    fn remove_client(&mut self, id: ClientTxId, actions: &mut Vec<Action<D>>) {
+    fn remove_client(&mut self, id: ClientTxId, actions: &mut impl Extend<Action<D>>) {
         if let Some(tx) = self.clients.remove(id.0) {
             if let Entry::Occupied(entry) = self.client_index.entry(tx.key) {
                 if *entry.get() == id {
                     entry.remove();
                 }
             }
-            actions.push(Action::Terminated(TxId::Client(id)));
+            actions.extend([Action::Terminated(TxId::Client(id))]);
         }
     }
 

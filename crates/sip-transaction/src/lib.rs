@@ -197,19 +197,25 @@ pub enum ServerEvent<D> {
     },
 }
 
+/// The actions a response gives: none, or the transaction's end, or at most an ACK before it.
+/// Held inline, because every final response to a non-INVITE request (each answered NOTIFY)
+/// ends its transaction, and a vector allocated for that one action cost more than the rest
+/// of the response's routing.
+pub type ResponseActions<D> = smallvec::SmallVec<[Action<D>; 1]>;
+
 /// Outcome of [`TransactionLayer::on_response`].
 #[derive(Debug)]
 pub enum ClientEvent<D> {
     /// A response for the TU. `actions` carry the ACK for a non-2xx INVITE final response
-    /// and, on reliable transports, the transaction's termination.
+    /// and the transaction's termination, when the response ends it.
     Response {
         id: ClientTxId,
         response: Message,
-        actions: Vec<Action<D>>,
+        actions: ResponseActions<D>,
     },
     /// A retransmitted response, absorbed; for an INVITE in Completed the actions resend
     /// the ACK.
-    Retransmission(Vec<Action<D>>),
+    Retransmission(ResponseActions<D>),
     /// Matches no client transaction (§18.1.2: discard, or hand it to a proxy core).
     Stray(Message),
 }

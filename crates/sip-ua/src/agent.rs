@@ -570,7 +570,12 @@ impl<D: Clone + PartialEq> UserAgent<D> {
 
     /// Carry out transaction layer actions: sends go out, timeouts and transport errors
     /// reach the role that sent the request.
-    fn actions(&mut self, actions: Vec<Action<D>>, now: Instant, out: &mut Vec<Output<D>>) {
+    fn actions(
+        &mut self,
+        actions: impl IntoIterator<Item = Action<D>>,
+        now: Instant,
+        out: &mut Vec<Output<D>>,
+    ) {
         for action in actions {
             match action {
                 Action::Send { dest, data } => out.push(Output::Send { dest, data }),
