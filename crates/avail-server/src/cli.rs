@@ -95,7 +95,8 @@ pub struct Settings {
     /// Seconds without traffic after which a TCP/TLS connection is closed.
     #[arg(long, global = true)]
     pub idle_timeout: Option<u64>,
-    /// Microseconds the SIP thread waits under load to take messages together (0: never).
+    /// Under load, the SIP thread takes messages at most once per this many microseconds
+    /// (0: never waits).
     #[arg(long, global = true, value_name = "US")]
     pub batch_wait_us: Option<u64>,
     /// A DNS server (`IP:PORT`) asked where other domains' SIP servers are, instead of the

@@ -44,8 +44,9 @@ pub struct SipConfig {
     pub idle_timeout_secs: u64,
     /// Upper bound on simultaneous TCP+TLS connections.
     pub max_connections: usize,
-    /// Under load, microseconds the SIP thread sleeps after a turn that took few messages,
-    /// so the next ones are taken together (interrupt moderation; see `pacing`); 0: never.
+    /// Under load, the SIP thread takes its messages at most once per this many
+    /// microseconds, sleeping in between, so the messages that arrive meanwhile are taken
+    /// together (interrupt moderation; see `pacing`); 0: never waits.
     pub batch_wait_us: u64,
     /// DNS servers (`IP:PORT`) asked where other domains' SIP servers are (RFC 3263); empty:
     /// the system's resolver (`/etc/resolv.conf`).
@@ -364,7 +365,7 @@ impl Default for SipConfig {
             tls: Some(SocketAddr::from(([0, 0, 0, 0], 5061))),
             idle_timeout_secs: 300,
             max_connections: 10_000,
-            batch_wait_us: 200,
+            batch_wait_us: 1000,
             nameservers: Vec::new(),
         }
     }

@@ -156,7 +156,7 @@ async fn run_sip(
     let timer = tokio::time::sleep_until(armed.into());
     tokio::pin!(timer);
     let mut arrived = Vec::with_capacity(EVENT_BATCH);
-    let mut pacing = Pacing::new(batch_wait, Instant::now());
+    let mut pacing = Pacing::new(batch_wait);
     loop {
         let deadline = match core.next_deadline() {
             Some(at) => at + TIMER_SLACK,
@@ -176,7 +176,7 @@ async fn run_sip(
                 // One reading of the clock per batch: a batch takes milliseconds at most,
                 // well inside the slack of any SIP timer (T1 is 500 ms).
                 let now = Instant::now();
-                pacing.turn_started(now, received);
+                pacing.turn_started(now);
                 for event in arrived.drain(..) {
                     core.on_transport_event(event, now).await;
                 }
