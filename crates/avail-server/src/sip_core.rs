@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use presence::Notify;
-use sip_message::{Limits, Message, Method};
+use sip_message::{Limits, Message, Method, Unparsable};
 use sip_subscription::SubId as SubscriptionId;
 use sip_transaction::ClientTxId;
 use sip_transaction::{
@@ -216,9 +216,9 @@ impl SipCore {
     }
 
     async fn on_message(&mut self, data: Bytes, origin: Origin, now: Instant) {
-        let message = match Message::parse(data.clone(), &self.limits) {
+        let message = match Message::parse_for_reply(data, &self.limits) {
             Ok(message) => message.with_source(origin.peer),
-            Err(error) => return self.reject_unparsable(data, error, origin).await,
+            Err(unparsable) => return self.reject_unparsable(unparsable, origin).await,
         };
         if self.remote.is_ours(&message) {
             return self.on_backend_message(message, origin, now).await;
@@ -307,22 +307,16 @@ impl SipCore {
 
     /// RFC 3261 §8.2: a request that cannot be parsed gets a 400 (or 413/505) naming the
     /// problem when enough of it is readable to address a response; otherwise it is dropped.
-    async fn reject_unparsable(
-        &mut self,
-        data: Bytes,
-        error: sip_message::ParseError,
-        origin: Origin,
-    ) {
-        if error.respondable {
-            if let Ok(request) = Message::parse_headers_only(data, &self.limits) {
-                let request = request.with_source(origin.peer);
-                if request.is_request() && request.method() != Some(&Method::Ack) {
-                    info!(peer = %origin.peer, reason = %error.reason, "malformed request answered");
-                    let writer = reply::response(&request, error.status, &error.reason, &new_tag());
-                    let target = origin.response_target(&request);
-                    self.send(target, writer.finish(None, b"")).await;
-                    return;
-                }
+    async fn reject_unparsable(&mut self, unparsable: Unparsable, origin: Origin) {
+        let error = unparsable.error;
+        if let Some(request) = unparsable.headers {
+            let request = request.with_source(origin.peer);
+            if request.is_request() && request.method() != Some(&Method::Ack) {
+                info!(peer = %origin.peer, reason = %error.reason, "malformed request answered");
+                let writer = reply::response(&request, error.status, &error.reason, &new_tag());
+                let target = origin.response_target(&request);
+                self.send(target, writer.finish(None, b"")).await;
+                return;
             }
         }
         warn!(peer = %origin.peer, transport = %origin.transport, reason = %error.reason, "unparsable message dropped");

@@ -19,6 +19,8 @@ pub use headers::{
     quote, unquote, CSeq, Challenge, ContactValue, Credentials, Event, HeaderError, MediaType,
     NameAddr, Param, Params, SubscriptionState, Via,
 };
-pub use message::{HeaderName, HeaderRef, Limits, Message, Method, ParseError, StartLine};
+pub use message::{
+    HeaderName, HeaderRef, Limits, Message, Method, ParseError, StartLine, Unparsable,
+};
 pub use transport::Transport;
 pub use uri::{Host, Uri, UriError};

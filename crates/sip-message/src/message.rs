@@ -343,6 +343,15 @@ pub struct ParseError {
     pub respondable: bool,
 }
 
+/// What [`Message::parse_for_reply`] could not parse.
+#[derive(Debug)]
+pub struct Unparsable {
+    pub error: ParseError,
+    /// When `error` is respondable: the message as [`Message::parse_headers_only`] reads it
+    /// (boxed: errors are rare, and a parse result should stay the size of a message).
+    pub headers: Option<Box<Message>>,
+}
+
 /// A parsed SIP message. Cheap to clone (the buffer is reference-counted).
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -611,18 +620,43 @@ impl Message {
     /// (absent: the body is the rest of the buffer; smaller: the excess is ignored; larger: error),
     /// numeric headers in range, and the limits.
     pub fn parse(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> {
-        let (mut msg, info) = Message::split(buf, limits)?;
-        let respondable = msg.is_request();
+        Message::parse_for_reply(buf, limits).map_err(|unparsable| unparsable.error)
+    }
+
+    /// [`Message::parse`], which on a respondable error also returns the message as
+    /// [`Message::parse_headers_only`] reads it, to address the reply. A caller that would
+    /// otherwise keep a clone of every buffer it parses, for the rare reply, saves that
+    /// clone (for a received datagram, an allocation).
+    pub fn parse_for_reply(buf: Bytes, limits: &Limits) -> Result<Message, Unparsable> {
+        let (mut msg, info) = Message::split(buf, limits).map_err(|error| Unparsable {
+            error,
+            headers: None,
+        })?;
+        match msg.check(&info, limits) {
+            Ok(()) => Ok(msg),
+            Err(error) => {
+                let headers = error.respondable.then(|| {
+                    msg.trim_body_to_content_length();
+                    Box::new(msg)
+                });
+                Err(Unparsable { error, headers })
+            }
+        }
+    }
+
+    /// The checks [`Message::parse`] makes after the split.
+    fn check(&mut self, info: &SplitInfo, limits: &Limits) -> Result<(), ParseError> {
+        let respondable = self.is_request();
         let err = |reason: &str, status| fail(reason, status, respondable);
-        let uri = msg
-            .check_start_line(&info)
+        let uri = self
+            .check_start_line(info)
             .map_err(|(reason, status)| err(reason, status))?;
         if !info.terminated {
             return Err(err("Missing blank line after headers", 400));
         }
-        let checked = msg.check_headers().map_err(|e| err(&e.0, 400))?;
-        msg.cseq = Some(checked.cseq);
-        msg.request_parts = match (uri, checked.top_via, checked.addresses) {
+        let checked = self.check_headers().map_err(|e| err(&e.0, 400))?;
+        self.cseq = Some(checked.cseq);
+        self.request_parts = match (uri, checked.top_via, checked.addresses) {
             (Some(uri), Some(top_via), Some((from, to))) => Some(Box::new(RequestParts {
                 uri,
                 top_via,
@@ -631,8 +665,8 @@ impl Message {
             })),
             _ => None,
         };
-        let available = msg.body.len();
-        let body_len = match msg.header(&HeaderName::ContentLength) {
+        let available = self.body.len();
+        let body_len = match self.header(&HeaderName::ContentLength) {
             None => available,
             Some(v) => {
                 let n = parse_u32(v).ok_or_else(|| err("Invalid Content-Length", 400))? as usize;
@@ -648,8 +682,8 @@ impl Message {
         if body_len > limits.max_body_bytes {
             return Err(err("Body too large", 413));
         }
-        msg.body.end = msg.body.start + body_len as u32;
-        Ok(msg)
+        self.body.end = self.body.start + body_len as u32;
+        Ok(())
     }
 
     /// Structural parse only (start line, header split, body by Content-Length), without the
@@ -657,11 +691,16 @@ impl Message {
     /// rejected with `respondable: true`.
     pub fn parse_headers_only(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> {
         let (mut msg, _) = Message::split(buf, limits)?;
-        let cl = msg.header(&HeaderName::ContentLength).and_then(parse_u32);
-        if let Some(n) = cl.filter(|&n| n as usize <= msg.body.len()) {
-            msg.body.end = msg.body.start + n;
-        }
+        msg.trim_body_to_content_length();
         Ok(msg)
+    }
+
+    /// A readable Content-Length that fits the body ends it; any other leaves the body as is.
+    fn trim_body_to_content_length(&mut self) {
+        let cl = self.header(&HeaderName::ContentLength).and_then(parse_u32);
+        if let Some(n) = cl.filter(|&n| n as usize <= self.body.len()) {
+            self.body.end = self.body.start + n;
+        }
     }
 
     /// Start line and header split (RFC 3261 §7); every failure here leaves no usable

@@ -666,7 +666,27 @@ proptest! {
         for m in d.messages() {
             let _ = Message::parse(m, &Limits::default());
         }
-        if let Ok(m) = Message::parse(Bytes::from(data), &Limits::default()) {
+        let buf = Bytes::from(data);
+        let m = match Message::parse_for_reply(buf.clone(), &Limits::default()) {
+            Ok(m) => Some(m),
+            Err(unparsable) => {
+                // What a respondable error hands back is what the reply is built from:
+                // the same reply as from the structural parse alone. No other error
+                // hands back anything.
+                prop_assert_eq!(unparsable.headers.is_some(), unparsable.error.respondable);
+                if let Some(headers) = unparsable.headers {
+                    let alone = Message::parse_headers_only(buf, &Limits::default())
+                        .expect("a respondable error has a structural parse");
+                    let reply = |m: &Message| {
+                        sip_message::response_to(m, 400, "Bad Request", Some("t")).finish(None, b"")
+                    };
+                    prop_assert_eq!(reply(&headers), reply(&alone));
+                    prop_assert_eq!(headers.body(), alone.body());
+                }
+                None
+            }
+        };
+        if let Some(m) = m {
             exercise_views(&m);
             assert_roundtrip(&m, "mutated");
             // The shortcut response matching takes agrees with the full Via parse wherever
