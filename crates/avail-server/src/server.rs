@@ -177,9 +177,7 @@ async fn run_sip(
                 // well inside the slack of any SIP timer (T1 is 500 ms).
                 let now = Instant::now();
                 pacing.turn_started(now);
-                for event in arrived.drain(..) {
-                    core.on_transport_event(event, now).await;
-                }
+                core.on_transport_events(&mut arrived, now).await;
             }
             Some(batch) = persisted.recv() => core.on_persisted(batch, Instant::now()).await,
             Some(failed) = failed_sends.recv() => core.on_failed_send(failed, Instant::now()).await,

@@ -59,6 +59,9 @@ pub struct SipCore {
     outbox: Vec<(SocketAddr, Bytes)>,
     /// The same for messages on live TCP and TLS connections: one write per connection.
     stream_outbox: Vec<(ConnectionId, Bytes)>,
+    /// A batch's messages, parsed before any is handled (see [`SipCore::on_transport_events`]);
+    /// kept to reuse its room.
+    parsed: Vec<(Result<Message, Unparsable>, Origin)>,
 }
 
 /// Which agent a NOTIFY client transaction reports to.
@@ -106,6 +109,7 @@ impl SipCore {
             connector,
             outbox: Vec::new(),
             stream_outbox: Vec::new(),
+            parsed: Vec::new(),
         }
     }
 
@@ -198,25 +202,38 @@ impl SipCore {
         }
     }
 
-    pub async fn on_transport_event(&mut self, event: TransportEvent, now: Instant) {
-        match event {
+    /// The transport events taken in one turn, in order. Every message is parsed before any
+    /// is handled: parsed back to back, they find the parser's code in the instruction
+    /// cache, where handling each in between (transactions, event packages) would evict it.
+    pub async fn on_transport_events(&mut self, events: &mut Vec<TransportEvent>, now: Instant) {
+        let mut parsed = std::mem::take(&mut self.parsed);
+        parsed.extend(events.drain(..).filter_map(|event| match event {
             TransportEvent::Message(inbound) => {
                 let origin = Origin {
                     transport: inbound.transport,
                     peer: inbound.peer,
                     connection: inbound.connection,
                 };
-                self.on_message(inbound.data, origin, now).await;
-                self.settle_lists(now).await;
+                Some((Message::parse_for_reply(inbound.data, &self.limits), origin))
             }
             // Bindings keep the address their REGISTER came from; requests to them reuse a live
             // connection to that address or open one, so a closed flow needs no bookkeeping.
-            TransportEvent::Closed(_) => {}
+            TransportEvent::Closed(_) => None,
+        }));
+        for (message, origin) in parsed.drain(..) {
+            self.on_message(message, origin, now).await;
+            self.settle_lists(now).await;
         }
+        self.parsed = parsed;
     }
 
-    async fn on_message(&mut self, data: Bytes, origin: Origin, now: Instant) {
-        let message = match Message::parse_for_reply(data, &self.limits) {
+    async fn on_message(
+        &mut self,
+        parsed: Result<Message, Unparsable>,
+        origin: Origin,
+        now: Instant,
+    ) {
+        let message = match parsed {
             Ok(message) => message.with_source(origin.peer),
             Err(unparsable) => return self.reject_unparsable(unparsable, origin).await,
         };
