@@ -486,9 +486,9 @@ impl<D: Clone> Proxy<D> {
             .branches
             .push(Branch::new(destination, started.sent));
         match started.tx {
-            Some((tx, actions)) => {
+            Some((tx, send)) => {
                 self.branches.insert(tx, (server, index));
-                out.extend(actions);
+                out.push(send);
                 let branch = &mut context.branches[index];
                 branch.tx = Some(tx);
                 if context.invite {
@@ -760,11 +760,11 @@ impl<D: Clone> Proxy<D> {
         self.timers.insert((at, server, index));
         // Over the INVITE's own connection: no new one, so no name to check.
         let dest = (self.destination)(&branch.flow, None);
-        if let Ok((tx, actions)) =
+        if let Ok((tx, send)) =
             layer.send_request(cancel, dest, branch.flow.transport.is_reliable(), now)
         {
             self.cancels.insert(tx);
-            out.extend(actions);
+            out.push(send);
         }
     }
 
@@ -817,5 +817,5 @@ impl<D: Clone> Proxy<D> {
 
 struct StartedBranch<D> {
     sent: request::Sent,
-    tx: Option<(ClientTxId, Vec<Action<D>>)>,
+    tx: Option<(ClientTxId, Action<D>)>,
 }

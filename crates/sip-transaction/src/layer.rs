@@ -410,14 +410,16 @@ impl<D: Clone> TransactionLayer<D> {
     // ---------------------------------------------------------------- client side
 
     /// Start a client transaction for `request` (built by the TU, with a fresh
-    /// `z9hG4bK` branch in its top Via) and send it to `dest`.
+    /// `z9hG4bK` branch in its top Via) and send it to `dest`. Returns the one action
+    /// starting a transaction takes, the [`Action::Send`] of the request (no vector for it:
+    /// a NOTIFY fan-out starts one per NOTIFY, and a vector cost an allocation each).
     pub fn send_request(
         &mut self,
         request: Message,
         dest: D,
         reliable: bool,
         now: Instant,
-    ) -> Result<(ClientTxId, Vec<Action<D>>), SendError> {
+    ) -> Result<(ClientTxId, Action<D>), SendError> {
         let method = request.method().ok_or(SendError::NotARequest)?.clone();
         if method == Method::Ack {
             return Err(SendError::AckWithoutTransaction);
@@ -430,15 +432,14 @@ impl<D: Clone> TransactionLayer<D> {
         let invite = method == Method::Invite;
         let data = request.as_bytes().clone();
         let stored = invite.then_some(request);
-        let (id, send) = self.start_client(
+        self.start_client(
             ClientKey { branch, method },
             data,
             stored,
             dest,
             reliable,
             now,
-        )?;
-        Ok((id, vec![send]))
+        )
     }
 
     /// Start a non-INVITE client transaction for a request the TU wrote itself and knows to
@@ -446,8 +447,7 @@ impl<D: Clone> TransactionLayer<D> {
     /// client transaction needs (§17.1.3 matches responses by branch and method), so the
     /// request is never parsed. The NOTIFY fan-out goes this way. INVITE needs the parsed
     /// request (for CANCEL and the ACK of a failure) and goes through [`Self::send_request`].
-    /// Returns the one action starting a transaction takes, the [`Action::Send`] of the
-    /// request: a fan-out starts one per NOTIFY, and a vector for it cost an allocation each.
+    /// Returns what [`Self::send_request`] returns.
     pub fn send_built(
         &mut self,
         method: Method,

@@ -52,7 +52,7 @@
 //! datagram/frame parsed   -> on_request(msg, source, reliable, now)  -> ServerEvent
 //!                            on_response(msg, now)                   -> ClientEvent
 //! TU answers              -> respond(id, bytes, status, now)         -> Vec<Action>
-//! TU sends a request      -> send_request(msg, dest, reliable, now)  -> (ClientTxId, Vec<Action>)
+//! TU sends a request      -> send_request(msg, dest, reliable, now)  -> (ClientTxId, Action)
 //! transport failed        -> on_transport_error(id)                  -> Vec<Action>
 //! after every call        -> next_deadline() ; at that instant: on_timer(now) -> Vec<Action>
 //! ```

@@ -816,13 +816,13 @@ Content-Length: 0\r\n\r\n";
 fn invite_client_sends_ack_for_4xx() {
     let t0 = Instant::now();
     let mut l = layer();
-    let (id, actions) = l.send_request(parse(INVITE), SRC, false, t0).unwrap();
+    let (id, send) = l.send_request(parse(INVITE), SRC, false, t0).unwrap();
     assert_eq!(
-        actions,
-        vec![Action::Send {
+        send,
+        Action::Send {
             dest: SRC,
             data: Bytes::from_static(INVITE.as_bytes())
-        }]
+        }
     );
     let busy = parse(
         "SIP/2.0 486 Busy Here\r\n\

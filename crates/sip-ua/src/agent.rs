@@ -486,11 +486,11 @@ impl<D: Clone + PartialEq> UserAgent<D> {
             Some((branch, started))
         });
         match started {
-            Some((branch, (tx, actions))) => {
+            Some((branch, (tx, send))) => {
                 self.transactions.insert(tx, (owner, cseq));
                 self.live_branches.insert(branch.clone());
                 self.branches.insert(tx, branch);
-                self.actions(actions, now, out);
+                self.actions([send], now, out);
                 Vec::new()
             }
             None => self.with_role(owner, now, |role, ctx| {
