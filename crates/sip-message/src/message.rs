@@ -1130,10 +1130,12 @@ impl Message {
     }
 
     fn fields_named(&self, name: HeaderName) -> impl Iterator<Item = &str> + '_ {
-        self.fields
-            .iter()
-            .filter(move |f| f.name == name)
-            .map(|f| self.text(f.value))
+        self.fields_of(name).map(|f| self.text(f.value))
+    }
+
+    /// The fields with that name, in order.
+    fn fields_of(&self, name: HeaderName) -> impl Iterator<Item = &Field> + '_ {
+        self.fields.iter().filter(move |f| f.name == name)
     }
 
     /// The whole buffer the message was parsed from (with folded header lines unfolded).
@@ -1193,10 +1195,7 @@ impl Message {
         &'a self,
         name: &'a HeaderName,
     ) -> impl Iterator<Item = HeaderRef<'a>> + 'a {
-        self.fields
-            .iter()
-            .filter(move |f| f.name == *name)
-            .map(|f| self.header_ref(f))
+        self.fields_of(*name).map(|f| self.header_ref(f))
     }
     /// Value of the first field with that name.
     pub fn header(&self, name: &HeaderName) -> Option<&str> {
@@ -1292,11 +1291,7 @@ impl Message {
         // Via field's first `;` comes before any `,`, it starts the top value's parameters,
         // and a bare branch there is read off the field as it is: splitting the field into
         // its values first cost more than everything else here, on every response.
-        let first_field = self
-            .fields
-            .iter()
-            .find(|f| f.name == HeaderName::Via)
-            .map(|f| self.text(f.value))?;
+        let first_field = self.header(&HeaderName::Via)?;
         if let Some(at) = memchr::memchr2(b';', b',', first_field.as_bytes()) {
             let params = first_field
                 .get(at + 1..)
