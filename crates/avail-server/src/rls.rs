@@ -309,6 +309,7 @@ impl ListServer {
         self.backlog.commands.extend(output.commands);
     }
 
+    /// Whether [`Self::take_backlog`] has anything to hand over.
     pub fn has_backlog(&self) -> bool {
         !self.backlog.notifies.is_empty() || !self.backlog.commands.is_empty()
     }
